@@ -1,0 +1,33 @@
+// Applies a layer (tar, tar+gzip or tar+zstd) to a directory with OCI
+// whiteout semantics, never writing outside that directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+namespace dockless {
+
+struct UnpackOptions {
+  /// chown entries to their uid/gid from the tar. Default: only when root.
+  bool preserve_ownership;
+  /// Create device nodes and fifos. Default: only when root; otherwise skipped.
+  bool create_devices;
+  UnpackOptions();
+};
+
+struct UnpackStats {
+  std::uint64_t entries = 0;    ///< entries applied (files, dirs, links)
+  std::uint64_t whiteouts = 0;  ///< .wh.NAME and opaque markers applied
+  std::uint64_t skipped = 0;    ///< device nodes skipped, unsupported types
+};
+
+/// Applies the layer file at `layer` (compression detected from its bytes) to
+/// the directory `root`, which must exist. Every path is resolved inside root:
+/// ".." components, absolute names, symlinks (in the tar or already in root)
+/// and hardlink targets can never reach outside it. An entry that would escape
+/// throws Error naming the entry; what was applied before stays applied (the
+/// caller unpacks into a temp directory and renames it when complete).
+UnpackStats unpack_layer(const std::filesystem::path& layer, const std::filesystem::path& root,
+                         const UnpackOptions& options = UnpackOptions());
+
+}  // namespace dockless
