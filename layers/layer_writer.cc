@@ -1,0 +1,48 @@
+#include "layers/layer_writer.h"
+
+#include "layers/hashing_sink.h"
+#include "oci/error.h"
+#include "oci/media_types.h"
+
+namespace dockless {
+
+namespace {
+/// The pipeline's last stage: compressed bytes into a blob file.
+class BlobSink : public ByteSink {
+ public:
+  explicit BlobSink(BlobWriter& w) : w_(w) {}
+  void write(const void* data, std::size_t size) override { w_.write(data, size); }
+  void finish() override {}
+
+ private:
+  BlobWriter& w_;
+};
+}  // namespace
+
+std::string layer_media_type(Compression c) {
+  switch (c) {
+    case Compression::kNone: return std::string(media_type::kOciLayerTar);
+    case Compression::kGzip: return std::string(media_type::kOciLayerGzip);
+    case Compression::kZstd: return std::string(media_type::kOciLayerZstd);
+  }
+  throw Error("unknown compression");
+}
+
+LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
+                      const CompressionOptions& compression, const BlobStore& store) {
+  BlobWriter blob(store);
+  BlobSink blob_sink(blob);
+  auto compressor = make_compressor(compression, blob_sink);
+  HashingSink tar_hash(compressor.get());
+  produce_tar(tar_hash);
+
+  LayerBlob layer;
+  layer.diff_id = tar_hash.digest();
+  layer.uncompressed_size = tar_hash.size();
+  layer.descriptor.media_type = layer_media_type(compression.kind);
+  layer.descriptor.size = static_cast<std::int64_t>(blob.size());
+  layer.descriptor.digest = blob.commit();
+  return layer;
+}
+
+}  // namespace dockless

@@ -1,0 +1,32 @@
+// Layer production in one pass: tar stream -> diffID hash -> compressor ->
+// digest hash -> blob store. No temp tar on disk, no second read.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+
+#include "layers/byte_sink.h"
+#include "layers/compression.h"
+#include "oci/blob_store.h"
+#include "oci/descriptor.h"
+
+namespace dockless {
+
+/// A layer stored as a blob: its descriptor (compressed digest and size,
+/// media type) and the digest of its uncompressed tar.
+struct LayerBlob {
+  Descriptor descriptor;
+  Digest diff_id;
+  std::uint64_t uncompressed_size = 0;
+};
+
+/// The OCI media type of a layer compressed with c.
+std::string layer_media_type(Compression c);
+
+/// Runs `produce_tar`, which must write a whole tar to the sink it is given
+/// and call finish() on it, and stores the compressed result in `store`.
+LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
+                      const CompressionOptions& compression, const BlobStore& store);
+
+}  // namespace dockless

@@ -1,0 +1,368 @@
+#include "layers/tar_writer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "oci/error.h"
+#include "oci/file_util.h"
+
+namespace dockless {
+
+std::int64_t mtime_clamp_from_environment() {
+  const char* env = std::getenv("SOURCE_DATE_EPOCH");
+  if (env == nullptr || *env == '\0') return kDefaultMtimeClamp;
+  std::string s(env);
+  if (s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
+    throw Error("SOURCE_DATE_EPOCH=\"" + s + "\" is not a Unix time (a non-negative integer)");
+  return std::stoll(s);
+}
+
+namespace {
+
+/// libarchive writer whose output goes to a ByteSink. Exceptions thrown by the
+/// sink cannot cross libarchive's C frames: they are parked and rethrown.
+class ArchiveOut {
+ public:
+  explicit ArchiveOut(ByteSink& out) : out_(out), a_(archive_write_new()) {
+    if (a_ == nullptr) throw Error("libarchive: out of memory");
+    archive_write_set_format_pax_restricted(a_);
+    archive_write_set_bytes_in_last_block(a_, 1);
+    if (archive_write_open(a_, this, nullptr, &ArchiveOut::on_write, nullptr) != ARCHIVE_OK)
+      fail("cannot start tar stream");
+  }
+  ~ArchiveOut() { archive_write_free(a_); }
+  ArchiveOut(const ArchiveOut&) = delete;
+  ArchiveOut& operator=(const ArchiveOut&) = delete;
+
+  void header(archive_entry* e, const std::string& name) {
+    if (archive_write_header(a_, e) < ARCHIVE_WARN) fail("cannot write tar header for " + name);
+  }
+  void data(const void* buf, std::size_t size, const std::string& name) {
+    la_ssize_t n = archive_write_data(a_, buf, size);
+    if (n < 0 || static_cast<std::size_t>(n) != size) fail("cannot write tar data for " + name);
+  }
+  void close() {
+    if (archive_write_close(a_) != ARCHIVE_OK) fail("cannot finish tar stream");
+    out_.finish();
+  }
+
+ private:
+  static la_ssize_t on_write(archive*, void* self, const void* buf, size_t size) {
+    auto* me = static_cast<ArchiveOut*>(self);
+    try {
+      me->out_.write(buf, size);
+      return static_cast<la_ssize_t>(size);
+    } catch (...) {
+      me->pending_ = std::current_exception();
+      return -1;
+    }
+  }
+  [[noreturn]] void fail(const std::string& what) {
+    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
+    const char* msg = archive_error_string(a_);
+    throw Error(what + ": " + (msg ? msg : "libarchive error"));
+  }
+
+  ByteSink& out_;
+  archive* a_;
+  std::exception_ptr pending_;
+};
+
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
+
+/// Strips "./" and "/" prefixes and trailing "/"; "" is the root.
+std::string normalise_name(std::string name) {
+  for (;;) {
+    if (name.rfind("./", 0) == 0) name.erase(0, 2);
+    else if (name.rfind("/", 0) == 0) name.erase(0, 1);
+    else break;
+  }
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  if (name == ".") name.clear();
+  return name;
+}
+
+class DirectoryTar {
+ public:
+  DirectoryTar(const TarOptions& options, ArchiveOut& out) : opt_(options), out_(out) {}
+
+  void run(const std::filesystem::path& dir) {
+    UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("cannot open directory " + dir.string());
+    struct stat st;
+    if (::fstat(root.get(), &st) != 0) throw_errno("cannot stat " + dir.string());
+    std::string prefix = normalise_name(opt_.dest);
+    if (!prefix.empty()) {
+      // Parents of the destination, then the destination itself (the dir's mode).
+      std::string acc;
+      std::size_t pos = 0;
+      while ((pos = prefix.find('/', pos)) != std::string::npos) {
+        acc = prefix.substr(0, pos);
+        emit_parent(acc);
+        ++pos;
+      }
+      emit(prefix, dir.string(), st, -1, "");
+      prefix += '/';
+    }
+    walk(root.get(), dir.string(), "", prefix);
+  }
+
+  TarStats stats;
+
+ private:
+  void emit_parent(const std::string& name) {
+    EntryPtr e(archive_entry_new());
+    archive_entry_set_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), AE_IFDIR);
+    archive_entry_set_perm(e.get(), 0755);
+    archive_entry_set_uid(e.get(), opt_.uid.value_or(0));
+    archive_entry_set_gid(e.get(), opt_.gid.value_or(0));
+    archive_entry_set_mtime(e.get(), opt_.mtime_clamp, 0);
+    out_.header(e.get(), name);
+    ++stats.entries;
+  }
+
+  void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
+            const std::string& tar_dir) {
+    std::vector<std::string> names = list_sorted(dirfd, host_dir);
+    for (const auto& name : names) {
+      std::string host_path = host_dir + "/" + name;
+      std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
+      struct stat st;
+      if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        throw_errno("cannot stat " + host_path);
+      if (S_ISSOCK(st.st_mode)) continue;
+      bool is_dir = S_ISDIR(st.st_mode);
+      if (opt_.include && !opt_.include(rel, is_dir)) continue;
+      std::string tar_name = tar_dir + name;
+      if (is_dir) {
+        emit(tar_name, host_path, st, -1, "");
+        UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub) throw_errno("cannot open directory " + host_path);
+        walk(sub.get(), host_path, rel, tar_name + "/");
+      } else {
+        emit(tar_name, host_path, st, dirfd, name);
+      }
+    }
+  }
+
+  static std::vector<std::string> list_sorted(int dirfd, const std::string& host_dir) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno("cannot open directory " + host_dir);
+    DIR* d = ::fdopendir(fd);
+    if (d == nullptr) {
+      ::close(fd);
+      throw_errno("cannot read directory " + host_dir);
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (dirent* ent = ::readdir(d)) {
+      std::string_view n(ent->d_name);
+      if (n != "." && n != "..") names.emplace_back(n);
+      errno = 0;
+    }
+    int err = errno;
+    ::closedir(d);
+    if (err != 0) throw_errno("cannot read directory " + host_dir, err);
+    std::sort(names.begin(), names.end());  // std::string compares bytewise
+    return names;
+  }
+
+  /// Writes one entry. For regular files, dirfd/name locate the data.
+  void emit(const std::string& tar_name, const std::string& host_path, const struct stat& st,
+            int dirfd, const std::string& name) {
+    EntryPtr e(archive_entry_new());
+    archive_entry_set_pathname(e.get(), tar_name.c_str());
+    archive_entry_set_perm(e.get(), st.st_mode & 07777);
+    archive_entry_set_uid(e.get(), opt_.uid ? *opt_.uid : st.st_uid);
+    archive_entry_set_gid(e.get(), opt_.gid ? *opt_.gid : st.st_gid);
+    archive_entry_set_mtime(e.get(), std::min<std::int64_t>(st.st_mtim.tv_sec, opt_.mtime_clamp), 0);
+    if (opt_.xattrs) add_xattrs(e.get(), host_path);
+    ++stats.entries;
+
+    if (S_ISDIR(st.st_mode)) {
+      archive_entry_set_filetype(e.get(), AE_IFDIR);
+      out_.header(e.get(), host_path);
+      return;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      std::string target = read_link(dirfd, name, host_path, st);
+      archive_entry_set_filetype(e.get(), AE_IFLNK);
+      archive_entry_set_symlink(e.get(), target.c_str());
+      out_.header(e.get(), host_path);
+      return;
+    }
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+      archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode)   ? AE_IFCHR
+                                          : S_ISBLK(st.st_mode) ? AE_IFBLK
+                                                                : AE_IFIFO);
+      archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
+      archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
+      out_.header(e.get(), host_path);
+      return;
+    }
+    if (!S_ISREG(st.st_mode)) throw Error("cannot archive " + host_path + ": unsupported file type");
+
+    archive_entry_set_filetype(e.get(), AE_IFREG);
+    if (st.st_nlink > 1) {
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      auto [it, first] = hardlinks_.emplace(key, tar_name);
+      if (!first) {
+        archive_entry_set_hardlink(e.get(), it->second.c_str());
+        archive_entry_set_size(e.get(), 0);
+        out_.header(e.get(), host_path);
+        return;
+      }
+    }
+    archive_entry_set_size(e.get(), st.st_size);
+    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) throw_errno("cannot open " + host_path);
+    out_.header(e.get(), host_path);
+    copy_data(fd.get(), static_cast<std::uint64_t>(st.st_size), host_path);
+  }
+
+  void copy_data(int fd, std::uint64_t size, const std::string& host_path) {
+    if (buffer_.empty()) buffer_.resize(1 << 20);
+    std::uint64_t left = size;
+    while (left > 0) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer_.size()));
+      std::size_t n = read_some(fd, buffer_.data(), want, host_path);
+      if (n == 0) throw Error("cannot archive " + host_path + ": file shrank while being read");
+      out_.data(buffer_.data(), n, host_path);
+      left -= n;
+    }
+    stats.file_bytes += size;
+  }
+
+  static std::string read_link(int dirfd, const std::string& name, const std::string& host_path,
+                               const struct stat& st) {
+    std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    ssize_t n = ::readlinkat(dirfd, name.empty() ? "." : name.c_str(), target.data(), target.size());
+    if (n < 0) throw_errno("cannot read symlink " + host_path);
+    if (static_cast<std::size_t>(n) >= target.size())
+      throw Error("cannot read symlink " + host_path + ": it changed while being read");
+    target.resize(static_cast<std::size_t>(n));
+    return target;
+  }
+
+  static void add_xattrs(archive_entry* e, const std::string& host_path) {
+    ssize_t len = ::llistxattr(host_path.c_str(), nullptr, 0);
+    if (len <= 0) return;
+    std::string names(static_cast<std::size_t>(len), '\0');
+    len = ::llistxattr(host_path.c_str(), names.data(), names.size());
+    if (len <= 0) return;
+    names.resize(static_cast<std::size_t>(len));
+    std::vector<std::string> sorted;
+    for (std::size_t p = 0; p < names.size();) {
+      std::string n(names.c_str() + p);
+      p += n.size() + 1;
+      if (!n.empty()) sorted.push_back(n);
+    }
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& n : sorted) {
+      ssize_t vlen = ::lgetxattr(host_path.c_str(), n.c_str(), nullptr, 0);
+      if (vlen < 0) continue;
+      std::string value(static_cast<std::size_t>(vlen), '\0');
+      vlen = ::lgetxattr(host_path.c_str(), n.c_str(), value.data(), value.size());
+      if (vlen < 0) continue;
+      archive_entry_xattr_add_entry(e, n.c_str(), value.data(), static_cast<std::size_t>(vlen));
+    }
+  }
+
+  const TarOptions& opt_;
+  ArchiveOut& out_;
+  std::map<std::pair<dev_t, ino_t>, std::string> hardlinks_;
+  std::vector<char> buffer_;
+};
+
+struct ReadDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+}  // namespace
+
+TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
+                             ByteSink& out) {
+  ArchiveOut archive_out(out);
+  DirectoryTar tar(options, archive_out);
+  tar.run(dir);
+  archive_out.close();
+  return tar.stats;
+}
+
+TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& options,
+                     ByteSink& out) {
+  std::unique_ptr<archive, ReadDeleter> in(archive_read_new());
+  archive_read_support_filter_all(in.get());
+  archive_read_support_format_tar(in.get());
+  archive_read_support_format_gnutar(in.get());
+  const std::string what = "tar " + tar_file.string();
+  if (archive_read_open_filename(in.get(), tar_file.c_str(), 1 << 16) != ARCHIVE_OK)
+    throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
+
+  std::string prefix = normalise_name(options.dest);
+  if (!prefix.empty()) prefix += '/';
+  ArchiveOut archive_out(out);
+  TarStats stats;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    archive_entry* src = nullptr;
+    int r = archive_read_next_header(in.get(), &src);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN)
+      throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
+    std::string name = normalise_name(archive_entry_pathname(src) ? archive_entry_pathname(src) : "");
+    if (name.empty()) continue;  // the root itself: its mode is the runtime's business
+    EntryPtr e(archive_entry_clone(src));
+    archive_entry_set_pathname(e.get(), (prefix + name).c_str());
+    if (const char* link = archive_entry_hardlink(src)) {
+      archive_entry_set_hardlink(e.get(), (prefix + normalise_name(link)).c_str());
+      archive_entry_set_size(e.get(), 0);
+    }
+    if (options.uid) archive_entry_set_uid(e.get(), *options.uid);
+    if (options.gid) archive_entry_set_gid(e.get(), *options.gid);
+    archive_entry_set_uname(e.get(), nullptr);
+    archive_entry_set_gname(e.get(), nullptr);
+    archive_entry_unset_atime(e.get());
+    archive_entry_unset_ctime(e.get());
+    archive_entry_unset_birthtime(e.get());
+    archive_entry_set_mtime(
+        e.get(), std::min<std::int64_t>(archive_entry_mtime(src), options.mtime_clamp), 0);
+    if (!options.xattrs) archive_entry_xattr_clear(e.get());
+    archive_entry_sparse_clear(e.get());
+    archive_entry_acl_clear(e.get());
+    archive_entry_copy_fflags_text(e.get(), nullptr);
+    archive_out.header(e.get(), name);
+    ++stats.entries;
+    if (archive_entry_filetype(e.get()) != AE_IFREG || archive_entry_hardlink(e.get())) continue;
+    for (;;) {
+      la_ssize_t n = archive_read_data(in.get(), buf.data(), buf.size());
+      if (n < 0) throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
+      if (n == 0) break;
+      archive_out.data(buf.data(), static_cast<std::size_t>(n), name);
+      stats.file_bytes += static_cast<std::uint64_t>(n);
+    }
+  }
+  archive_out.close();
+  return stats;
+}
+
+}  // namespace dockless

@@ -1,0 +1,60 @@
+// Deterministic tar streams (libarchive, pax_restricted) from a directory or
+// from an existing tar: same input, same bytes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "layers/byte_sink.h"
+
+namespace dockless {
+
+/// 1980-01-01T00:00:00Z: the mtime clamp when SOURCE_DATE_EPOCH is unset.
+/// Not 0, because ZIP (hence wheel building from the image's source tree)
+/// cannot store times before 1980.
+inline constexpr std::int64_t kDefaultMtimeClamp = 315532800;
+
+/// SOURCE_DATE_EPOCH when set (must be a non-negative integer, else Error),
+/// otherwise kDefaultMtimeClamp.
+std::int64_t mtime_clamp_from_environment();
+
+struct TarOptions {
+  /// Where the directory's contents go in the image ("/" or "/opt/venv").
+  /// The parents of a non-root destination are emitted as directories.
+  std::string dest = "/";
+  /// Owner written for every entry; nullopt keeps each file's own id.
+  std::optional<uid_t> uid = 0;
+  std::optional<gid_t> gid = 0;
+  /// Every mtime above this is written as this (seconds, no fraction).
+  std::int64_t mtime_clamp = kDefaultMtimeClamp;
+  /// Write extended attributes (PAX SCHILY.xattr) from the files.
+  bool xattrs = false;
+  /// Optional filter on paths relative to the directory ("a/b"); returning
+  /// false leaves the entry (and, for a directory, all below it) out.
+  std::function<bool(const std::string& rel_path, bool is_dir)> include;
+};
+
+struct TarStats {
+  std::uint64_t entries = 0;
+  std::uint64_t file_bytes = 0;
+};
+
+/// Writes the tree under `dir` as a tar to `out` (then calls out.finish()).
+/// Entries: depth first, names sorted bytewise within each directory, parents
+/// before children, no leading "./", uname/gname empty, no atime/ctime,
+/// symlinks as symlinks, files with several links inside the tree as one
+/// file plus hardlinks. Sockets are skipped. Throws Error naming the path.
+TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
+                             ByteSink& out);
+
+/// Re-writes an existing tar (plain, gzip, zstd, xz, bzip2) with the same
+/// normalisation (mtime clamp, owners, names), keeping its entry order.
+TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& options,
+                     ByteSink& out);
+
+}  // namespace dockless

@@ -1,0 +1,114 @@
+#include "oci/blob_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "oci/error.h"
+
+namespace dockless {
+
+BlobWriter::BlobWriter(const BlobStore& store) : store_(store) {
+  temp_ = temp_path_beside(store.blob_dir() / "blob");
+  fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd_) throw_errno("cannot create blob file in " + store.blob_dir().string());
+}
+
+BlobWriter::~BlobWriter() {
+  if (!done_) ::unlink(temp_.c_str());
+}
+
+void BlobWriter::write(const void* data, std::size_t size) {
+  hash_.update(data, size);
+  write_all(fd_.get(), data, size, temp_.string());
+  size_ += size;
+}
+
+Digest BlobWriter::commit(const std::optional<Digest>& expected) {
+  Digest actual = hash_.finish();
+  if (expected && *expected != actual)
+    throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
+                " (nothing stored)");
+  if (::fsync(fd_.get()) != 0) throw_errno("cannot sync " + temp_.string());
+  fd_.reset();
+  std::filesystem::path final_path = store_.path_of(actual);
+  if (::rename(temp_.c_str(), final_path.c_str()) != 0) throw_errno("cannot store blob " + actual.str());
+  done_ = true;
+  fsync_dir(store_.blob_dir());
+  return actual;
+}
+
+BlobStore::BlobStore(std::filesystem::path root) : root_(std::move(root)) {
+  std::error_code ec;
+  std::filesystem::create_directories(blob_dir(), ec);
+  if (ec) throw Error("cannot create " + blob_dir().string() + ": " + ec.message());
+}
+
+bool BlobStore::contains(const Digest& d) const {
+  struct stat st;
+  return ::stat(path_of(d).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::uint64_t BlobStore::size_of(const Digest& d) const {
+  struct stat st;
+  if (::stat(path_of(d).c_str(), &st) != 0) throw_errno("blob " + d.str() + " in " + root_.string());
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string BlobStore::read(const Digest& d) const {
+  std::string bytes;
+  try {
+    bytes = read_file(path_of(d));
+  } catch (const Error&) {
+    throw Error("blob " + d.str() + " is missing from " + root_.string());
+  }
+  Digest actual = sha256_of(bytes);
+  if (actual != d)
+    throw Error("blob " + d.str() + " in " + root_.string() + " is corrupt: its content has digest " +
+                actual.str());
+  return bytes;
+}
+
+Digest BlobStore::put(std::string_view bytes, const std::optional<Digest>& expected) const {
+  if (expected && contains(*expected)) {
+    // Already stored under that name; still refuse bytes that don't match it.
+    Digest actual = sha256_of(bytes);
+    if (actual != *expected)
+      throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
+                  " (nothing stored)");
+    return actual;
+  }
+  BlobWriter w(*this);
+  w.write(bytes.data(), bytes.size());
+  return w.commit(expected);
+}
+
+void BlobStore::import_from(const BlobStore& other, const Digest& d) const {
+  if (contains(d)) return;
+  std::filesystem::path src = other.path_of(d);
+  std::filesystem::path tmp = temp_path_beside(path_of(d));
+  if (::link(src.c_str(), tmp.c_str()) == 0) {
+    // Same filesystem: the hardlink shares bytes the other store verified.
+    if (::rename(tmp.c_str(), path_of(d).c_str()) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      throw_errno("cannot store blob " + d.str(), e);
+    }
+    fsync_dir(blob_dir());
+    return;
+  }
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("cannot open blob " + d.str() + " in " + other.root().string());
+  BlobWriter w(*this);
+  char buf[1 << 16];
+  for (;;) {
+    std::size_t n = read_some(in.get(), buf, sizeof buf, src.string());
+    if (n == 0) break;
+    w.write(buf, n);
+  }
+  w.commit(d);
+}
+
+}  // namespace dockless

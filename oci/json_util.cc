@@ -1,0 +1,174 @@
+#include "oci/json_util.h"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+
+#include <algorithm>
+
+#include "oci/error.h"
+
+namespace dockless::json {
+
+rapidjson::Document parse(std::string_view text, const std::string& what) {
+  rapidjson::Document doc;
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError())
+    throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
+                " at offset " + std::to_string(doc.GetErrorOffset()));
+  return doc;
+}
+
+void require_object(const rapidjson::Value& v, const std::string& what) {
+  if (!v.IsObject()) throw Error("invalid " + what + ": expected a JSON object");
+}
+
+namespace {
+const rapidjson::Value* member(const rapidjson::Value& obj, const char* key) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+  return &it->value;
+}
+
+[[noreturn]] void wrong_type(const char* key, const std::string& what, const char* expected) {
+  throw Error("invalid " + what + ": field \"" + key + "\" must be " + expected);
+}
+}  // namespace
+
+std::optional<std::string> get_string(const rapidjson::Value& obj, const char* key,
+                                      const std::string& what) {
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsString()) wrong_type(key, what, "a string");
+  return std::string(v->GetString(), v->GetStringLength());
+}
+
+std::string require_string(const rapidjson::Value& obj, const char* key, const std::string& what) {
+  auto s = get_string(obj, key, what);
+  if (!s) throw Error("invalid " + what + ": missing field \"" + key + "\"");
+  return *s;
+}
+
+std::optional<std::int64_t> get_int(const rapidjson::Value& obj, const char* key,
+                                    const std::string& what) {
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsInt64()) wrong_type(key, what, "an integer");
+  return v->GetInt64();
+}
+
+std::optional<bool> get_bool(const rapidjson::Value& obj, const char* key, const std::string& what) {
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsBool()) wrong_type(key, what, "true or false");
+  return v->GetBool();
+}
+
+std::optional<std::vector<std::string>> get_string_array(const rapidjson::Value& obj,
+                                                         const char* key, const std::string& what) {
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsArray()) wrong_type(key, what, "an array of strings");
+  std::vector<std::string> out;
+  for (const auto& item : v->GetArray()) {
+    if (!item.IsString()) wrong_type(key, what, "an array of strings");
+    out.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  return out;
+}
+
+std::map<std::string, std::string> get_string_map(const rapidjson::Value& obj, const char* key,
+                                                  const std::string& what) {
+  std::map<std::string, std::string> out;
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return out;
+  if (!v->IsObject()) wrong_type(key, what, "an object of strings");
+  for (const auto& m : v->GetObject()) {
+    if (!m.value.IsString()) wrong_type(key, what, "an object of strings");
+    out.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
+                std::string(m.value.GetString(), m.value.GetStringLength()));
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> get_key_set(const rapidjson::Value& obj, const char* key,
+                                                    const std::string& what) {
+  const rapidjson::Value* v = member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsObject()) wrong_type(key, what, "an object");
+  std::vector<std::string> out;
+  for (const auto& m : v->GetObject()) out.emplace_back(m.name.GetString(), m.name.GetStringLength());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+UnknownFields collect_unknown(const rapidjson::Value& obj,
+                              std::initializer_list<std::string_view> known) {
+  UnknownFields out;
+  for (const auto& m : obj.GetObject()) {
+    std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      out[std::string(name)] = to_text(m.value);
+  }
+  return out;
+}
+
+std::string to_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+void write_key(Writer& w, std::string_view key) {
+  w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+}
+
+void write_string(Writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void write_string_member(Writer& w, std::string_view key, std::string_view value) {
+  write_key(w, key);
+  write_string(w, value);
+}
+
+void write_string_array(Writer& w, const std::vector<std::string>& items) {
+  w.StartArray();
+  for (const auto& s : items) write_string(w, s);
+  w.EndArray();
+}
+
+void write_string_map(Writer& w, const std::map<std::string, std::string>& m) {
+  w.StartObject();
+  for (const auto& [k, v] : m) write_string_member(w, k, v);
+  w.EndObject();
+}
+
+void write_key_set(Writer& w, const std::vector<std::string>& keys) {
+  w.StartObject();
+  for (const auto& k : keys) {
+    write_key(w, k);
+    w.StartObject();
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+void write_unknown(Writer& w, const UnknownFields& unknown) {
+  for (const auto& [k, raw] : unknown) {
+    write_key(w, k);
+    w.RawValue(raw.data(), raw.size(), rapidjson::kObjectType);
+  }
+}
+
+std::string pretty(std::string_view compact_json) {
+  rapidjson::Document doc = parse(compact_json, "document");
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace dockless::json

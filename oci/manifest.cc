@@ -1,0 +1,62 @@
+#include "oci/manifest.h"
+
+#include "oci/error.h"
+
+namespace dockless {
+
+Manifest Manifest::parse(std::string_view text) {
+  rapidjson::Document doc = json::parse(text, "manifest");
+  json::require_object(doc, "manifest");
+  Manifest m;
+  auto version = json::get_int(doc, "schemaVersion", "manifest");
+  if (!version || *version != 2)
+    throw Error("unsupported manifest: schemaVersion must be 2");
+  m.media_type = json::get_string(doc, "mediaType", "manifest").value_or("");
+  m.artifact_type = json::get_string(doc, "artifactType", "manifest").value_or("");
+  auto config = doc.FindMember("config");
+  if (config == doc.MemberEnd()) throw Error("invalid manifest: missing field \"config\"");
+  m.config = Descriptor::from_json(config->value, "manifest config");
+  auto layers = doc.FindMember("layers");
+  if (layers != doc.MemberEnd() && !layers->value.IsNull()) {
+    if (!layers->value.IsArray()) throw Error("invalid manifest: \"layers\" must be an array");
+    int i = 0;
+    for (const auto& l : layers->value.GetArray())
+      m.layers.push_back(Descriptor::from_json(l, "manifest layer " + std::to_string(++i)));
+  }
+  auto subject = doc.FindMember("subject");
+  if (subject != doc.MemberEnd() && !subject->value.IsNull())
+    m.subject = Descriptor::from_json(subject->value, "manifest subject");
+  m.annotations = json::get_string_map(doc, "annotations", "manifest");
+  m.unknown = json::collect_unknown(doc, {"schemaVersion", "mediaType", "artifactType", "config",
+                                          "layers", "subject", "annotations"});
+  return m;
+}
+
+std::string Manifest::to_json() const {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  json::write_key(w, "schemaVersion");
+  w.Int(schema_version);
+  if (!media_type.empty()) json::write_string_member(w, "mediaType", media_type);
+  if (!artifact_type.empty()) json::write_string_member(w, "artifactType", artifact_type);
+  json::write_key(w, "config");
+  config.write(w);
+  json::write_key(w, "layers");
+  w.StartArray();
+  for (const auto& l : layers) l.write(w);
+  w.EndArray();
+  if (subject) {
+    json::write_key(w, "subject");
+    subject->write(w);
+  }
+  if (!annotations.empty()) {
+    json::write_key(w, "annotations");
+    json::write_string_map(w, annotations);
+  }
+  json::write_unknown(w, unknown);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace dockless
