@@ -165,8 +165,9 @@ class Unpacker {
   void ensure_writable(int fd, const std::string& dir);
   void clear_for(int parent, const std::string& name, const std::string& path, bool keep_dir);
   void remove_tree(int parent, const std::string& name);
-  bool prune(int dirfd);
-  UniqueFd open_child_dir(int parent, const std::string& name, const struct stat& st);
+  bool prune(int dirfd, const std::string& path);
+  UniqueFd open_child_dir(int parent, const std::string& name, const struct stat& st,
+                          const std::string* path);
   std::vector<std::string> list_dir(int dirfd);
   void forget_dirs_under(const std::string& path);
   void invalidate_cache() { cached_valid_ = false; }
@@ -274,8 +275,9 @@ int Unpacker::parent_fd(const std::string& dir, bool create) {
   if (cached_valid_ && cached_dir_ == dir) return cached_fd_.get();
   UniqueFd fd(openat2_fd(root_.get(), dir, O_PATH | O_DIRECTORY));
   if (!fd) {
+    // A whiteout under a missing (or non-directory) parent has nothing to hide.
+    if (!create && (errno == ENOENT || errno == ENOTDIR)) return -1;
     if (errno != ENOENT) fail_errno("cannot open directory " + quoted(dir));
-    if (!create) return -1;
     fd = open_dir_creating(dir);
   }
   if (!is_root_) ensure_writable(fd.get(), dir);
@@ -370,11 +372,14 @@ std::vector<std::string> Unpacker::list_dir(int dirfd) {
 }
 
 // Opens a child directory for listing and removing: as non-root it may need
-// its owner bits first (a lower layer's 0555 or 0000 directory).
-UniqueFd Unpacker::open_child_dir(int parent, const std::string& name, const struct stat& st) {
+// its owner bits first (a lower layer's 0555 or 0000 directory). When the
+// directory stays (path given), its mode is restored at the end.
+UniqueFd Unpacker::open_child_dir(int parent, const std::string& name, const struct stat& st,
+                                  const std::string* path) {
   if (!is_root_ && (st.st_mode & 0700) != 0700) {
     UniqueFd p(::openat(parent, name.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
     if (!p) fail_errno("cannot open directory " + quoted(name));
+    if (path) dir_meta_.try_emplace(*path, DirMeta{static_cast<mode_t>(st.st_mode & 07777), false, {}});
     chmod_path_fd(p.get(), (st.st_mode & 07777) | 0700, "directory");
   }
   UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
@@ -391,7 +396,7 @@ void Unpacker::remove_tree(int parent, const std::string& name) {
     fail_errno("cannot stat " + quoted(name));
   }
   if (S_ISDIR(st.st_mode)) {
-    UniqueFd d = open_child_dir(parent, name, st);
+    UniqueFd d = open_child_dir(parent, name, st, nullptr);
     for (const std::string& child : list_dir(d.get())) remove_tree(d.get(), child);
   }
   if (::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 &&
@@ -402,7 +407,7 @@ void Unpacker::remove_tree(int parent, const std::string& name) {
 // Opaque directory: removes every child that this layer did not write, and
 // descends into the directories it did write (they may hold lower entries).
 // Returns whether anything was kept.
-bool Unpacker::prune(int dirfd) {
+bool Unpacker::prune(int dirfd, const std::string& path) {
   bool kept = false;
   for (const std::string& child : list_dir(dirfd)) {
     struct stat st;
@@ -412,10 +417,11 @@ bool Unpacker::prune(int dirfd) {
     }
     bool mine = touched(st);
     if (S_ISDIR(st.st_mode)) {
+      const std::string child_path = path.empty() ? child : path + "/" + child;
       bool kept_below = false;
       {
-        UniqueFd d = open_child_dir(dirfd, child, st);
-        kept_below = prune(d.get());
+        UniqueFd d = open_child_dir(dirfd, child, st, &child_path);
+        kept_below = prune(d.get(), child_path);
       }
       if (kept_below || mine) {
         kept = true;
@@ -473,7 +479,7 @@ void Unpacker::apply_whiteout(const std::string& path) {
     UniqueFd d(::openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!d) fail_errno("cannot open opaque directory");
     invalidate_cache();
-    prune(d.get());
+    prune(d.get(), dir);
     ++stats_.whiteouts;
     return;
   }
@@ -514,7 +520,7 @@ void Unpacker::apply_dir(archive_entry* e, const std::string& path) {
   if (!probe) fail_errno("cannot open directory");
   struct stat st;
   if (::fstat(probe.get(), &st) != 0) fail_errno("cannot stat directory");
-  UniqueFd fd = open_child_dir(parent, name, st);
+  UniqueFd fd = open_child_dir(parent, name, st, nullptr);
   touch(st);
   if (options_.preserve_ownership) chown_at(fd.get(), "", e, AT_EMPTY_PATH);
   set_xattrs(fd.get(), e);
