@@ -43,7 +43,7 @@ constexpr std::uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
 // Shows a (possibly hostile) name on one line: control bytes escaped, and the
 // middle of an absurdly long name cut out.
-std::string quoted(std::string_view s) {
+std::string shown_name(std::string_view s) {
   std::string shown(s);
   if (shown.size() > 240) shown = shown.substr(0, 180) + "..." + shown.substr(shown.size() - 40);
   std::string out = "\"";
@@ -145,7 +145,7 @@ class Unpacker {
 
  private:
   [[noreturn]] void fail(const std::string& why) const {
-    throw Error("layer " + layer_ + ": entry " + quoted(entry_) + ": " + why);
+    throw Error("layer " + layer_ + ": entry " + shown_name(entry_) + ": " + why);
   }
   [[noreturn]] void fail_errno(const std::string& what, int err = errno) const {
     fail(what + ": " + std::strerror(err));
@@ -218,9 +218,11 @@ UnpackStats Unpacker::run() {
     archive_entry* e = nullptr;
     int r = archive_read_next_header(a.get(), &e);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) {
+    // ARCHIVE_WARN is a charset or similar remark; RETRY (a damaged header
+    // libarchive could skip) and worse are errors: a layer is applied whole.
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
       const char* msg = archive_error_string(a.get());
-      std::string where = entry_.empty() ? "" : "after entry " + quoted(entry_) + ": ";
+      std::string where = entry_.empty() ? "" : "after entry " + shown_name(entry_) + ": ";
       throw Error("layer " + layer_ + ": " + where + (msg ? msg : "unreadable tar"));
     }
     apply(a.get(), e);
@@ -229,12 +231,13 @@ UnpackStats Unpacker::run() {
   return stats_;
 }
 
-// Pax names are UTF-8 and we want the bytes as written, not converted to the
-// locale (which in "C" would turn them into '?'); plain ustar names are bytes.
-const char* raw_name(const char* utf8, const char* mbs) { return utf8 ? utf8 : mbs; }
+// The name as bytes. In the C and UTF-8 locales the multibyte form is the
+// archive's bytes (a pax UTF-8 name libarchive cannot convert to "C" is kept
+// raw, with a warning); the UTF-8 form is only a fallback.
+const char* raw_name(const char* mbs, const char* utf8) { return mbs ? mbs : utf8; }
 
 void Unpacker::apply(archive* a, archive_entry* e) {
-  const char* name = raw_name(archive_entry_pathname_utf8(e), archive_entry_pathname(e));
+  const char* name = raw_name(archive_entry_pathname(e), archive_entry_pathname_utf8(e));
   entry_ = name ? name : "";
   if (!name) fail("entry has no name");
   std::optional<std::string> path = normalize(entry_);
@@ -245,7 +248,7 @@ void Unpacker::apply(archive* a, archive_entry* e) {
     apply_whiteout(*path);
     return;
   }
-  if (archive_entry_hardlink(e) || archive_entry_hardlink_utf8(e)) {
+  if (raw_name(archive_entry_hardlink(e), archive_entry_hardlink_utf8(e))) {
     apply_hardlink(e, *path);
     return;
   }
@@ -277,7 +280,7 @@ int Unpacker::parent_fd(const std::string& dir, bool create) {
   if (!fd) {
     // A whiteout under a missing (or non-directory) parent has nothing to hide.
     if (!create && (errno == ENOENT || errno == ENOTDIR)) return -1;
-    if (errno != ENOENT) fail_errno("cannot open directory " + quoted(dir));
+    if (errno != ENOENT) fail_errno("cannot open directory " + shown_name(dir));
     fd = open_dir_creating(dir);
   }
   if (!is_root_) ensure_writable(fd.get(), dir);
@@ -303,20 +306,20 @@ UniqueFd Unpacker::open_dir_creating(const std::string& dir) {
     if (!next && errno == ENOENT) {
       if (!is_root_) ensure_writable(cur.get(), parent_of(prefix));
       if (::mkdirat(cur.get(), comp.c_str(), 0700) != 0) {
-        if (errno != EEXIST) fail_errno("cannot create directory " + quoted(prefix));
+        if (errno != EEXIST) fail_errno("cannot create directory " + shown_name(prefix));
         // The name exists but resolving it found nothing: a dangling symlink.
         // Docker fails here too; creating its target would be a guess.
-        fail("parent " + quoted(prefix) + " is a symlink to a missing directory");
+        fail("parent " + shown_name(prefix) + " is a symlink to a missing directory");
       }
       next.reset(openat2_fd(root_.get(), prefix, O_PATH | O_DIRECTORY));
-      if (!next) fail_errno("cannot open new directory " + quoted(prefix));
+      if (!next) fail_errno("cannot open new directory " + shown_name(prefix));
       struct stat st;
-      if (::fstat(next.get(), &st) != 0) fail_errno("cannot stat " + quoted(prefix));
+      if (::fstat(next.get(), &st) != 0) fail_errno("cannot stat " + shown_name(prefix));
       touch(st);
       // Implicit parents get 0755 whatever the umask is.
       dir_meta_.try_emplace(prefix, DirMeta{0755, false, {}});
     }
-    if (!next) fail_errno("cannot open directory " + quoted(prefix));
+    if (!next) fail_errno("cannot open directory " + shown_name(prefix));
     cur = std::move(next);
     pos = end + 1;
   }
@@ -328,7 +331,7 @@ UniqueFd Unpacker::open_dir_creating(const std::string& dir) {
 // layer adds to it, and gets its mode back at the end.
 void Unpacker::ensure_writable(int fd, const std::string& dir) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) fail_errno("cannot stat directory " + quoted(dir));
+  if (::fstat(fd, &st) != 0) fail_errno("cannot stat directory " + shown_name(dir));
   if ((st.st_mode & 0700) == 0700) return;
   dir_meta_.try_emplace(dir, DirMeta{static_cast<mode_t>(st.st_mode & 07777), false, {}});
   chmod_path_fd(fd, (st.st_mode & 07777) | 0700, "directory");
@@ -378,12 +381,12 @@ UniqueFd Unpacker::open_child_dir(int parent, const std::string& name, const str
                                   const std::string* path) {
   if (!is_root_ && (st.st_mode & 0700) != 0700) {
     UniqueFd p(::openat(parent, name.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
-    if (!p) fail_errno("cannot open directory " + quoted(name));
+    if (!p) fail_errno("cannot open directory " + shown_name(name));
     if (path) dir_meta_.try_emplace(*path, DirMeta{static_cast<mode_t>(st.st_mode & 07777), false, {}});
     chmod_path_fd(p.get(), (st.st_mode & 07777) | 0700, "directory");
   }
   UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) fail_errno("cannot open directory " + quoted(name));
+  if (!fd) fail_errno("cannot open directory " + shown_name(name));
   return fd;
 }
 
@@ -393,7 +396,7 @@ void Unpacker::remove_tree(int parent, const std::string& name) {
   struct stat st;
   if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return;
-    fail_errno("cannot stat " + quoted(name));
+    fail_errno("cannot stat " + shown_name(name));
   }
   if (S_ISDIR(st.st_mode)) {
     UniqueFd d = open_child_dir(parent, name, st, nullptr);
@@ -401,7 +404,7 @@ void Unpacker::remove_tree(int parent, const std::string& name) {
   }
   if (::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 &&
       errno != ENOENT)
-    fail_errno("cannot remove " + quoted(name));
+    fail_errno("cannot remove " + shown_name(name));
 }
 
 // Opaque directory: removes every child that this layer did not write, and
@@ -413,7 +416,7 @@ bool Unpacker::prune(int dirfd, const std::string& path) {
     struct stat st;
     if (::fstatat(dirfd, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
-      fail_errno("cannot stat " + quoted(child));
+      fail_errno("cannot stat " + shown_name(child));
     }
     bool mine = touched(st);
     if (S_ISDIR(st.st_mode)) {
@@ -428,11 +431,11 @@ bool Unpacker::prune(int dirfd, const std::string& path) {
         continue;
       }
       if (::unlinkat(dirfd, child.c_str(), AT_REMOVEDIR) != 0)
-        fail_errno("cannot remove " + quoted(child));
+        fail_errno("cannot remove " + shown_name(child));
     } else if (mine) {
       kept = true;
     } else if (::unlinkat(dirfd, child.c_str(), 0) != 0) {
-      fail_errno("cannot remove " + quoted(child));
+      fail_errno("cannot remove " + shown_name(child));
     }
   }
   return kept;
@@ -498,10 +501,20 @@ void Unpacker::apply_whiteout(const std::string& path) {
     if (errno == ENOENT) return;
     fail_errno("cannot stat whited-out path");
   }
-  // A whiteout hides lower layers only; an entry of this layer stays.
+  // A whiteout hides lower layers only: an entry of this layer stays, and so
+  // does what this layer already wrote below a whited-out directory.
   if (touched(st)) return;
   invalidate_cache();
-  forget_dirs_under(dir.empty() ? target : dir + "/" + target);
+  const std::string path_gone = dir.empty() ? target : dir + "/" + target;
+  if (S_ISDIR(st.st_mode)) {
+    bool kept = false;
+    {
+      UniqueFd d = open_child_dir(parent, target, st, &path_gone);
+      kept = prune(d.get(), path_gone);
+    }
+    if (kept) return;
+  }
+  forget_dirs_under(path_gone);
   remove_tree(parent, target);
 }
 
@@ -545,7 +558,7 @@ void Unpacker::apply_file(archive* a, archive_entry* e, const std::string& path)
     la_int64_t offset = 0;
     int r = archive_read_data_block(a, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) {
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
       const char* msg = archive_error_string(a);
       fail(std::string("cannot read data: ") + (msg ? msg : "unreadable tar"));
     }
@@ -579,7 +592,7 @@ void Unpacker::apply_file(archive* a, archive_entry* e, const std::string& path)
 
 void Unpacker::apply_symlink(archive_entry* e, const std::string& path) {
   if (path.empty()) fail("only a directory can stand for the root");
-  const char* target = raw_name(archive_entry_symlink_utf8(e), archive_entry_symlink(e));
+  const char* target = raw_name(archive_entry_symlink(e), archive_entry_symlink_utf8(e));
   if (!target || !*target) fail("symlink has no target");
   ++stats_.entries;
   const std::string name = base_of(path);
@@ -596,9 +609,9 @@ void Unpacker::apply_symlink(archive_entry* e, const std::string& path) {
 
 void Unpacker::apply_hardlink(archive_entry* e, const std::string& path) {
   if (path.empty()) fail("only a directory can stand for the root");
-  const char* raw = raw_name(archive_entry_hardlink_utf8(e), archive_entry_hardlink(e));
+  const char* raw = raw_name(archive_entry_hardlink(e), archive_entry_hardlink_utf8(e));
   std::optional<std::string> target = normalize(raw ? raw : "");
-  if (!target) fail("hardlink target " + quoted(raw) + " leaves the root");
+  if (!target) fail("hardlink target " + shown_name(raw) + " leaves the root");
   if (skipped_nodes_.count(*target)) {  // its target was a device we did not create
     ++stats_.skipped;
     skipped_nodes_.insert(path);
@@ -607,10 +620,13 @@ void Unpacker::apply_hardlink(archive_entry* e, const std::string& path) {
   ++stats_.entries;
   // The final component is not followed: a link to a symlink links the symlink.
   UniqueFd tfd(openat2_fd(root_.get(), *target, O_PATH | O_NOFOLLOW));
-  if (!tfd) fail_errno("hardlink target " + quoted(*target));
+  if (!tfd) {
+    if (errno == ENOENT) fail("hardlink target " + shown_name(*target) + " does not exist");
+    fail_errno("hardlink target " + shown_name(*target));
+  }
   struct stat tst;
   if (::fstat(tfd.get(), &tst) != 0) fail_errno("cannot stat hardlink target");
-  if (S_ISDIR(tst.st_mode)) fail("hardlink target " + quoted(*target) + " is a directory");
+  if (S_ISDIR(tst.st_mode)) fail("hardlink target " + shown_name(*target) + " is a directory");
 
   const std::string name = base_of(path);
   int parent = parent_fd(parent_of(path), true);
@@ -622,7 +638,7 @@ void Unpacker::apply_hardlink(archive_entry* e, const std::string& path) {
   // name may point to, and unlike AT_EMPTY_PATH it needs no CAP_DAC_READ_SEARCH.
   if (::linkat(AT_FDCWD, proc_fd_path(tfd.get()).c_str(), parent, name.c_str(),
                AT_SYMLINK_FOLLOW) != 0)
-    fail_errno("cannot create hardlink to " + quoted(*target));
+    fail_errno("cannot create hardlink to " + shown_name(*target));
   touch(tst);
 }
 
@@ -669,7 +685,7 @@ void Unpacker::set_xattrs(int fd, archive_entry* e) {
     std::string_view k(key);
     if (!k.starts_with("user.") && k != "security.capability") continue;
     if (::fsetxattr(fd, key, value, size, 0) != 0 && errno != ENOTSUP && errno != EOPNOTSUPP)
-      fail_errno("cannot set extended attribute " + quoted(k));
+      fail_errno("cannot set extended attribute " + shown_name(k));
   }
 }
 
@@ -688,17 +704,18 @@ void Unpacker::finish_dirs() {
   for (const auto& [depth, path] : order) {
     const DirMeta& meta = dir_meta_.at(*path);
     entry_ = *path;
-    UniqueFd fd(openat2_fd(root_.get(), *path, O_PATH | O_DIRECTORY | O_NOFOLLOW));
+    // Readable even for a non-root unpacker: every directory listed here has
+    // had the owner's rwx bits since this layer touched it.
+    UniqueFd fd(openat2_fd(root_.get(), *path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     if (!fd) {
       // Replaced or removed later in the layer: nothing to apply.
       if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;
       fail_errno("cannot open directory");
     }
-    chmod_path_fd(fd.get(), meta.mode, "directory");
+    if (::fchmod(fd.get(), meta.mode) != 0) fail_errno("cannot set directory mode");
     if (meta.has_time) {
       const timespec ts[2] = {meta.mtime, meta.mtime};
-      if (::utimensat(AT_FDCWD, proc_fd_path(fd.get()).c_str(), ts, 0) != 0)
-        fail_errno("cannot set directory times");
+      if (::futimens(fd.get(), ts) != 0) fail_errno("cannot set directory times");
     }
   }
 }

@@ -10,7 +10,7 @@
 
 namespace dockless {
 
-BlobWriter::BlobWriter(const BlobStore& store) : store_(store) {
+BlobWriter::BlobWriter(const BlobStore& store) : store_(store), hash_(std::make_unique<Sha256>()) {
   temp_ = temp_path_beside(store.blob_dir() / "blob");
   fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd_) throw_errno("cannot create blob file in " + store.blob_dir().string());
@@ -20,14 +20,21 @@ BlobWriter::~BlobWriter() {
   if (!done_) ::unlink(temp_.c_str());
 }
 
+void BlobWriter::reset() {
+  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) != 0)
+    throw_errno("cannot truncate " + temp_.string());
+  hash_ = std::make_unique<Sha256>();
+  size_ = 0;
+}
+
 void BlobWriter::write(const void* data, std::size_t size) {
-  hash_.update(data, size);
+  hash_->update(data, size);
   write_all(fd_.get(), data, size, temp_.string());
   size_ += size;
 }
 
 Digest BlobWriter::commit(const std::optional<Digest>& expected) {
-  Digest actual = hash_.finish();
+  Digest actual = hash_->finish();
   if (expected && *expected != actual)
     throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
                 " (nothing stored)");

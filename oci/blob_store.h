@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,8 @@ class BlobWriter {
 
   void write(const void* data, std::size_t size);
   std::uint64_t size() const { return size_; }
+  /// Drops everything written so far (a download that must start over).
+  void reset();
   /// Finishes the blob. If `expected` is given and differs from what was
   /// written, nothing is stored and Error names both digests.
   Digest commit(const std::optional<Digest>& expected = std::nullopt);
@@ -37,7 +40,7 @@ class BlobWriter {
   const BlobStore& store_;
   std::filesystem::path temp_;
   UniqueFd fd_;
-  Sha256 hash_;
+  std::unique_ptr<Sha256> hash_;
   std::uint64_t size_ = 0;
   bool done_ = false;
 };

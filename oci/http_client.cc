@@ -1,0 +1,248 @@
+#include "oci/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <exception>
+#include <mutex>
+
+#include "oci/file_util.h"
+
+namespace dockless {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string trim(std::string_view s) {
+  std::size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return "";
+  std::size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+/// The system CA bundle plus one extra PEM, cached: libcurl's CAINFO_BLOB
+/// replaces the bundle, and --ca-cert must add to it.
+const std::string& ca_bundle_with(const std::string& extra_pem) {
+  static std::mutex mu;
+  static std::string cached_extra, cached_bundle;
+  std::lock_guard<std::mutex> lock(mu);
+  if (cached_bundle.empty() || cached_extra != extra_pem) {
+    std::string system;
+    for (const char* p : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+      try {
+        system = read_file(p);
+        break;
+      } catch (const Error&) {
+      }
+    }
+    cached_extra = extra_pem;
+    cached_bundle = system + "\n" + extra_pem;
+  }
+  return cached_bundle;
+}
+
+struct Transfer {
+  const HttpRequest* request;
+  const std::function<void(const char*, std::size_t)>* sink;
+  HttpResponse response;
+  CURL* curl;
+  std::size_t body_offset = 0;  // for in-memory request bodies
+  bool body_started = false;
+  std::exception_ptr error;
+};
+
+constexpr std::size_t kMaxErrorBody = 1 << 20;
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string_view line(data, size * n);
+  if (line.substr(0, 5) == "HTTP/") {
+    t->response.headers.clear();  // a new response (after 100 Continue)
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string_view::npos)
+    t->response.headers.emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
+  return size * n;
+}
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::size_t len = size * n;
+  long status = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  try {
+    if (*t->sink && status >= 200 && status < 300) {
+      if (!t->body_started) {
+        t->body_started = true;
+        if (t->request->on_body_start) t->request->on_body_start(status, t->response.headers);
+      }
+      (*t->sink)(data, len);
+    } else if (t->response.body.size() < kMaxErrorBody || (status >= 200 && status < 300)) {
+      t->response.body.append(data, len);
+    }
+  } catch (...) {
+    t->error = std::current_exception();
+    return 0;  // aborts the transfer
+  }
+  return len;
+}
+
+std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::size_t cap = size * n;
+  try {
+    if (t->request->body_reader) return t->request->body_reader(buf, cap);
+    const std::string& body = t->request->body;
+    std::size_t len = std::min(cap, body.size() - t->body_offset);
+    std::memcpy(buf, body.data() + t->body_offset, len);
+    t->body_offset += len;
+    return len;
+  } catch (...) {
+    t->error = std::current_exception();
+    return CURL_READFUNC_ABORT;
+  }
+}
+
+int on_seek(void* user, curl_off_t offset, int origin) {
+  // Only in-memory bodies can be rewound (curl rewinds on some auth retries).
+  auto* t = static_cast<Transfer*>(user);
+  if (t->request->body_reader || origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+  t->body_offset = static_cast<std::size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+bool is_tls_error(CURLcode c) {
+  switch (c) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class CurlHttpClient : public HttpClient {
+ public:
+  CurlHttpClient() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    curl_ = curl_easy_init();
+    if (curl_ == nullptr) throw Error("cannot initialise libcurl");
+  }
+  ~CurlHttpClient() override { curl_easy_cleanup(curl_); }
+
+  HttpResponse send(const HttpRequest& req,
+                    const std::function<void(const char*, std::size_t)>& sink) override {
+    curl_easy_reset(curl_);  // keeps the connection cache
+    Transfer t{&req, &sink, {}, curl_, 0, false, nullptr};
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(curl_, CURLOPT_URL, req.url.c_str());
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, 30L);
+    // A stalled transfer (under 1 byte/s for 60 s) is a failure to retry.
+    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(curl_, CURLOPT_USERAGENT, "dockless/" DOCKLESS_VERSION);
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &t);
+    if (!req.verify_tls) {
+      curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (!req.extra_ca_pem.empty()) {
+      const std::string& bundle = ca_bundle_with(req.extra_ca_pem);
+      curl_blob blob{const_cast<char*>(bundle.data()), bundle.size(), CURL_BLOB_NOCOPY};
+      curl_easy_setopt(curl_, CURLOPT_CAINFO_BLOB, &blob);
+    }
+
+    curl_slist* headers = nullptr;
+    for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+
+    bool has_body = req.body_reader || !req.body.empty() || req.method == "PUT" ||
+                    req.method == "POST" || req.method == "PATCH";
+    if (req.method == "HEAD") {
+      curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    } else if (has_body) {
+      curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+      curl_easy_setopt(curl_, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt(curl_, CURLOPT_READDATA, &t);
+      curl_easy_setopt(curl_, CURLOPT_SEEKFUNCTION, on_seek);
+      curl_easy_setopt(curl_, CURLOPT_SEEKDATA, &t);
+      curl_off_t size = req.body_reader ? static_cast<curl_off_t>(req.body_size)
+                                        : static_cast<curl_off_t>(req.body.size());
+      curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, size);
+    } else if (req.method != "GET") {
+      curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    }
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
+
+    CURLcode rc = curl_easy_perform(curl_);
+    curl_slist_free_all(headers);
+    if (t.error) std::rethrow_exception(t.error);
+    if (rc != CURLE_OK) {
+      std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      throw TransportError(msg, is_tls_error(rc));
+    }
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &t.response.status);
+    return std::move(t.response);
+  }
+
+ private:
+  CURL* curl_;
+};
+
+}  // namespace
+
+std::optional<std::string> find_header(const HttpHeaders& headers, std::string_view name) {
+  for (const auto& [k, v] : headers)
+    if (iequals(k, name)) return v;
+  return std::nullopt;
+}
+
+std::unique_ptr<HttpClient> make_curl_http_client() { return std::make_unique<CurlHttpClient>(); }
+
+std::string url_origin(const std::string& url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return "";
+  auto host_end = url.find_first_of("/?#", scheme_end + 3);
+  std::string origin = url.substr(0, host_end);
+  std::transform(origin.begin(), origin.end(), origin.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return origin;
+}
+
+std::string resolve_url(const std::string& base, const std::string& location) {
+  if (location.find("://") != std::string::npos) return location;
+  auto scheme_end = base.find("://");
+  if (scheme_end == std::string::npos) return location;
+  if (location.rfind("//", 0) == 0) return base.substr(0, scheme_end + 1) + location;
+  std::string origin = base.substr(0, base.find_first_of("/?#", scheme_end + 3));
+  if (!location.empty() && location[0] == '/') return origin + location;
+  // Relative path: replace the last segment of the base path.
+  std::string path = base.substr(origin.size());
+  path = path.substr(0, path.find_first_of("?#"));
+  auto slash = path.rfind('/');
+  path = slash == std::string::npos ? "/" : path.substr(0, slash + 1);
+  return origin + path + location;
+}
+
+}  // namespace dockless

@@ -1,0 +1,84 @@
+// HTTP for the registry client: one request at a time per client, bodies
+// streamed both ways. The interface lets unit tests script responses; the
+// real implementation is libcurl (CurlHttpClient).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "oci/error.h"
+
+namespace dockless {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+/// The value of the first header called `name` (case-insensitive).
+std::optional<std::string> find_header(const HttpHeaders& headers, std::string_view name);
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  HttpHeaders headers;
+  /// A small body held in memory (manifests, token forms).
+  std::string body;
+  /// A streamed body of body_size bytes instead: called to fill buf, returns
+  /// the bytes written (0 only at the end). Used for blob uploads.
+  std::function<std::size_t(char* buf, std::size_t size)> body_reader;
+  std::uint64_t body_size = 0;
+  /// Called once before the first body byte of a 2xx answer goes to the
+  /// sink, with the status and headers (a resumed download checks 206).
+  std::function<void(long status, const HttpHeaders& headers)> on_body_start;
+  /// TLS for this request's host.
+  bool verify_tls = true;
+  std::string extra_ca_pem;  ///< added to the system's CA bundle
+};
+
+struct HttpResponse {
+  long status = 0;
+  HttpHeaders headers;
+  /// The body when no sink took it (error bodies, manifests, tokens).
+  std::string body;
+  std::optional<std::string> header(std::string_view name) const {
+    return find_header(headers, name);
+  }
+};
+
+/// A connection-level failure (refused, reset, timeout, TLS): no HTTP status.
+/// Retried by the registry client; `tls` ones are not (they won't heal).
+class TransportError : public Error {
+ public:
+  TransportError(const std::string& what, bool tls) : Error(what), tls_(tls) {}
+  bool is_tls() const { return tls_; }
+
+ private:
+  bool tls_;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  /// Sends the request; redirects are NOT followed (the caller decides what
+  /// credentials a redirect may see). When `body_sink` is set and the status
+  /// is 2xx, the body goes to it as it arrives instead of into response.body;
+  /// an exception from the sink aborts the transfer and propagates.
+  virtual HttpResponse send(const HttpRequest& request,
+                            const std::function<void(const char*, std::size_t)>& body_sink) = 0;
+};
+
+/// libcurl. Not thread-safe: use one per thread (each keeps its connections).
+std::unique_ptr<HttpClient> make_curl_http_client();
+
+/// Resolves a Location header against the URL of the request that got it
+/// (absolute, scheme-relative, absolute-path, or relative forms).
+std::string resolve_url(const std::string& base, const std::string& location);
+
+/// "scheme://host[:port]" of a URL, lowercased host, for same-origin checks.
+std::string url_origin(const std::string& url);
+
+}  // namespace dockless
