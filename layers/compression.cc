@@ -111,14 +111,17 @@ class IsalDeflater {
     s.next_in = b.in.get() + b.dict_len;
     s.avail_in = static_cast<std::uint32_t>(b.data_len);
 
-    // Stored-block fallback bounds the output near the input size; the loop
-    // grows the buffer anyway rather than trust that bound.
-    if (b.out_cap == 0) reserve(b, kBlockSize + kBlockSize / 8 + 4096);
+    // ISA-L's bytes depend on how much output room each call gets, so the
+    // room follows a fixed schedule, whatever a recycled buffer's capacity.
+    // Stored-block fallback keeps the output near the input size; the
+    // schedule still grows rather than trust that bound.
+    std::size_t limit = kBlockSize + kBlockSize / 8 + 4096;
     b.out_len = 0;
     for (;;) {
-      if (b.out_cap - b.out_len < 1024) reserve(b, b.out_cap + b.out_cap / 2);
+      if (limit - b.out_len < 1024) limit += limit / 2;
+      if (b.out_cap < limit) reserve(b, limit);
       s.next_out = b.out.get() + b.out_len;
-      s.avail_out = static_cast<std::uint32_t>(b.out_cap - b.out_len);
+      s.avail_out = static_cast<std::uint32_t>(limit - b.out_len);
       int rc = isal_deflate(&s);
       if (rc != COMP_OK) throw Error("gzip: ISA-L deflate failed (code " + std::to_string(rc) + ")");
       b.out_len = static_cast<std::size_t>(s.next_out - b.out.get());

@@ -341,7 +341,7 @@ class ArchiveReader {
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_fd(a.get(), fd.get(), 1 << 16) != ARCHIVE_OK)
-      fail("cannot read: " + archive_message(a.get()));
+      fail("not a tar archive: " + archive_message(a.get()));
     std::unique_ptr<char[]> buf(new char[kChunk]);
     std::size_t entries = 0;
     for (;;) {

@@ -6,8 +6,11 @@
 #include <iostream>
 
 #include "oci/error.h"
+#include "oci/file_util.h"
+#include "src/cache_dir.h"
 #include "src/import_command.h"
 #include "src/inspect_command.h"
+#include "src/transfer.h"
 
 namespace dockless {
 
@@ -32,6 +35,65 @@ Platform platform_option(const std::string& text) {
   } catch (const Error& e) {
     throw UsageError(std::string("--platform: ") + e.what());
   }
+}
+
+/// Options of every command that talks to a registry.
+struct RegistryArgs {
+  std::vector<std::string> insecure;
+  std::string ca_cert, authfile, creds, platform, report, chunk_size, cache_dir;
+  int jobs = 4;
+  int retries = 3;
+  bool quiet = false, all_platforms = false;
+};
+
+void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
+  cmd->add_option("--insecure-registry", a.insecure,
+                  "HOST[:PORT] that may use plain HTTP or unverified TLS (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--ca-cert", a.ca_cert, "PEM file of a CA to trust besides the system's");
+  cmd->add_option("--authfile", a.authfile, "Credentials file (containers auth.json or docker config.json)");
+  cmd->add_option("--creds", a.creds, "USER:PASS for every registry (or DOCKLESS_USERNAME/DOCKLESS_PASSWORD)");
+  cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (default: this machine's)");
+  cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index");
+  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers (default 4)");
+  cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
+  cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
+  cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
+  cmd->add_option("--report", a.report, "Write a JSON report of every blob transferred, mounted or skipped");
+  cmd->add_option("--cache-dir", a.cache_dir, "dockless's cache (default: $XDG_CACHE_HOME/dockless)");
+}
+
+std::uint64_t parse_size(const std::string& text, const char* option) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  std::string unit = text.substr(i);
+  std::uint64_t mult = unit.empty() || unit == "B"          ? 1
+                       : unit == "K" || unit == "KiB" || unit == "k" ? 1024
+                       : unit == "M" || unit == "MiB"        ? 1024 * 1024
+                       : unit == "G" || unit == "GiB"        ? 1024ULL * 1024 * 1024
+                                                             : 0;
+  if (i == 0 || i > 12 || mult == 0)
+    throw UsageError(std::string(option) + " \"" + text + "\": expected a size like 5242880, 512K or 8M");
+  return std::stoull(text.substr(0, i)) * mult;
+}
+
+TransferOptions to_transfer_options(const RegistryArgs& a) {
+  TransferOptions o;
+  o.registry.insecure_hosts = a.insecure;
+  if (!a.ca_cert.empty()) o.registry.ca_pem = read_file(a.ca_cert);
+  if (a.retries < 0 || a.retries > 20) throw UsageError("--retries must be between 0 and 20");
+  o.registry.max_attempts = a.retries + 1;
+  if (!a.creds.empty()) o.keychain.explicit_creds = parse_creds(a.creds);
+  o.keychain.authfile = a.authfile;
+  o.platform = platform_option(a.platform);
+  o.all_platforms = a.all_platforms;
+  if (a.jobs < 1 || a.jobs > 64) throw UsageError("--jobs must be between 1 and 64");
+  o.jobs = a.jobs;
+  if (!a.chunk_size.empty()) o.chunk_size = parse_size(a.chunk_size, "--chunk-size");
+  o.quiet = a.quiet;
+  o.report_file = a.report;
+  o.cache_dir = a.cache_dir.empty() ? default_cache_dir() : std::filesystem::path(a.cache_dir);
+  return o;
 }
 
 std::pair<uid_t, gid_t> parse_owner(const std::string& text) {
@@ -124,6 +186,28 @@ int run_cli(int argc, char** argv) {
   inspect_cmd->add_option("--platform", ins.platform,
                           "Platform to pick when the tag names an index (default: this machine's)");
 
+  RegistryArgs pull_args;
+  std::string pull_ref, pull_output;
+  CLI::App* pull_cmd = app.add_subcommand("pull", "Pull an image from a registry");
+  pull_cmd->add_option("reference", pull_ref, "Image reference, e.g. localhost:5000/app:1")->required();
+  pull_cmd->add_option("-o,--output", pull_output, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  add_registry_options(pull_cmd, pull_args);
+
+  RegistryArgs push_args;
+  std::string push_src, push_ref;
+  CLI::App* push_cmd = app.add_subcommand("push", "Push an image to a registry");
+  push_cmd->add_option("source", push_src, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  push_cmd->add_option("reference", push_ref, "Destination, e.g. localhost:5000/app:1")->required();
+  add_registry_options(push_cmd, push_args);
+
+  RegistryArgs copy_args;
+  std::string copy_src, copy_dst;
+  CLI::App* copy_cmd = app.add_subcommand(
+      "copy", "Copy an image between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
+  copy_cmd->add_option("source", copy_src, "Where the image is")->required();
+  copy_cmd->add_option("destination", copy_dst, "Where it goes")->required();
+  add_registry_options(copy_cmd, copy_args);
+
   std::string help_topic;
   CLI::App* help_cmd = app.add_subcommand("help", "Show help for dockless or a subcommand");
   help_cmd->add_option("subcommand", help_topic, "Subcommand to describe");
@@ -147,6 +231,27 @@ int run_cli(int argc, char** argv) {
     std::cout << run_inspect(to_inspect_options(ins));
     return 0;
   }
+  auto copy = [](const std::string& src, const std::string& dst, const RegistryArgs& args) {
+    TransferOptions options = to_transfer_options(args);
+    Digest d = run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+    std::cout << d.str() << "\n";
+    return 0;
+  };
+  if (pull_cmd->parsed()) {
+    ImageLocation src = ImageLocation::parse(pull_ref);
+    if (!src.is_registry()) throw UsageError("pull: \"" + pull_ref + "\" is not a registry reference");
+    ImageLocation dst = ImageLocation::parse(pull_output);
+    if (dst.is_registry()) throw UsageError("pull --output: expected oci:DIR[:TAG] or docker-archive:FILE[:REF]");
+    return copy(pull_ref, pull_output, pull_args);
+  }
+  if (push_cmd->parsed()) {
+    ImageLocation src = ImageLocation::parse(push_src);
+    if (src.is_registry()) throw UsageError("push: the source must be oci:DIR[:TAG] or docker-archive:FILE[:REF] (use copy between registries)");
+    ImageLocation dst = ImageLocation::parse(push_ref);
+    if (!dst.is_registry()) throw UsageError("push: \"" + push_ref + "\" is not a registry reference");
+    return copy(push_src, push_ref, push_args);
+  }
+  if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
   if (help_cmd->parsed() && !help_topic.empty()) {
     for (CLI::App* sub : app.get_subcommands({}))
       if (sub->get_name() == help_topic) {

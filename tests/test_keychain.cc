@@ -6,7 +6,7 @@
 #include "oci/keychain.h"
 
 #include <stdlib.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -389,7 +389,7 @@ TEST_CASE("a file with nothing for the host does not stop the search", "[keychai
 TEST_CASE("every host key form matches", "[keychain]") {
   Sandbox sb;
   const std::string host = "localhost:5000";
-  auto key = GENERATE_COPY(host, "https://" + host, "http://" + host, host + "/v1/",
+  auto key = GENERATE_COPY(as<std::string>{}, host, "https://" + host, "http://" + host, host + "/v1/",
                            "https://" + host + "/v1/", "https://" + host + "/v2/");
   INFO("key: " << key);
   write_text(sb.user_auth(), auths({{key, "keyuser:keypass"}}));
@@ -496,7 +496,7 @@ TEST_CASE("auth base64 with and without padding, password with colons", "[keycha
   std::string encoded = b64("user:pa:ss");  // 10 bytes: ends in "=="
   REQUIRE(encoded.ends_with("=="));
   std::string unpadded = encoded.substr(0, encoded.size() - 2);
-  auto value = GENERATE_COPY(encoded, unpadded);
+  auto value = GENERATE_COPY(as<std::string>{}, encoded, unpadded);
   write_text(sb.docker_config(), "{\"auths\": {\"reg.example.com\": {\"auth\": \"" + value + "\"}}}");
   check_creds(default_keychain().lookup("reg.example.com"), "user", "pa:ss",
               sb.docker_config().string());
@@ -504,7 +504,7 @@ TEST_CASE("auth base64 with and without padding, password with colons", "[keycha
 
 TEST_CASE("malformed base64 is an error naming the file and the key", "[keychain]") {
   Sandbox sb;
-  auto value = GENERATE(as<std::string>{}, "not base64!", "dXNlcjpwYXNz=x", "dXNlcjpwYXN",
+  auto value = GENERATE(as<std::string>{}, "not base64!", "dXNlcjpwYXNz=x", "dXNlcjpwYXNzd",
                         "dXNlcjpwYXNz===", "dXNl cjpwYXNz");
   INFO("auth: " << value);
   write_text(sb.docker_config(), "{\"auths\": {\"reg.example.com\": {\"auth\": \"" + value + "\"}}}");
@@ -517,7 +517,7 @@ TEST_CASE("malformed base64 is an error naming the file and the key", "[keychain
 TEST_CASE("malformed files are errors that never contain the secret", "[keychain]") {
   Sandbox sb;
   const std::string s = kSecret;
-  auto content = GENERATE_COPY(
+  auto content = GENERATE_COPY(as<std::string>{},
       // truncated JSON, after a valid auth
       "{\"auths\": {\"reg.example.com\": {\"auth\": \"" + b64("user:" + s) + "\"}",
       // trailing comma
@@ -547,7 +547,8 @@ TEST_CASE("an unreadable credentials file is an error, not a skip", "[keychain]"
   write_text(sb.docker_config(), auths({{"reg.example.com", "u:p"}}));
   SECTION("a directory where the file should be") { fs::create_directories(sb.user_auth()); }
   SECTION("no read permission") {
-    if (::geteuid() == 0) SKIP("root reads files without permission");
+    // Root reads files regardless of their mode: nothing to test then.
+    if (::geteuid() == 0) return;
     write_text(sb.user_auth(), auths({{"reg.example.com", "u:p"}}));
     fs::permissions(sb.user_auth(), fs::perms::none);
   }

@@ -50,7 +50,6 @@ import os
 import re
 import socket
 import struct
-import sys
 import threading
 import time
 

@@ -15,7 +15,9 @@
 #
 # Library: `source registry.sh` defines registry_start, registry_proxy,
 # registry_stop, registry_stop_all, registry_env, registry_logs (each runs
-# this script as a child, so the caller's shell options don't matter):
+# this script as a child, so the caller's shell options don't matter) and
+# registry_cleanup_on_exit (stop-all on exit, chained before an existing trap):
+#     registry_cleanup_on_exit
 #     eval "$(registry_start plain reg1)"
 #
 # State: ${DOCKLESS_REGISTRY_STATE:-/tmp/dockless-registries}/NAME (config,
@@ -36,6 +38,20 @@ registry_stop() { bash "$_REGISTRY_SH" stop "$@"; }
 registry_stop_all() { bash "$_REGISTRY_SH" stop-all "$@"; }
 registry_env() { bash "$_REGISTRY_SH" env "$@"; }
 registry_logs() { bash "$_REGISTRY_SH" logs "$@"; }
+
+# registry_cleanup_on_exit: runs registry_stop_all when the shell exits, before
+# whatever EXIT trap is already set (e.g. tests/integration/lib.sh's), which
+# still sees the original exit status in $?. Call it in the test's own shell.
+registry_cleanup_on_exit() {
+  local old
+  old=$(trap -p EXIT)
+  if [[ -n $old ]]; then
+    eval "set -- $old"
+    old=$3
+  fi
+  # shellcheck disable=SC2064
+  trap "_registry_rc=\$?; registry_stop_all >/dev/null 2>&1; (exit \$_registry_rc) && :; $old" EXIT
+}
 
 # Sourced: only the functions above.
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
