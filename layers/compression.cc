@@ -122,13 +122,19 @@ class IsalDeflater {
       if (b.out_cap < limit) reserve(b, limit);
       s.next_out = b.out.get() + b.out_len;
       s.avail_out = static_cast<std::uint32_t>(limit - b.out_len);
+      const std::uint32_t in_before = s.avail_in;
       int rc = isal_deflate(&s);
       if (rc != COMP_OK) throw Error("gzip: ISA-L deflate failed (code " + std::to_string(rc) + ")");
+      const std::size_t out_before = b.out_len;
       b.out_len = static_cast<std::size_t>(s.next_out - b.out.get());
       // ISA-L has flushed everything once it stops with room left in the
       // output buffer; the final block must also reach its end state.
       bool flushed = s.avail_in == 0 && s.avail_out > 0;
       if (flushed && (!b.last || s.internal_state.state == ZSTATE_END)) break;
+      // Never spin: a call that neither reads nor writes would repeat forever.
+      if (s.avail_in == in_before && b.out_len == out_before) {
+        throw Error("gzip: ISA-L deflate made no progress");
+      }
     }
     b.crc = crc32_gzip_refl(0, b.data(), b.data_len);
   }

@@ -100,6 +100,31 @@ std::string normalise_name(std::string name) {
   return name;
 }
 
+/// Emits the directories leading to `prefix` ("opt/venv" -> "opt"), and
+/// `prefix` itself when `include_self`, as 0755 dirs with the clamp time.
+std::uint64_t emit_parents(ArchiveOut& out, const std::string& prefix, const TarOptions& opt,
+                           bool include_self) {
+  std::uint64_t n = 0;
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t slash = prefix.find('/', pos);
+    if (slash == std::string::npos && !include_self) break;
+    std::string name = prefix.substr(0, slash);
+    EntryPtr e(archive_entry_new());
+    archive_entry_set_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), AE_IFDIR);
+    archive_entry_set_perm(e.get(), 0755);
+    archive_entry_set_uid(e.get(), opt.uid.value_or(0));
+    archive_entry_set_gid(e.get(), opt.gid.value_or(0));
+    archive_entry_set_mtime(e.get(), opt.mtime_clamp, 0);
+    out.header(e.get(), name);
+    ++n;
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return n;
+}
+
 class DirectoryTar {
  public:
   DirectoryTar(const TarOptions& options, ArchiveOut& out) : opt_(options), out_(out) {}
@@ -112,13 +137,7 @@ class DirectoryTar {
     std::string prefix = normalise_name(opt_.dest);
     if (!prefix.empty()) {
       // Parents of the destination, then the destination itself (the dir's mode).
-      std::string acc;
-      std::size_t pos = 0;
-      while ((pos = prefix.find('/', pos)) != std::string::npos) {
-        acc = prefix.substr(0, pos);
-        emit_parent(acc);
-        ++pos;
-      }
+      stats.entries += emit_parents(out_, prefix, opt_, /*include_self=*/false);
       emit(prefix, dir.string(), st, -1, "");
       prefix += '/';
     }
@@ -128,18 +147,6 @@ class DirectoryTar {
   TarStats stats;
 
  private:
-  void emit_parent(const std::string& name) {
-    EntryPtr e(archive_entry_new());
-    archive_entry_set_pathname(e.get(), name.c_str());
-    archive_entry_set_filetype(e.get(), AE_IFDIR);
-    archive_entry_set_perm(e.get(), 0755);
-    archive_entry_set_uid(e.get(), opt_.uid.value_or(0));
-    archive_entry_set_gid(e.get(), opt_.gid.value_or(0));
-    archive_entry_set_mtime(e.get(), opt_.mtime_clamp, 0);
-    out_.header(e.get(), name);
-    ++stats.entries;
-  }
-
   void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
             const std::string& tar_dir) {
     std::vector<std::string> names = list_sorted(dirfd, host_dir);
@@ -319,9 +326,12 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
     throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
 
   std::string prefix = normalise_name(options.dest);
-  if (!prefix.empty()) prefix += '/';
   ArchiveOut archive_out(out);
   TarStats stats;
+  if (!prefix.empty()) {
+    stats.entries += emit_parents(archive_out, prefix, options, /*include_self=*/true);
+    prefix += '/';
+  }
   std::vector<char> buf(1 << 20);
   for (;;) {
     archive_entry* src = nullptr;
@@ -349,7 +359,7 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
     if (!options.xattrs) archive_entry_xattr_clear(e.get());
     archive_entry_sparse_clear(e.get());
     archive_entry_acl_clear(e.get());
-    archive_entry_copy_fflags_text(e.get(), nullptr);
+    archive_entry_set_fflags(e.get(), 0, 0);
     archive_out.header(e.get(), name);
     ++stats.entries;
     if (archive_entry_filetype(e.get()) != AE_IFREG || archive_entry_hardlink(e.get())) continue;

@@ -91,11 +91,6 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool under(const std::string& path, const std::string& dir) {
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         path[dir.size()] == '/');
-}
-
 int openat2_fd(int dirfd, const std::string& path, std::uint64_t flags) {
   open_how how{};
   how.flags = flags | O_CLOEXEC;
@@ -212,8 +207,10 @@ UnpackStats Unpacker::run() {
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
-  if (archive_read_open_filename(a.get(), layer_.c_str(), 1 << 20) != ARCHIVE_OK)
-    throw Error("layer " + layer_ + ": " + archive_error_string(a.get()));
+  if (archive_read_open_filename(a.get(), layer_.c_str(), 1 << 20) != ARCHIVE_OK) {
+    const char* msg = archive_error_string(a.get());
+    throw Error("layer " + layer_ + ": " + (msg ? msg : "cannot open"));
+  }
   for (;;) {
     archive_entry* e = nullptr;
     int r = archive_read_next_header(a.get(), &e);
@@ -382,7 +379,8 @@ UniqueFd Unpacker::open_child_dir(int parent, const std::string& name, const str
   if (!is_root_ && (st.st_mode & 0700) != 0700) {
     UniqueFd p(::openat(parent, name.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
     if (!p) fail_errno("cannot open directory " + shown_name(name));
-    if (path) dir_meta_.try_emplace(*path, DirMeta{static_cast<mode_t>(st.st_mode & 07777), false, {}});
+    if (path)
+      dir_meta_.try_emplace(*path, DirMeta{static_cast<mode_t>(st.st_mode & 07777), false, {}});
     chmod_path_fd(p.get(), (st.st_mode & 07777) | 0700, "directory");
   }
   UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
@@ -444,7 +442,11 @@ bool Unpacker::prune(int dirfd, const std::string& path) {
 // Drops pending directory metadata for a path that is being removed, so a
 // later directory of the same name does not inherit it.
 void Unpacker::forget_dirs_under(const std::string& path) {
-  for (auto it = dir_meta_.lower_bound(path); it != dir_meta_.end() && under(it->first, path);)
+  dir_meta_.erase(path);
+  // "a/..." keys are contiguous in the map ("a-b" sorts before "a/").
+  const std::string prefix = path + "/";
+  for (auto it = dir_meta_.lower_bound(prefix);
+       it != dir_meta_.end() && it->first.starts_with(prefix);)
     it = dir_meta_.erase(it);
 }
 

@@ -79,22 +79,36 @@ std::string BlobStore::read(const Digest& d) const {
 }
 
 Digest BlobStore::put(std::string_view bytes, const std::optional<Digest>& expected) const {
-  if (expected && contains(*expected)) {
-    // Already stored under that name; still refuse bytes that don't match it.
-    Digest actual = sha256_of(bytes);
-    if (actual != *expected)
-      throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
-                  " (nothing stored)");
-    return actual;
-  }
+  // Always written through (small blobs): renaming over an existing file
+  // also repairs one that was damaged on disk.
   BlobWriter w(*this);
   w.write(bytes.data(), bytes.size());
   return w.commit(expected);
 }
 
+namespace {
+Digest hash_file(int fd, const std::string& name) {
+  Sha256 h;
+  char buf[1 << 16];
+  for (;;) {
+    std::size_t n = read_some(fd, buf, sizeof buf, name);
+    if (n == 0) break;
+    h.update(buf, n);
+  }
+  return h.finish();
+}
+}  // namespace
+
 void BlobStore::import_from(const BlobStore& other, const Digest& d) const {
   if (contains(d)) return;
   std::filesystem::path src = other.path_of(d);
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("cannot open blob " + d.str() + " in " + other.root().string());
+  // Verified before it is shared: a damaged source never gets a good name here.
+  Digest actual = hash_file(in.get(), src.string());
+  if (actual != d)
+    throw Error("blob " + d.str() + " in " + other.root().string() +
+                " is corrupt: its content has digest " + actual.str());
   std::filesystem::path tmp = temp_path_beside(path_of(d));
   if (::link(src.c_str(), tmp.c_str()) == 0) {
     // Same filesystem: the hardlink shares bytes the other store verified.
@@ -106,8 +120,7 @@ void BlobStore::import_from(const BlobStore& other, const Digest& d) const {
     fsync_dir(blob_dir());
     return;
   }
-  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) throw_errno("cannot open blob " + d.str() + " in " + other.root().string());
+  if (::lseek(in.get(), 0, SEEK_SET) != 0) throw_errno("cannot rewind " + src.string());
   BlobWriter w(*this);
   char buf[1 << 16];
   for (;;) {

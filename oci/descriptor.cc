@@ -12,7 +12,11 @@ Descriptor Descriptor::from_json(const rapidjson::Value& v, const std::string& w
   json::require_object(v, what);
   Descriptor d;
   d.media_type = json::require_string(v, "mediaType", what);
-  d.digest = Digest::parse(json::require_string(v, "digest", what));
+  try {
+    d.digest = Digest::parse(json::require_string(v, "digest", what));
+  } catch (const Error& e) {
+    throw Error("invalid " + what + ": field \"digest\": " + e.what());
+  }
   auto size = json::get_int(v, "size", what);
   if (!size) throw Error("invalid " + what + ": missing field \"size\"");
   if (*size < 0) throw Error("invalid " + what + ": negative size");

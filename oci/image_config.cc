@@ -128,8 +128,15 @@ ImageConfig ImageConfig::parse(std::string_view text) {
   if (type != "layers")
     throw Error("invalid image config: rootfs type \"" + type + "\" is not \"layers\"");
   auto ids = json::get_string_array(rootfs->value, "diff_ids", "image config rootfs");
-  if (ids)
-    for (const auto& id : *ids) c.diff_ids.push_back(Digest::parse(id));
+  if (ids) {
+    for (const auto& id : *ids) {
+      try {
+        c.diff_ids.push_back(Digest::parse(id));
+      } catch (const Error& e) {
+        throw Error(std::string("invalid image config: rootfs.diff_ids: ") + e.what());
+      }
+    }
+  }
   auto history = doc.FindMember("history");
   if (history != doc.MemberEnd() && !history->value.IsNull()) {
     if (!history->value.IsArray()) throw Error("invalid image config: \"history\" must be an array");

@@ -9,9 +9,37 @@
 
 namespace dockless::json {
 
+namespace {
+/// OCI documents nest a few levels. A hostile one nested a million levels
+/// deep would overflow the stack of code that walks it, so refuse it first.
+constexpr int kMaxDepth = 128;
+
+bool too_deep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 rapidjson::Document parse(std::string_view text, const std::string& what) {
+  if (too_deep(text))
+    throw Error("invalid JSON in " + what + ": nested deeper than " + std::to_string(kMaxDepth) +
+                " levels");
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc.HasParseError())
     throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
                 " at offset " + std::to_string(doc.GetErrorOffset()));
@@ -145,7 +173,11 @@ void write_string_map(Writer& w, const std::map<std::string, std::string>& m) {
   w.EndObject();
 }
 
-void write_key_set(Writer& w, const std::vector<std::string>& keys) {
+void write_key_set(Writer& w, const std::vector<std::string>& unsorted) {
+  // Sorted and unique, as a JSON object's keys must be for stable bytes.
+  std::vector<std::string> keys = unsorted;
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   w.StartObject();
   for (const auto& k : keys) {
     write_key(w, k);

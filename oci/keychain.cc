@@ -142,8 +142,8 @@ bool blank(std::string_view s) {
 }
 
 const rapidjson::Value* find_member(const rapidjson::Value& obj, std::string_view key) {
-  auto it = obj.FindMember(
-      rapidjson::Value(rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size()))));
+  const auto length = static_cast<rapidjson::SizeType>(key.size());
+  auto it = obj.FindMember(rapidjson::Value(rapidjson::StringRef(key.data(), length)));
   if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
   return &it->value;
 }
@@ -280,7 +280,8 @@ ProcessResult run_helper_process(const std::string& program, std::string_view in
 }
 
 std::string first_line(std::string_view s) {
-  while (!s.empty() && (s.front() == '\n' || s.front() == '\r' || s.front() == ' ')) s.remove_prefix(1);
+  std::size_t start = s.find_first_not_of(" \r\n");
+  s.remove_prefix(start == std::string_view::npos ? s.size() : start);
   s = s.substr(0, s.find_first_of("\r\n"));
   if (s.size() > kMaxQuotedStderr) return std::string(s.substr(0, kMaxQuotedStderr)) + "...";
   return std::string(s);
@@ -296,7 +297,8 @@ bool contains_ci(std::string_view haystack, std::string_view needle) {
 // Asks docker-credential-<name> for the registry's credentials; nullopt when
 // it has none. Its stdout may hold secrets, so it is never quoted in errors.
 std::optional<Credentials> ask_helper(const std::string& name, const std::string& registry,
-                                      std::chrono::milliseconds timeout, const std::string& origin) {
+                                      std::chrono::milliseconds timeout,
+                                      const std::string& origin) {
   // A '/' would make posix_spawnp run a path instead of searching PATH.
   if (name.find('/') != std::string::npos)
     throw Error("invalid credential helper name " + in_quotes(name) + " (" + origin + ")");

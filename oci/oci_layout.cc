@@ -89,8 +89,11 @@ Descriptor OciLayout::resolve(const std::string& tag) const {
   if (tag.empty()) {
     if (idx.manifests.size() == 1) return idx.manifests.front();
     if (idx.manifests.empty()) throw Error("OCI layout " + dir_.string() + " holds no image");
+    std::string known;
+    for (const auto& m : idx.manifests)
+      if (!m.ref_name().empty()) known += (known.empty() ? "" : ", ") + m.ref_name();
     throw Error("OCI layout " + dir_.string() + " holds " + std::to_string(idx.manifests.size()) +
-                " images: name one with oci:DIR:TAG");
+                " images: name one with oci:DIR:TAG" + (known.empty() ? "" : " (tags: " + known + ")"));
   }
   std::string known;
   for (const auto& m : idx.manifests) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -504,7 +505,7 @@ TEST_CASE("auth base64 with and without padding, password with colons", "[keycha
 
 TEST_CASE("malformed base64 is an error naming the file and the key", "[keychain]") {
   Sandbox sb;
-  auto value = GENERATE(as<std::string>{}, "not base64!", "dXNlcjpwYXNz=x", "dXNlcjpwYXNzd",
+  auto value = GENERATE(as<std::string>{}, "not base64!", "dXNlcjpwYXNz=x", "dXNlcjpwYXNzd", "dXNlcjpwYXNz=",
                         "dXNlcjpwYXNz===", "dXNl cjpwYXNz");
   INFO("auth: " << value);
   write_text(sb.docker_config(), "{\"auths\": {\"reg.example.com\": {\"auth\": \"" + value + "\"}}}");
@@ -633,8 +634,10 @@ TEST_CASE("a helper without credentials means anonymous, and the search goes on"
     CHECK(sb.helper_log() == "unknown.example.com\n");
   }
   SECTION("an empty answer counts as none") {
-    write_text(sb.docker_config(), "{\"credsStore\": \"testempty\"}");
-    CHECK(default_keychain().lookup("reg.example.com").empty());
+    write_text(sb.runtime_auth(), "{\"credsStore\": \"testempty\"}");
+    write_text(sb.docker_config(), auths({{"reg.example.com", "dockeruser:dockerpass"}}));
+    check_creds(default_keychain().lookup("reg.example.com"), "dockeruser", "dockerpass",
+                sb.docker_config().string());
   }
   SECTION("a host helper without credentials falls back to the inline entry") {
     write_text(sb.docker_config(),
@@ -730,4 +733,18 @@ TEST_CASE("lookup caches answers per registry and repository", "[keychain]") {
   Keychain moved = std::move(k);
   (void)moved.lookup("helper.example.com", "a/b");
   CHECK(sb.helper_log() == "helper.example.com\nunknown.example.com\nhttps://index.docker.io/v1/\n");
+}
+
+TEST_CASE("concurrent lookups run a helper once", "[keychain]") {
+  Sandbox sb;
+  sb.standard_helpers();
+  write_text(sb.docker_config(), "{\"credsStore\": \"test\"}");
+  Keychain k = default_keychain();
+  std::vector<Credentials> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    threads.emplace_back([&k, &got, i] { got[i] = k.lookup("helper.example.com"); });
+  for (auto& t : threads) t.join();
+  for (const Credentials& c : got) check_creds(c, "helperuser", "helpersecret", "docker-credential-test");
+  CHECK(sb.helper_log() == "helper.example.com\n");
 }

@@ -418,6 +418,28 @@ TEST_CASE("unpacker: a second layer stacks on the first", "[unpacker]") {
   CHECK((lstat_of(r / "ro").st_mode & 07777) == 0555);  // read-only mode restored
 }
 
+TEST_CASE("unpacker: an entry replaced later in the same layer", "[unpacker]") {
+  Scratch s;
+  Tar tar;
+  tar.dir("g", 0700)
+      .dir("g/sub", 0711)
+      .dir("g-x", 0751)
+      .file("g", "now a file")  // drops the pending modes of g and g/sub
+      .dir("g", 0750)
+      .file("g/sub/f", "f")  // g/sub is now an implicit parent: 0755
+      .dir("h", 0700)
+      .symlink("h", "g-x")
+      .file("k", "first")
+      .file("k", "second");
+  unpack_layer(s.write(tar), s.root);
+  CHECK((lstat_of(s.root / "g").st_mode & 07777) == 0750);
+  CHECK((lstat_of(s.root / "g/sub").st_mode & 07777) == 0755);
+  CHECK(read_text(s.root / "g/sub/f") == "f");
+  CHECK(S_ISLNK(lstat_of(s.root / "h").st_mode));
+  CHECK((lstat_of(s.root / "g-x").st_mode & 07777) == 0751);  // not given h's 0700
+  CHECK(read_text(s.root / "k") == "second");
+}
+
 TEST_CASE("unpacker: ownership follows the options", "[unpacker]") {
   Scratch s;
   Tar tar;
@@ -713,6 +735,20 @@ TEST_CASE("unpacker hostile: entries replace symlinks instead of following them"
   CHECK(read_text(s.root / "inlayer") == "replaced too");
   CHECK(lstat_of(s.root / "l").st_ino == lstat_of(s.root / "f").st_ino);
   CHECK_FALSE(exists_nofollow(s.outside / "x"));
+}
+
+TEST_CASE("unpacker hostile: symlink loops give an error, not a hang", "[unpacker]") {
+  Scratch s;
+  Tar tar;
+  tar.symlink("a", "b").symlink("b", "a").symlink("self", "self").file("a/x", "x");
+  CHECK_THAT(s.unpack_confined(tar), Catch::Contains("entry \"a/x\""));
+  Tar more;
+  more.file("self/x", "x");
+  CHECK_THAT(s.unpack_confined(more), Catch::Contains("entry \"self/x\""));
+  Tar link;
+  link.hardlink("h", "a");  // the final symlink is not followed: linking it is fine
+  CHECK(s.unpack_confined(link).empty());
+  CHECK(lstat_of(s.root / "h").st_ino == lstat_of(s.root / "a").st_ino);
 }
 
 TEST_CASE("unpacker hostile: very long names", "[unpacker]") {

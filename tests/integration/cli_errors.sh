@@ -5,7 +5,7 @@
 # leaves an index.json that claims the tag.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOTFS=$(fixture_rootfs)
+ROOTFS=$(fixture_rootfs) || fail "the debootstrap rootfs fixture is not available (scripts/fixtures/debian-rootfs.sh)"
 echo "rootfs: $ROOTFS"
 echo "dockless: $DOCKLESS"
 echo "scratch: $T"

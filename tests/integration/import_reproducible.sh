@@ -5,7 +5,7 @@
 # runs in podman.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOTFS=$(fixture_rootfs)
+ROOTFS=$(fixture_rootfs) || fail "the debootstrap rootfs fixture is not available (scripts/fixtures/debian-rootfs.sh)"
 echo "rootfs: $ROOTFS"
 echo "dockless: $DOCKLESS"
 echo "scratch: $T"
@@ -76,6 +76,7 @@ for ext in tar tar.gz tar.zst; do
   if ((RC == 0)); then
     check_same_tree "the image from rootfs.$ext unpacks (umoci) to the source tree" "$ROOTFS" "$T/$name.bundle/rootfs"
     check_eq "the image from rootfs.$ext keeps hardlinks" "$(hardlink_groups "$ROOTFS")" "$(hardlink_groups "$T/$name.bundle/rootfs")"
+    check_eq "the image from rootfs.$ext keeps owners" "$(tree_owners "$ROOTFS")" "$(tree_owners "$T/$name.bundle/rootfs")"
   else
     failed "umoci unpack of the image from rootfs.$ext" "exit $RC" "$(tail -n 20 "$T/$name.umoci.err")"
   fi

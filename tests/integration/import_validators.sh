@@ -4,7 +4,7 @@
 # rootfs) and podman (the image runs python3), plus `dockless inspect`'s view.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOTFS=$(fixture_rootfs)
+ROOTFS=$(fixture_rootfs) || fail "the debootstrap rootfs fixture is not available (scripts/fixtures/debian-rootfs.sh)"
 LAYOUT=$T/layout
 REF=oci:$LAYOUT:py
 ARCH=$(host_arch)
@@ -52,7 +52,7 @@ if ((RC == 0)); then
     pass "unpacked rootfs keeps every file's numeric uid:gid (e.g. /etc/shadow root:shadow)"
   else
     failed "unpacked rootfs keeps every file's numeric uid:gid (e.g. /etc/shadow root:shadow)" \
-      "$(diff -U0 --label expected --label actual "$T/owners.expected" "$T/owners.actual" | head -n 40)"
+      "$(diff -U0 --label expected --label actual "$T/owners.expected" "$T/owners.actual" | head -n 40 || true)"
   fi
   hardlink_groups "$ROOTFS" >"$T/links.expected"
   hardlink_groups "$T/bundle/rootfs" >"$T/links.actual"

@@ -4,7 +4,7 @@
 # not used here).
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOTFS=$(fixture_rootfs)
+ROOTFS=$(fixture_rootfs) || fail "the debootstrap rootfs fixture is not available (scripts/fixtures/debian-rootfs.sh)"
 LAYOUT=$T/layout
 REF=oci:$LAYOUT:z
 echo "rootfs: $ROOTFS"

@@ -215,7 +215,7 @@ check_same_file() {
   if cmp -s -- "$2" "$3"; then
     pass "$1"
   else
-    failed "$1" "$2 and $3 differ:" "$(diff -u -- "$2" "$3" | head -n 60)"
+    failed "$1" "$2 and $3 differ:" "$(diff -u -- "$2" "$3" | head -n 60 || true)"
   fi
 }
 
@@ -248,12 +248,18 @@ podman_run() {
 # ---------------------------------------------------------------- fixtures
 
 # fixture_rootfs: prints the cached debootstrap rootfs path (builds it the
-# first time; that needs root and the Debian mirror).
+# first time; that needs root and the Debian mirror). Use it as
+#     ROOTFS=$(fixture_rootfs) || fail "the debootstrap fixture is not available"
 fixture_rootfs() {
   local path
-  path=$(bash "$SOURCE_ROOT/scripts/fixtures/debian-rootfs.sh") ||
-    fail "fixture: scripts/fixtures/debian-rootfs.sh failed"
-  [[ -d $path && -x $path/usr/bin/python3 ]] || fail "fixture: '$path' is not a rootfs with python3"
+  if ! path=$(bash "$SOURCE_ROOT/scripts/fixtures/debian-rootfs.sh"); then
+    echo "fixture: scripts/fixtures/debian-rootfs.sh failed" >&2
+    return 1
+  fi
+  if [[ ! -d $path || ! -x $path/usr/bin/python3 ]]; then
+    echo "fixture: '$path' is not a rootfs with python3" >&2
+    return 1
+  fi
   printf '%s\n' "$path"
 }
 
@@ -348,8 +354,8 @@ check_same_tree() {
   if cmp -s "$T/$name.expected.manifest" "$T/$name.actual.manifest"; then
     pass "$desc ($(wc -l <"$T/$name.expected.manifest") paths)"
   else
-    failed "$desc" "tree_manifest differs (- $a, + $b); $(diff "$T/$name.expected.manifest" "$T/$name.actual.manifest" | grep -c '^[<>]') lines:" \
-      "$(diff -U0 --label expected --label actual "$T/$name.expected.manifest" "$T/$name.actual.manifest" | head -n 80)"
+    failed "$desc" "tree_manifest differs (- $a, + $b); $(diff "$T/$name.expected.manifest" "$T/$name.actual.manifest" | grep -c '^[<>]' || true) lines:" \
+      "$(diff -U0 --label expected --label actual "$T/$name.expected.manifest" "$T/$name.actual.manifest" | head -n 80 || true)"
   fi
 }
 
