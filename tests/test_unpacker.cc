@@ -595,20 +595,30 @@ TEST_CASE("unpacker hostile: absolute names land inside the root", "[unpacker]")
 TEST_CASE("unpacker hostile: a symlink to / or ../.. in the layer is scoped to the root",
           "[unpacker]") {
   Scratch s;
+  // Names are chosen so that a broken unpacker writes into the scratch tree,
+  // where the snapshot sees it, rather than somewhere on the host.
+  const std::string tmp_abs = s.tmp.path().string();              // "/tmp/dockless-test-X"
+  const std::string tmp_name = s.tmp.path().filename().string();  // "dockless-test-X"
+  const std::string unique = "escape-" + tmp_name;
   Tar tar;
   tar.symlink("evil", "/")
-      .file("evil/escape", "e1")
+      .file("evil/" + unique, "e1")
+      .file("evil" + tmp_abs + "/escape1", "e1")
       .symlink("evil2", "../..")
-      .file("evil2/escape2", "e2")
+      .file("evil2/" + tmp_name + "/escape2", "e2")
       .symlink("evil3", "../../../../../../../../..")
-      .file("evil3/tmp/escape3", "e3");
+      .file("evil3" + tmp_abs + "/escape3", "e3");
   CHECK(s.unpack_confined(tar).empty());
-  CHECK(read_text(s.root / "escape") == "e1");
-  CHECK(read_text(s.root / "escape2") == "e2");
-  CHECK(read_text(s.root / "tmp/escape3") == "e3");
+  CHECK(read_text(s.root / unique) == "e1");
+  CHECK(read_text(s.root / (tmp_abs.substr(1) + "/escape1")) == "e1");
+  CHECK(read_text(s.root / tmp_name / "escape2") == "e2");
+  CHECK(read_text(s.root / (tmp_abs.substr(1) + "/escape3")) == "e3");
   CHECK(fs::read_symlink(s.root / "evil") == "/");  // targets are stored as is
-  CHECK_FALSE(exists_nofollow(s.tmp / "escape"));
-  CHECK_FALSE(exists_nofollow(s.tmp / "escape2"));
+  // Had it been followed to the host's "/": fail, and leave nothing behind.
+  const fs::path host = fs::path("/") / unique;
+  const bool leaked = exists_nofollow(host);
+  if (leaked) fs::remove(host);
+  CHECK_FALSE(leaked);
 }
 
 TEST_CASE("unpacker hostile: symlink to ../outside then a file through it", "[unpacker]") {
@@ -647,15 +657,19 @@ TEST_CASE("unpacker hostile: symlinks already on disk that point outside", "[unp
   SECTION("overwrite of a file through it lands inside") {
     fs::create_directories(s.root / s.outside.relative_path());
     Tar tar;
-    tar.file("abs/sentinel", "overwritten").file("up/tmp-escape", "t").file("abs/sub/deep", "d");
+    tar.file("abs/sentinel", "overwritten")
+        .file("up" + s.outside.string() + "/up-escape", "t")
+        .file("abs/sub/deep", "d");
     CHECK(s.unpack_confined(tar).empty());
     CHECK(read_text(s.root / s.outside.relative_path() / "sentinel") == "overwritten");
     CHECK(read_text(s.root / s.outside.relative_path() / "sub/deep") == "d");
-    CHECK(read_text(s.root / "tmp-escape") == "t");
+    CHECK(read_text(s.root / s.outside.relative_path() / "up-escape") == "t");
   }
   SECTION("whiteouts and opaque markers through it touch nothing outside") {
     Tar tar;
-    tar.file("abs/.wh.sentinel", "").file("rel/.wh.sub", "").file("up/.wh.outside", "");
+    tar.file("abs/.wh.sentinel", "")
+        .file("rel/.wh.sub", "")
+        .file("up" + s.tmp.path().string() + "/.wh.outside", "");
     CHECK(s.unpack_confined(tar).empty());
     Tar opaque;
     opaque.file("abs/.wh..wh..opq", "");
@@ -800,9 +814,12 @@ TEST_CASE("unpacker hostile: whiteouts cannot name anything outside", "[unpacker
     }
   }
   SECTION("a whiteout through a symlink to / stays in the root") {
+    // Unique name: a broken unpacker would look for it in the host's "/".
+    const std::string x = "x-" + s.tmp.path().filename().string();
+    write_text(s.root / x, "x");
     Tar tar;
-    tar.symlink("up", "/").file("up/.wh.x", "");
+    tar.symlink("up", "/").file("up/.wh." + x, "").file("up" + s.outside.string() + "/.wh.sub", "");
     CHECK(s.unpack_confined(tar).empty());
-    CHECK_FALSE(exists_nofollow(s.root / "x"));
+    CHECK_FALSE(exists_nofollow(s.root / x));
   }
 }

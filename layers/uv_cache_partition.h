@@ -1,0 +1,45 @@
+// Splits a uv cache into parts by which environments use each entry, so the
+// image ships exactly what its enabled venvs need, and a variant that skips
+// some venvs shares every remaining layer (same bytes, same digest) with the
+// full image.
+//
+// uv keeps unpacked wheels in archive-v0/<id>/ (the only entries venvs link
+// to) and, per package, small pointer files (wheels-v*/..., sdists-v*/...)
+// that name an archive id. An environment "uses" the archives whose
+// <name>-<version>.dist-info it has installed (the same test works for
+// symlink and copy link modes), and every pointer file that names one of
+// them or lives under one of their package directories.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace dockless {
+
+/// One part of the cache: the relative paths used by exactly the
+/// environments in `users`. A path is a file, or a directory taken whole
+/// (archive-v0/<id>); the directories above each path are implied.
+struct CachePart {
+  std::set<std::string> users;  ///< empty = common files (CACHEDIR.TAG, interpreter info...)
+  std::set<std::string> paths;  ///< relative to the cache root
+
+  /// Whether the tar of this part holds `rel` (a path relative to the cache
+  /// root): it is one of `paths`, lies below one, or is a directory above one.
+  bool includes(const std::string& rel, bool is_dir) const;
+};
+
+/// `envs`: environment name -> the host directory of its venv (a venv made
+/// only to fill the cache for a cache extra counts like any other).
+/// Returns the parts sorted by (users.size(), users): common first, then
+/// shared ones, then each single environment's. Entries no environment uses
+/// (left by earlier builds) are in no part. Throws Error on unreadable dirs.
+std::vector<CachePart> partition_uv_cache(const std::filesystem::path& cache_root,
+                                          const std::map<std::string, std::filesystem::path>& envs);
+
+/// A stable name for a part's user set ("common", "env:a", "shared:a+b").
+std::string cache_part_name(const CachePart& part);
+
+}  // namespace dockless
