@@ -337,7 +337,8 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
     archive_entry* src = nullptr;
     int r = archive_read_next_header(in.get(), &src);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN)
+    // ARCHIVE_RETRY (a damaged header) would skip an entry: a layer is whole or nothing.
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
       throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
     std::string name = normalise_name(archive_entry_pathname(src) ? archive_entry_pathname(src) : "");
     if (name.empty()) continue;  // the root itself: its mode is the runtime's business

@@ -252,6 +252,12 @@ int run_cli(int argc, char** argv) {
     return copy(push_src, push_ref, push_args);
   }
   if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
+  // app.help() would describe the selected subcommand ("help" itself).
+  auto top_help = [&app] { return app.get_formatter()->make_help(&app, "dockless", CLI::AppFormatMode::Normal); };
+  if (help_cmd->parsed() && help_topic.empty()) {
+    std::cout << top_help();
+    return 0;
+  }
   if (help_cmd->parsed() && !help_topic.empty()) {
     for (CLI::App* sub : app.get_subcommands({}))
       if (sub->get_name() == help_topic) {
@@ -260,7 +266,7 @@ int run_cli(int argc, char** argv) {
       }
     throw UsageError("no subcommand \"" + help_topic + "\" (see 'dockless help')");
   }
-  std::cout << app.help();
+  std::cout << top_help();
   return 0;
 }
 

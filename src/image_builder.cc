@@ -42,6 +42,7 @@ Descriptor ImageBuilder::store(const BlobStore& store) const {
   m.config.size = static_cast<std::int64_t>(config_json.size());
   m.config.digest = store.put(config_json);
   m.layers = layers_;
+  m.annotations = annotations_;
   std::string manifest_json = m.to_json();
 
   Descriptor d;

@@ -2,6 +2,7 @@
 // and stores it in a blob store.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,13 @@ class ImageBuilder {
   /// there already) and returns the manifest's descriptor, with platform.
   Descriptor store(const BlobStore& store) const;
 
+  /// Annotations for the manifest (org.opencontainers.image.base.name, ...).
+  std::map<std::string, std::string>& annotations() { return annotations_; }
+
  private:
   ImageConfig config_;
   std::vector<Descriptor> layers_;
+  std::map<std::string, std::string> annotations_;
 };
 
 }  // namespace dockless

@@ -26,8 +26,17 @@ struct BindMount {
   bool read_only = false;
 };
 
+/// How the userns sandbox presents the rootfs. kAuto tries the kernel overlay,
+/// then fuse-overlayfs (when installed), then a private copy, and remembers
+/// what worked for the rest of the process.
+enum class RootfsMethod { kAuto, kOverlay, kFuseOverlayfs, kCopy };
+
 struct SandboxSpec {
   Isolation isolation = Isolation::kUserns;
+  /// kHost refuses to run outside a container unless this is set (--force).
+  bool force_host = false;
+  /// userns only; the others ignore it.
+  RootfsMethod rootfs_method = RootfsMethod::kAuto;
   /// The root filesystem (read-only input: never modified; writes outside
   /// the binds land in a scratch upper dir that is thrown away).
   std::filesystem::path rootfs;
@@ -39,6 +48,9 @@ struct SandboxSpec {
   std::filesystem::path scratch;
   /// Each line the command writes to stdout or stderr, as it comes.
   std::function<void(std::string_view line)> on_output;
+  /// Optional: one line about each choice the sandbox made on its own (a
+  /// fallback taken, e.g. "kernel overlay refused ...; using fuse-overlayfs").
+  std::function<void(std::string_view note)> on_note;
 };
 
 /// Runs spec.argv and returns its exit status (128+N when killed by signal

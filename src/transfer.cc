@@ -194,6 +194,8 @@ Digest ImageTransfer::store_archive(const LocalImage& image, const DockerArchive
   Descriptor manifest = image.top;
   if (media_type::is_index(manifest.media_type))
     manifest = select_platform(ImageIndex::parse(image.store->read(manifest.digest)), ref.str());
+  if (!ref.ref.empty() && ref.ref[0] == '@')
+    throw UsageError(ref.str() + ": @N selects an image when reading; name the image with a tag");
   std::vector<std::string> tags;
   if (!ref.ref.empty()) tags.push_back(ref.ref);
   else if (!default_tag.empty()) tags.push_back(default_tag);

@@ -722,9 +722,10 @@ TEST_CASE("history entries and container config of the wrong type are refused", 
 
 TEST_CASE("a deeply nested document is an error, not a crash", "[json_model]") {
   // A hostile registry can serve any bytes as a manifest. RapidJSON's default
-  // parser recurses once per nesting level; 4 MiB of '[' (the size limit of
-  // common registries) must give an Error, never a stack overflow. Run in a
-  // child process so that a crash fails this case instead of the binary.
+  // parser (and any code walking the DOM) recurses once per nesting level;
+  // 4 MiB of '[' (the size limit of common registries) must give an Error,
+  // never a stack overflow. Run in a child process so that a crash (which
+  // this once was: SIGSEGV) fails this case instead of the whole binary.
   std::string text = R"({"schemaVersion":2,"x":)" + std::string(4 << 20, '[');
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
@@ -747,6 +748,28 @@ TEST_CASE("a deeply nested document is an error, not a crash", "[json_model]") {
   INFO("child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : ""));
   CHECK(WIFEXITED(status));
   if (WIFEXITED(status)) CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("brackets inside strings and moderate nesting are not mistaken for depth",
+          "[json_model]") {
+  // Strings full of brackets, escaped quotes and backslashes (a label
+  // holding a JSON snippet, a Windows path) are plain strings.
+  const std::string tricky =
+      std::string(300, '[') + "\\\"" + std::string(300, '{') + "\\\\" + "C:\\\\dir\\\\" + std::string(50, ']');
+  const std::string text = R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:)" + kHexA +
+                           R"(","size":1},"layers":[],"annotations":{"a":"\\","b":")" + tricky + R"("}})";
+  Manifest m = Manifest::parse(text);
+  CHECK(m.annotations.at("a") == "\\");
+  CHECK(m.annotations.at("b") ==
+        std::string(300, '[') + "\"" + std::string(300, '{') + "\\" + "C:\\dir\\" + std::string(50, ']'));
+  CHECK(Manifest::parse(m.to_json()).to_json() == m.to_json());
+
+  // Real documents nest a handful of levels; an extension nested 60 deep is
+  // still a valid document and must be kept as it is.
+  const std::string deep = std::string(60, '[') + "1" + std::string(60, ']');
+  Manifest d = Manifest::parse(R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:)" + kHexA +
+                               R"(","size":1},"layers":[],"x-deep":)" + deep + "}");
+  CHECK(at(d.to_json(), "/x-deep") == deep);
 }
 
 // ---------------------------------------------------------------------------

@@ -210,6 +210,63 @@ check "TOKEN_LOG: a token for the copy asked for repository:team/copy push and r
 check "TOKEN_LOG: pull scope for the source repository team/app was granted" \
   grep -Eq '^pusher\|[^|]*\|[^|]*repository:team/app:pull' "$T/tk-copy.tokens"
 
+section "token: a blob GET redirected to another host gets no Authorization header"
+# A fault proxy in front of the token registry answers the layer's GET with a
+# 307 to a tiny blob server on another host name (localhost:PORT2), which logs
+# whether an Authorization header came with the request.
+check_dl "pusher pushes $TK/team/redir:1" "$T/tk-redir-push" \
+  push "oci:$IMG:v1" "$TK/team/redir:1" --creds "pusher:$TK_PASS" --cache-dir "$(fresh_cache)"
+LAYER=$(manifest_layers "$IMG" v1 | head -n 1)
+cat >"$T/blobserver.py" <<'PY'
+import http.server, sys
+blob, port_file, log = sys.argv[1:]
+data = open(blob, "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write("%s %s host=%s authorization=%s\n" % (self.command, self.path, self.headers.get("Host"),
+                    "present" if self.headers.get("Authorization") else "absent"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(port_file, "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+: >"$T/blobserver.log"
+timeout --foreground -k 5 600 python3 "$T/blobserver.py" "$(layout_blob_path "$IMG" "$LAYER")" "$T/blobserver.port" \
+  "$T/blobserver.log" </dev/null >"$T/blobserver.err" 2>&1 &
+BSPID=$!
+at_exit kill "$BSPID"
+for _ in $(seq 100); do [[ -s $T/blobserver.port ]] && break; sleep 0.05; done
+[[ -s $T/blobserver.port ]] || fail "the blob server did not start" "$(cat "$T/blobserver.err")"
+BS=localhost:$(cat "$T/blobserver.port")
+printf '[{"method": "GET", "path": "/v2/team/redir/blobs/%s", "action": "status", "status": 307, "times": -1, "body": "", "headers": {"Location": "http://%s/blob/%s"}}]\n' \
+  "$LAYER" "$BS" "${LAYER#sha256:}" >"$T/redir-rules.json"
+timeout --foreground -k 5 600 python3 "$SOURCE_ROOT/tests/registry/fault_proxy.py" --listen 127.0.0.1:0 \
+  --upstream "$TK" --rules "$T/redir-rules.json" --port-file "$T/redir-proxy.port" --log "$T/redir-proxy.log" \
+  --max-lifetime 600 </dev/null >"$T/redir-proxy.err" 2>&1 &
+RPID=$!
+at_exit kill "$RPID"
+for _ in $(seq 100); do [[ -s $T/redir-proxy.port ]] && break; sleep 0.05; done
+[[ -s $T/redir-proxy.port ]] || fail "fault proxy in front of the token registry did not start" "$(cat "$T/redir-proxy.err")"
+RP=127.0.0.1:$(cat "$T/redir-proxy.port")
+check_dl "pull $RP/team/redir:1 (layer redirected to $BS) with --creds" "$T/tk-redir" \
+  pull "$RP/team/redir:1" --output "oci:$T/redir:1" --creds "pusher:$TK_PASS" --cache-dir "$(fresh_cache)"
+check "the redirect fired" grep -q "GET /v2/team/redir/blobs/$LAYER -> 307" "$T/redir-proxy.log"
+check "the blob server got the GET" grep -q "^GET /blob/${LAYER#sha256:} " "$T/blobserver.log"
+if grep -q "authorization=present" "$T/blobserver.log"; then
+  failed "no Authorization header was sent to the other host" "$(cat "$T/blobserver.log")"
+else
+  pass "no Authorization header was sent to the other host"
+fi
+check_blobs_intact "the redirected pull's blobs are intact" "$T/redir"
+check_digests_equal "the redirected pull has the digest" "$IMG_DIGEST" "$(layout_manifest_digest "$T/redir" 1)"
+
 for f in "$T"/tk-*.err; do
   check_no_secrets "no password or token in $(basename "$f")" "$f" "$TK_PASS" "$TK_READER_PASS" "$TK_IDTOKEN"
 done

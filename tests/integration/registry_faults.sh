@@ -203,4 +203,59 @@ i = [k for k, l in enumerate(lines) if big in l and "TRUNCATED" in l][0]
 assert [l for l in lines[i + 1:] if big in l and ("-> 200" in l or "-> 206" in l)], "\n".join(lines)
 ' "$T/g.proxy" "$BIG_HEX"
 
+# ------------------------------------------------------------------ (h)
+section "(h) more: three resets in a row on the big layer, a reset on the manifest PUT"
+set_rules '[{"method": "GET", "path": "/blobs/'"$BIG"'", "action": "reset_mid_body", "fraction": 0.3, "times": 3}]'
+pull_ok h1 "(h1) reset_mid_body x3"
+n=$(grep -c "$BIG_HEX .*RESET rule=0" "$T/h1.proxy" || true)
+check_eq "(h1) the reset fired 3 times" 3 "$n"
+nr=$(grep -Ec "$BIG_HEX range=bytes=[1-9][0-9]*- -> 20[06]" "$T/h1.proxy" || true)
+if ((nr >= 3)); then
+  pass "(h1) each reset was followed by a ranged GET ($nr)"
+else
+  failed "(h1) each reset was followed by a ranged GET" "ranged GETs: $nr" "$(grep "$BIG_HEX" "$T/h1.proxy")"
+fi
+set_rules '[{"method": "PUT", "path": "/manifests/", "action": "reset"}]'
+mark=$(proxy_mark)
+check_dl "(h2) push with the manifest PUT reset once succeeds" "$T/h2" \
+  push "oci:$L:tiny" "$P/h2/tiny:1" --cache-dir "$(fresh_cache)"
+sleep 0.2
+proxy_since "$mark" >"$T/h2.proxy"
+check "(h2) the manifest PUT was reset, then answered 201" python3 -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+i = [k for k, l in enumerate(lines) if "PUT /v2/h2/tiny/manifests/1 -> RESET" in l]
+assert i, "\n".join(lines)
+assert [l for l in lines[i[0] + 1:] if "PUT /v2/h2/tiny/manifests/1 -> 201" in l], "\n".join(lines)
+' "$T/h2.proxy"
+check_digests_equal "(h2) skopeo sees the pushed image" "$TINY_DIGEST" "$(remote_digest "$H/h2/tiny:1")"
+
+# ------------------------------------------------------------------ (i)
+section "(i) a registry that keeps failing: the retries are bounded"
+set_rules '[{"method": "GET", "path": "/manifests/", "action": "status", "status": 500, "times": -1}]'
+mark=$(proxy_mark)
+check_dl_error "(i1) pull while every manifest GET answers 500" "$T/i1" \
+  "$P" 'big/py' '500' -- \
+  pull -q "$P/big/py:1" --output "oci:$T/i1:py" --cache-dir "$(fresh_cache)"
+sleep 0.2
+n=$(proxy_since "$mark" | grep -c 'GET /v2/big/py/manifests/1 -> 500' || true)
+check_eq "(i1) default --retries 3: 4 manifest GETs in all" 4 "$n"
+check_eq "(i1) the failed pull left no tag" "" "$(layout_tags "$T/i1")"
+mark=$(proxy_mark)
+check_dl_error "(i2) the same with --retries 1" "$T/i2" \
+  "$P" -- \
+  pull -q --retries 1 "$P/big/py:1" --output "oci:$T/i2:py" --cache-dir "$(fresh_cache)"
+sleep 0.2
+n=$(proxy_since "$mark" | grep -c 'GET /v2/big/py/manifests/1 -> 500' || true)
+check_eq "(i2) --retries 1: 2 manifest GETs in all" 2 "$n"
+set_rules '[{"method": "GET", "path": "/manifests/", "action": "status", "status": 404, "times": -1,
+  "body": "{\"errors\": [{\"code\": \"MANIFEST_UNKNOWN\", \"message\": \"manifest unknown\"}]}"}]'
+mark=$(proxy_mark)
+check_dl_error "(i3) a 404 is not retried" "$T/i3" \
+  "$P" 'big/py' -- \
+  pull -q "$P/big/py:1" --output "oci:$T/i3:py" --cache-dir "$(fresh_cache)"
+sleep 0.2
+n=$(proxy_since "$mark" | grep -c 'GET /v2/big/py/manifests/1 -> 404' || true)
+check_eq "(i3) exactly one manifest GET" 1 "$n"
+
 set_rules '[]'

@@ -179,6 +179,24 @@ check_dl_error "pull --platform linux/s390x (not in the index)" "$T/pull-ms390x"
 tags=$(layout_tags "$T/p-ms390x")
 check_eq "s390x: the failed pull left no tag" "" "$tags"
 
+section "dockless pushes and copies the index (--all-platforms)"
+check_dl "dockless push --all-platforms oci:$S:multi $H/dl/multi:1" "$T/push-multi" \
+  push --all-platforms "oci:$S:multi" "$H/dl/multi:1" --cache-dir "$(fresh_cache)"
+check_digests_equal "push --all-platforms printed the index digest" "$INDEX_DIGEST" "$DIGEST"
+check_eq "skopeo sees $H/dl/multi:1 as the same index (sha256 of the raw manifest)" "$INDEX_DIGEST" \
+  "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$H/dl/multi:1" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+for a in amd64 arm64; do
+  check "skopeo inspect --override-arch $a docker://$H/dl/multi:1" \
+    skopeo inspect --tls-verify=false --override-arch "$a" "docker://$H/dl/multi:1"
+done
+check_dl "dockless copy --all-platforms $H/sk/multi:1 $H/dlcopy/multi:1" "$T/copy-multi" \
+  copy --all-platforms "$H/sk/multi:1" "$H/dlcopy/multi:1" --report "$T/copy-multi.json" --cache-dir "$(fresh_cache)"
+check_eq "skopeo sees $H/dlcopy/multi:1 as the same index" "$INDEX_DIGEST" \
+  "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$H/dlcopy/multi:1" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+check_python "the index copy mounted every blob it pushed" "$T/copy-multi.json" '
+blobs = [b for b in d["blobs"] if b["direction"] == "push"]
+assert blobs and all(b["action"] == "mounted" for b in blobs), [(b["digest"][:19], b["action"]) for b in blobs]'
+
 section "docker-archive for podman load"
 ARCHIVE_REF=localhost/dockless-it-interop-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n'):1
 check_dl "dockless pull $H/sk/gz:1 --output docker-archive:$T/a.tar:$ARCHIVE_REF" "$T/pull-da" \

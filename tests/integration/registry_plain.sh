@@ -66,6 +66,21 @@ check_python "the pull report lists config + layer as pulled" "$T/pull1.json" '
 blobs = [b for b in d["blobs"] if b["direction"] == "pull"]
 assert len(blobs) == 2 and all(b["action"] == "transferred" for b in blobs), blobs'
 
+section "pull by digest, docker:// prefix, into an existing layout"
+check_dl "dockless pull $H/plain/py@$LOCAL_DIGEST --output oci:$T/sk:bydigest" "$T/pull-digest" \
+  pull "$H/plain/py@$LOCAL_DIGEST" --output "oci:$T/sk:bydigest" --cache-dir "$(fresh_cache)"
+check_digests_equal "pull by digest prints the digest" "$LOCAL_DIGEST" "$DIGEST"
+check_digests_equal "the new tag names the manifest" "$LOCAL_DIGEST" "$(layout_manifest_digest "$T/sk" bydigest)"
+check_eq "the layout (written by skopeo) keeps its own tag beside the new one" "bydigest py" "$(layout_tags "$T/sk" | sort | tr '\n' ' ' | sed 's/ $//')"
+check "skopeo inspect oci:$T/sk:py still works" skopeo inspect "oci:$T/sk:py"
+check "skopeo inspect oci:$T/sk:bydigest" skopeo inspect "oci:$T/sk:bydigest"
+check_dl "dockless copy docker://$H/plain/py:1 oci:$T/viacopy:c" "$T/copy-oci" \
+  copy "docker://$H/plain/py:1" "oci:$T/viacopy:c" --cache-dir "$(fresh_cache)"
+check_digests_equal "copy docker:// -> oci: keeps the digest" "$LOCAL_DIGEST" "$(layout_manifest_digest "$T/viacopy" c)"
+check_dl "dockless copy oci:$T/viacopy:c docker://$H/viacopy/py:1" "$T/copy-back" \
+  copy "oci:$T/viacopy:c" "docker://$H/viacopy/py:1" --report "$T/copy-back.json" --cache-dir "$(fresh_cache)"
+check_digests_equal "skopeo sees $H/viacopy/py:1 with the same digest" "$LOCAL_DIGEST" "$(remote_digest "$H/viacopy/py:1")"
+
 # ------------------------------------------------------------------ copy
 section "copy registry -> registry (another repository, same registry)"
 check_dl "dockless copy $H/plain/py:1 $H/other/py:2" "$T/copy1" \

@@ -1,0 +1,36 @@
+// Build-cache keys: a SHA-256 over typed, length-prefixed fields, so that
+// ("a b", "c") and ("a", "b c") never collide, plus a readable list of what
+// went in, for `--explain-cache` (why did this layer miss?).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "oci/digest.h"
+
+namespace dockless {
+
+class CacheKey {
+ public:
+  /// `kind` names what the key is for ("venv", "uv-cache", "source"...).
+  explicit CacheKey(std::string_view kind);
+
+  CacheKey& add(std::string_view field, std::string_view value);
+  CacheKey& add(std::string_view field, const std::vector<std::string>& values);
+  CacheKey& add(std::string_view field, bool value);
+  /// The SHA-256 of a file's content (a missing file hashes as "missing").
+  CacheKey& add_file(std::string_view field, const std::filesystem::path& file);
+
+  /// Hex SHA-256 of everything added, in order.
+  std::string hex() const;
+  /// One "field = value" line per input (long values shortened).
+  const std::vector<std::string>& explain() const { return lines_; }
+
+ private:
+  std::string bytes_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace dockless

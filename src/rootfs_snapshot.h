@@ -1,0 +1,30 @@
+// The base image's root filesystem as a directory, for the sandbox: every
+// base layer applied in order (whiteouts included) into
+// <cache>/snapshots/<chainID>, made once and reused by later builds.
+//
+// One directory per chain rather than one per layer stacked as overlay lower
+// dirs: OCI whiteouts would need converting to overlay's format (char
+// devices and trusted.* xattrs that an unprivileged user cannot make), and a
+// base image is shared by every build of a project, so the duplicate cost is
+// paid once.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "layers/layer_writer.h"
+#include "oci/blob_store.h"
+
+namespace dockless {
+
+/// OCI ChainID of the first n diffIDs.
+Digest chain_id(const std::vector<Digest>& diff_ids);
+
+/// Returns the snapshot directory for `layers` (blobs in `store`), making
+/// it first if needed: unpacked into a temp dir, then renamed, under a lock,
+/// so a half-made snapshot is never used.
+std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
+                                             const std::vector<LayerBlob>& layers,
+                                             const std::filesystem::path& snapshots_dir);
+
+}  // namespace dockless
