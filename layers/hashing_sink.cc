@@ -10,6 +10,7 @@ void HashingSink::write(const void* data, std::size_t size) {
 
 void HashingSink::finish() {
   digest_ = hash_.finish();
+  finished_ = true;
   if (next_ != nullptr) next_->finish();
 }
 

@@ -18,6 +18,7 @@ class HashingSink : public ByteSink {
   void finish() override;
 
   std::uint64_t size() const { return size_; }
+  bool finished() const { return finished_; }
   /// Valid after finish().
   const Digest& digest() const { return digest_; }
 
@@ -26,6 +27,7 @@ class HashingSink : public ByteSink {
   Sha256 hash_;
   std::uint64_t size_ = 0;
   Digest digest_;
+  bool finished_ = false;
 };
 
 }  // namespace dockless

@@ -35,6 +35,7 @@ LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
   auto compressor = make_compressor(compression, blob_sink);
   HashingSink tar_hash(compressor.get());
   produce_tar(tar_hash);
+  if (!tar_hash.finished()) throw Error("layer producer ended without finishing its tar stream");
 
   LayerBlob layer;
   layer.diff_id = tar_hash.digest();

@@ -95,9 +95,17 @@ std::string normalise_name(std::string name) {
     else if (name.rfind("/", 0) == 0) name.erase(0, 1);
     else break;
   }
-  while (!name.empty() && name.back() == '/') name.pop_back();
-  if (name == ".") name.clear();
-  return name;
+  // "a//b" and "a/./b" name the same entry as "a/b".
+  std::string clean;
+  std::size_t pos = 0;
+  while (pos <= name.size()) {
+    std::size_t slash = name.find('/', pos);
+    std::string part = name.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    if (!part.empty() && part != ".") clean += (clean.empty() ? "" : "/") + part;
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return clean;
 }
 
 /// Emits the directories leading to `prefix` ("opt/venv" -> "opt"), and

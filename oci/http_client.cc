@@ -200,7 +200,9 @@ class CurlHttpClient : public HttpClient {
     if (t.error) std::rethrow_exception(t.error);
     if (rc != CURLE_OK) {
       std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-      throw TransportError(msg, is_tls_error(rc));
+      bool verification = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                          rc == CURLE_SSL_ISSUER_ERROR;
+      throw TransportError(msg, is_tls_error(rc), verification);
     }
     curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &t.response.status);
     return std::move(t.response);

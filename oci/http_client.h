@@ -53,11 +53,15 @@ struct HttpResponse {
 /// Retried by the registry client; `tls` ones are not (they won't heal).
 class TransportError : public Error {
  public:
-  TransportError(const std::string& what, bool tls) : Error(what), tls_(tls) {}
+  TransportError(const std::string& what, bool tls, bool verification = false)
+      : Error(what), tls_(tls), verification_(verification) {}
   bool is_tls() const { return tls_; }
+  /// The server spoke TLS but its certificate was not trusted.
+  bool is_verification() const { return verification_; }
 
  private:
   bool tls_;
+  bool verification_;
 };
 
 class HttpClient {

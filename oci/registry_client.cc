@@ -349,6 +349,43 @@ void RegistryClient::upload_chunked(const std::string& repo,
   if (r.status != 201 && r.status != 204) fail(what, r);
 }
 
+bool RegistryClient::mount_blob(const std::string& repo, const Digest& digest,
+                                const std::string& from) {
+  std::vector<std::string> scopes = {"repository:" + repo + ":pull,push",
+                                     "repository:" + from + ":pull"};
+  std::string url;
+  HttpResponse r;
+  try {
+    r = transport_.send("mount blob " + digest.short_hex() + " from " + from, scopes,
+                        [&](const std::string& base) {
+                          HttpRequest req;
+                          req.method = "POST";
+                          req.url = url = base + "/v2/" + repo + "/blobs/uploads/?mount=" +
+                                          digest.str() + "&from=" + from;
+                          return req;
+                        });
+  } catch (const RegistryError&) {
+    return false;
+  }
+  if (r.status == 201) return true;
+  if (r.status == 202) {
+    if (auto loc = r.header("Location")) {
+      // Not mounted: close the session it opened instead (best effort).
+      std::string session = resolve_url(url, *loc);
+      try {
+        transport_.send("cancel upload", scopes, [&](const std::string&) {
+          HttpRequest req;
+          req.method = "DELETE";
+          req.url = session;
+          return req;
+        }, /*retry=*/false);
+      } catch (const Error&) {
+      }
+    }
+  }
+  return false;
+}
+
 BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descriptor& blob,
                                           const std::filesystem::path& file,
                                           const std::string& mount_from, std::uint64_t chunk_size,

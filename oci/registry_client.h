@@ -56,6 +56,10 @@ class RegistryClient {
   /// (a repository of the same registry, or "") is tried first as a
   /// cross-repository mount. `chunk_size` 0 means one PUT; otherwise PATCH
   /// chunks of at least that size (and at least OCI-Chunk-Min-Length).
+  /// Tries a cross-repository mount alone: true when the registry mounted
+  /// it (201); false otherwise (an upload session it offered is cancelled).
+  bool mount_blob(const std::string& repo, const Digest& digest, const std::string& from);
+
   BlobPushOutcome push_blob(const std::string& repo, const Descriptor& blob,
                             const std::filesystem::path& file, const std::string& mount_from,
                             std::uint64_t chunk_size, const ProgressFn& progress = nullptr);

@@ -75,6 +75,13 @@ bool is_retryable_status(long status) {
 
 std::string describe_registry_error(const HttpResponse& r) {
   std::string out = std::to_string(r.status);
+  if (r.status == 401) {
+    // Authenticated, but the token lacks what the operation needs (a denied push).
+    if (auto h = r.header("WWW-Authenticate"))
+      if (auto c = parse_auth_challenge(*h); c && c->param("error") == "insufficient_scope")
+        return out + " DENIED: insufficient scope: access " + c->param("scope") +
+               " was not granted to these credentials";
+  }
   try {
     if (!r.body.empty() && r.body[0] == '{') {
       rapidjson::Document doc = json::parse(r.body, "registry error");
@@ -182,6 +189,12 @@ void RegistryTransport::ping() {
       } catch (const TransportError& e) {
         last_error = scheme + ": " + e.what();
         if (!e.is_tls()) tls_only_failure = false;
+        // A server that speaks TLS with an untrusted certificate must not be
+        // retried in cleartext: that would hide the problem and downgrade.
+        if (e.is_verification())
+          throw Error("registry " + registry_ + ": TLS certificate verification failed (" +
+                      e.what() + "); trust its CA with --ca-cert FILE, or use --insecure-registry " +
+                      registry_);
       }
     }
     // A certificate problem will not heal by waiting.

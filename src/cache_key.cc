@@ -24,7 +24,7 @@ CacheKey& CacheKey::add(std::string_view field, const std::vector<std::string>& 
 }
 
 CacheKey& CacheKey::add(std::string_view field, bool value) {
-  return add(field, value ? "true" : "false");
+  return add(field, std::string_view(value ? "true" : "false"));
 }
 
 CacheKey& CacheKey::add_file(std::string_view field, const std::filesystem::path& file) {
@@ -32,7 +32,7 @@ CacheKey& CacheKey::add_file(std::string_view field, const std::filesystem::path
   try {
     content = read_file(file);
   } catch (const Error&) {
-    return add(field, "missing");
+    return add(field, std::string_view("missing"));
   }
   return add(field, sha256_of(content).str());
 }

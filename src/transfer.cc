@@ -7,6 +7,7 @@
 #include "oci/json_util.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
+#include "oci/oci_conversion.h"
 #include "src/parallel.h"
 
 namespace dockless {
@@ -81,13 +82,14 @@ void ImageTransfer::record(const std::string& direction, const Descriptor& d,
 
 // ---- sources ------------------------------------------------------------
 
-LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_store) {
+LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_store,
+                               bool layers_on_demand) {
   if (src.is_layout()) return load_layout(src.layout());
   if (src.is_archive()) {
     LoadedArchiveImage a = read_docker_archive(src.archive().file, work_store, src.archive().ref);
     return LocalImage{&work_store, a.manifest, "", ""};
   }
-  return load_registry(src.reference(), work_store);
+  return load_registry(src.reference(), work_store, layers_on_demand);
 }
 
 LocalImage ImageTransfer::load_layout(const LayoutRef& ref) {
@@ -115,7 +117,8 @@ Descriptor ImageTransfer::select_platform(const ImageIndex& index, const std::st
               (available.empty() ? "" : " (it has: " + available + ")"));
 }
 
-LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& store) {
+LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& store,
+                                        bool layers_on_demand) {
   RegistryClient& c = client(ref.registry);
   ManifestData top = c.get_manifest(ref.repository, ref.manifest_ref());
   store.put(top.bytes, top.digest);
@@ -140,7 +143,10 @@ LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& s
   } else {
     manifests.push_back(top_desc);
   }
-  parallel_for_each(unique_blobs(store, manifests), opt_.jobs, [&](const Descriptor& b) {
+  std::vector<Descriptor> wanted;
+  for (const auto& b : unique_blobs(store, manifests))
+    if (!layers_on_demand || !media_type::is_layer(b.media_type)) wanted.push_back(b);
+  parallel_for_each(wanted, opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
     std::string id = b.digest.str();
     progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
@@ -168,17 +174,46 @@ Digest ImageTransfer::store(const LocalImage& image, const ImageLocation& dst,
 Digest ImageTransfer::store_layout(const LocalImage& image, const LayoutRef& ref) {
   OciLayout layout = OciLayout::open_or_create(ref.dir);
   const BlobStore& dst = layout.blobs();
-  std::vector<Descriptor> all;
-  for (const auto& m : manifests_of(image)) {
-    all.push_back(m);
-    for (const auto& b : manifest_blobs(*image.store, m)) all.push_back(b);
-  }
-  if (media_type::is_index(image.top.media_type)) all.push_back(image.top);
-  for (const auto& d : all) {
-    if (image.store->root() != dst.root()) dst.import_from(*image.store, d.digest);
-    else if (!dst.contains(d.digest)) throw Error("blob " + d.digest.str() + " is missing");
-  }
+  auto copy_blob = [&](const Digest& d) {
+    if (image.store->root() != dst.root()) dst.import_from(*image.store, d);
+    else if (!dst.contains(d)) throw Error("blob " + d.str() + " is missing");
+  };
+  // Docker schema2 manifests become OCI ones: readers of an OCI layout
+  // (skopeo, podman, umoci) take nothing else there.
+  auto store_manifest = [&](Descriptor m) {
+    for (const auto& b : manifest_blobs(*image.store, m)) copy_blob(b.digest);
+    Manifest parsed = Manifest::parse(image.store->read(m.digest));
+    if (auto oci = docker_manifest_to_oci(parsed)) {
+      std::string bytes = oci->to_json();
+      m.digest = dst.put(bytes);
+      m.size = static_cast<std::int64_t>(bytes.size());
+      m.media_type = oci->media_type;
+    } else {
+      copy_blob(m.digest);
+    }
+    return m;
+  };
   Descriptor top = image.top;
+  if (media_type::is_index(top.media_type)) {
+    const ImageIndex original = ImageIndex::parse(image.store->read(top.digest));
+    ImageIndex out = docker_index_to_oci(original).value_or(original);
+    bool changed = out.media_type != original.media_type;
+    for (std::size_t i = 0; i < out.manifests.size(); ++i) {
+      if (!media_type::is_manifest(out.manifests[i].media_type)) continue;
+      out.manifests[i] = store_manifest(original.manifests[i]);
+      changed = changed || out.manifests[i].digest != original.manifests[i].digest;
+    }
+    if (changed) {
+      std::string bytes = out.to_json();
+      top.digest = dst.put(bytes);
+      top.size = static_cast<std::int64_t>(bytes.size());
+      top.media_type = out.media_type;
+    } else {
+      copy_blob(top.digest);
+    }
+  } else {
+    top = store_manifest(top);
+  }
   top.annotations.clear();
   if (!top.platform && media_type::is_manifest(top.media_type)) {
     Manifest m = Manifest::parse(dst.read(top.digest));
@@ -210,10 +245,30 @@ Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& r
   if (image.source_registry == ref.registry && image.source_repo != ref.repository)
     mount_from = image.source_repo;
   std::vector<Descriptor> manifests = manifests_of(image);
+  // Looked up here: the client map is not for worker threads to change.
+  RegistryClient* source = image.source_registry.empty() ? nullptr : &client(image.source_registry);
   parallel_for_each(unique_blobs(*image.store, manifests), opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
     std::string id = b.digest.str();
     progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
+    if (!image.store->contains(b.digest)) {
+      // Left in the source registry by a same-registry copy: mount it, and
+      // download it only when the registry will not.
+      if (c.blob_exists(ref.repository, b.digest)) {
+        progress_.finish(id, "already in registry");
+        record("push", b, "skipped", start);
+        return;
+      }
+      if (!mount_from.empty() && c.mount_blob(ref.repository, b.digest, mount_from)) {
+        progress_.finish(id, "mounted from " + mount_from);
+        record("push", b, "mounted", start);
+        return;
+      }
+      if (source == nullptr)
+        throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
+      source->fetch_blob(image.source_repo, b, *image.store);
+      record("pull", b, "transferred", start);
+    }
     BlobPushOutcome outcome =
         c.push_blob(ref.repository, b, image.store->path_of(b.digest), mount_from,
                     opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); });
@@ -290,7 +345,9 @@ Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const Transf
     cache = std::make_unique<BlobStore>(options.cache_dir);
     work_store = cache.get();
   }
-  LocalImage image = t.load(src, *work_store);
+  bool same_registry = src.is_registry() && dst.is_registry() &&
+                       src.reference().registry == dst.reference().registry;
+  LocalImage image = t.load(src, *work_store, same_registry);
   std::string default_tag =
       src.is_registry() && !src.reference().tag.empty() ? src.reference().str() : "";
   Digest top = t.store(image, dst, default_tag);

@@ -57,7 +57,10 @@ class ImageTransfer {
   /// Brings src into a local store: `work_store` for registries and
   /// archives, the layout's own store for oci:. An index is narrowed to the
   /// options' platform unless all_platforms.
-  LocalImage load(const ImageLocation& src, const BlobStore& work_store);
+  /// With `layers_on_demand` (a copy within one registry), layer blobs stay
+  /// in the registry: store() mounts them, and fetches only what it must.
+  LocalImage load(const ImageLocation& src, const BlobStore& work_store,
+                  bool layers_on_demand = false);
 
   /// Writes image to dst; returns the digest dst holds at the top.
   /// `default_tag` names the image in a docker-archive when dst gives none.
@@ -81,7 +84,7 @@ class ImageTransfer {
   void record(const std::string& direction, const Descriptor& d, const std::string& action,
               std::chrono::steady_clock::time_point start);
   LocalImage load_layout(const LayoutRef& ref);
-  LocalImage load_registry(const Reference& ref, const BlobStore& store);
+  LocalImage load_registry(const Reference& ref, const BlobStore& store, bool layers_on_demand);
   Descriptor select_platform(const ImageIndex& index, const std::string& what) const;
   Digest store_layout(const LocalImage& image, const LayoutRef& ref);
   Digest store_archive(const LocalImage& image, const DockerArchiveRef& ref,
