@@ -7,6 +7,7 @@
 
 #include "oci/error.h"
 #include "oci/file_util.h"
+#include "src/build_command.h"
 #include "src/cache_dir.h"
 #include "src/import_command.h"
 #include "src/inspect_command.h"
@@ -36,6 +37,13 @@ Platform platform_option(const std::string& text) {
     throw UsageError(std::string("--platform: ") + e.what());
   }
 }
+
+struct BuildArgs {
+  std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
+  std::vector<std::string> sets, skip, outputs, tags;
+  bool push = false, force = false, explain = false;
+  int level = 0;
+};
 
 /// Options of every command that talks to a registry.
 struct RegistryArgs {
@@ -208,6 +216,32 @@ int run_cli(int argc, char** argv) {
   copy_cmd->add_option("destination", copy_dst, "Where it goes")->required();
   add_registry_options(copy_cmd, copy_args);
 
+  RegistryArgs build_args;
+  BuildArgs bld;
+  CLI::App* build_cmd = app.add_subcommand(
+      "build", "Build a uv project's image: base, uv, uv cache, one layer per venv, source");
+  build_cmd->add_option("dir", bld.dir, "Project directory (default: .)");
+  build_cmd->add_option("--source", bld.source, "Project directory (same as DIR)");
+  build_cmd->add_option("-f,--file", bld.file, "Spec file (default: DIR/dockless.toml, else [tool.dockless] in pyproject.toml)");
+  build_cmd->add_option("--set", bld.sets, "Override a spec key: KEY=VALUE, e.g. image.base=localhost:5000/py:12 (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("--git", bld.git, "Build from this git repository instead of a local tree");
+  build_cmd->add_option("--git-ref", bld.git_ref, "Branch, tag or commit of --git (default: its default branch)");
+  build_cmd->add_option("--skip", bld.skip, "Leave out venvs with this name or tag, and this cache extra (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("-o,--output", bld.outputs, "oci:DIR[:TAG] or docker-archive:FILE[:REF] (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("-t,--tag", bld.tags, "Image reference to name (and with --push, push) the image (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_flag("--push", bld.push, "Push to every --tag");
+  build_cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
+  build_cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
+  build_cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
+  build_cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
+  build_cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  build_cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
+  add_registry_options(build_cmd, build_args);
+
   std::string help_topic;
   CLI::App* help_cmd = app.add_subcommand("help", "Show help for dockless or a subcommand");
   help_cmd->add_option("subcommand", help_topic, "Subcommand to describe");
@@ -252,6 +286,41 @@ int run_cli(int argc, char** argv) {
     return copy(push_src, push_ref, push_args);
   }
   if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
+  if (build_cmd->parsed()) {
+    BuildOptions o;
+    if (!bld.dir.empty() && !bld.source.empty() && bld.dir != bld.source)
+      throw UsageError("give the project directory once: DIR or --source DIR");
+    o.project_dir = !bld.source.empty() ? bld.source : !bld.dir.empty() ? bld.dir : ".";
+    o.spec_file = bld.file;
+    o.overrides = bld.sets;
+    o.git_url = bld.git;
+    o.git_ref = bld.git_ref;
+    if (!bld.git_ref.empty() && bld.git.empty()) throw UsageError("--git-ref needs --git URL");
+    o.skip = bld.skip;
+    o.outputs = bld.outputs;
+    o.tags = bld.tags;
+    o.push = bld.push;
+    o.platform = build_args.platform;
+    o.isolation = parse_isolation(bld.isolation);
+    o.force_host = bld.force;
+    o.uv_binary = bld.uv;
+    try {
+      o.compression.kind = parse_compression(bld.compression);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--compression: ") + e.what());
+    }
+    o.compression.level = bld.level;
+    RegistryArgs reg = build_args;
+    reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
+    o.transfer = to_transfer_options(reg);
+    if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
+    o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
+    o.transfer.report_file.clear();
+    o.explain_cache = bld.explain;
+    Digest d = run_build(o);
+    std::cout << d.str() << "\n";
+    return 0;
+  }
   // app.help() would describe the selected subcommand ("help" itself).
   auto top_help = [&app] { return app.get_formatter()->make_help(&app, "dockless", CLI::AppFormatMode::Normal); };
   if (help_cmd->parsed() && help_topic.empty()) {

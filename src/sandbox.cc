@@ -456,11 +456,19 @@ ToolResult run_tool(const std::vector<std::string>& argv) {
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   result.status = status_code(st);
-  while (!result.output.empty() && (result.output.back() == '\n' || result.output.back() == ' '))
-    result.output.pop_back();
-  // One line for an error message.
-  for (char& c : result.output)
-    if (c == '\n') c = ' ';
+  // One line for an error message: the first, and how many more there were.
+  std::istringstream in(result.output);
+  std::string first;
+  std::string line;
+  int more = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (first.empty())
+      first = line;
+    else
+      ++more;
+  }
+  result.output = first + (more > 0 ? " (and " + std::to_string(more) + " more lines)" : "");
   return result;
 }
 
@@ -651,6 +659,7 @@ struct UsernsPlan {
   std::string overlay_data;
   std::vector<std::string> fuse_store;
   std::vector<char*> fuse_argv;
+  std::string fuse_log;  ///< its messages: for the error, not the command's output
   std::vector<MountOp> ops;
   ExecPlan exec;
   int step_unshare = -1;
@@ -829,8 +838,9 @@ void run_op(int rootfd, const MountOp& op, int errfd) {
       pid_t pid = ::fork();
       if (pid < 0) child_fail(errfd, plan.step_rootfs, errno);
       if (pid == 0) {
-        ::dup2(0, 1);  // its messages are not the command's output
-        ::dup2(0, 2);
+        int log = ::open(plan.fuse_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ::dup2(log >= 0 ? log : 0, 1);
+        ::dup2(log >= 0 ? log : 0, 2);
         char* no_env[] = {nullptr};
         ::execve(plan.fuse_argv[0], plan.fuse_argv.data(), no_env);
         ::_exit(127);
@@ -973,7 +983,7 @@ std::vector<std::pair<unsigned long, unsigned long>> subid_ranges(const char* fi
 /// Writes C1's uid/gid maps: identity for root; the user's own id at 0 plus
 /// its subordinate ranges at 1.. through newuidmap/newgidmap when there are
 /// some; else just the user's own id at 0.
-void write_id_maps(const SandboxSpec& spec, pid_t pid) {
+void write_id_maps(const SandboxSpec& spec, pid_t pid, bool report = true) {
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
   bool uid_done = false;
@@ -985,8 +995,9 @@ void write_id_maps(const SandboxSpec& spec, pid_t pid) {
       write_proc_file(pid, "gid_map", identity_map("/proc/self/gid_map"));
       gid_done = true;
     } catch (const Error& e) {
-      note(spec, std::string("sandbox (userns): mapping every id failed (") + e.what() +
-                     "); mapping only root");
+      if (report)
+        note(spec, std::string("sandbox (userns): mapping every id failed (") + e.what() +
+                       "); mapping only root");
     }
   } else {
     std::string name;
@@ -1013,7 +1024,7 @@ void write_id_maps(const SandboxSpec& spec, pid_t pid) {
         r = run_tool(args(*newgidmap, gid, gids));
         gid_done = r.status == 0;
       }
-      if (!uid_done || !gid_done)
+      if ((!uid_done || !gid_done) && report)
         note(spec, "sandbox (userns): newuidmap/newgidmap failed (" + r.output +
                        "); mapping only uid " + std::to_string(uid) + " to root");
     }
@@ -1081,8 +1092,9 @@ UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const 
     plan.overlay_data_userxattr = opts + ",userxattr";
     if (method == RootfsMethod::kFuseOverlayfs) {
       auto fuse = find_program("fuse-overlayfs");
-      if (!fuse) throw Error("fuse-overlayfs is not installed");
+      if (!fuse) throw Error("sandbox (userns): fuse-overlayfs is not installed");
       plan.fuse_store = {*fuse, "-o", opts, plan.merged};
+      plan.fuse_log = (run / "fuse-overlayfs.log").string();
       for (auto& a : plan.fuse_store) plan.fuse_argv.push_back(a.data());
       plan.fuse_argv.push_back(nullptr);
       plan.step_rootfs = steps.add("mount fuse-overlayfs on " + plan.merged);
@@ -1176,6 +1188,7 @@ UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const 
 
 struct Attempt {
   std::optional<ChildFailure> failure;
+  std::string detail;  ///< what a failed helper said
   Steps steps;
   int step_rootfs = -1;
   int status = 0;
@@ -1244,7 +1257,81 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   guard.release();
   a.failure = read_failure(err.read.get());
   a.status = status_code(st);
+  if (a.failure && a.failure->step == plan.step_rootfs && !plan.fuse_log.empty()) {
+    try {
+      std::istringstream log(read_file(plan.fuse_log));
+      for (std::string line; std::getline(log, line) && a.detail.size() < 300;) {
+        if (line.empty() || line.find("unknown argument ignored") != std::string::npos) continue;
+        a.detail += (a.detail.empty() ? "" : "; ") + line;
+      }
+    } catch (const Error&) {
+      // No log: the exit status is all there is.
+    }
+  }
   return a;
+}
+
+/// Removes a tree as root of a fresh user namespace with the sandbox's id
+/// maps: what a sandboxed process chowned to a subordinate id is not the
+/// calling user's to delete otherwise (rootless podman's "unshare rm").
+void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
+  auto rm = find_program("rm");
+  if (!rm) return;
+  std::vector<std::string> store = {*rm, "-rf", "--one-file-system", "--", dir.string()};
+  std::vector<char*> argv;
+  for (auto& a : store) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Pipe up = make_pipe("cleanup");
+  Pipe down = make_pipe("cleanup");
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return;
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return;
+  if (pid == 0) {
+    reset_signals();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    ::setpgid(0, 0);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+    int keep[2] = {up.write.get(), down.read.get()};
+    std::sort(keep, keep + 2);
+    close_fds_except(keep, 2);
+    char c = 1;
+    if (::unshare(CLONE_NEWUSER) != 0 || ::write(up.write.get(), &c, 1) != 1 ||
+        ::read(down.read.get(), &c, 1) != 1)
+      ::_exit(1);
+    char* no_env[] = {nullptr};
+    ::execve(argv[0], argv.data(), no_env);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  ChildGuard guard(pid);
+  up.write.reset();
+  down.read.reset();
+  char c = 0;
+  if (::read(up.read.get(), &c, 1) != 1) return;
+  write_id_maps(spec, pid, false);
+  write_all(down.write.get(), &c, 1, "the cleanup pipe");
+  down.write.reset();
+  int st;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  guard.release();
+}
+
+/// Removes a userns run's dir (upper layer, copy) right away.
+void remove_run_dir(const SandboxSpec& spec, RunDir& run) {
+  run.keep();  // done here, not by the destructor
+  remove_tree(run.path());
+  std::error_code ec;
+  if (::geteuid() != 0 && fs::exists(run.path(), ec)) {
+    try {
+      remove_as_namespace_root(spec, run.path());
+    } catch (const std::exception&) {
+      // Best effort: the caller deletes the scratch dir anyway.
+    }
+  }
 }
 
 std::atomic<int> g_userns_method{-1};  // what worked first in this process
@@ -1272,18 +1359,22 @@ int run_userns(const SandboxSpec& spec) {
     int cached = g_userns_method.load();
     if (cached >= 0) order.push_back(static_cast<RootfsMethod>(cached));
     for (RootfsMethod m : {RootfsMethod::kOverlay, RootfsMethod::kFuseOverlayfs, RootfsMethod::kCopy}) {
-      if (m == RootfsMethod::kFuseOverlayfs && !find_program("fuse-overlayfs")) continue;
+      // Without access to /dev/fuse (mode 0600 on some hosts) it cannot work.
+      if (m == RootfsMethod::kFuseOverlayfs &&
+          (!find_program("fuse-overlayfs") || ::access("/dev/fuse", R_OK | W_OK) != 0))
+        continue;
       if (cached < 0 || m != static_cast<RootfsMethod>(cached)) order.push_back(m);
     }
   }
   for (std::size_t i = 0; i < order.size(); ++i) {
     RunDir run(spec.scratch, prefix);
     Attempt a = userns_attempt(spec, order[i], run.path());
+    remove_run_dir(spec, run);
     if (!a.failure) {
       if (spec.rootfs_method == RootfsMethod::kAuto) g_userns_method = static_cast<int>(order[i]);
       return a.status;
     }
-    std::string why = a.steps.describe(*a.failure);
+    std::string why = a.steps.describe(*a.failure) + (a.detail.empty() ? "" : " (" + a.detail + ")");
     bool rootfs_step = a.failure->step == a.step_rootfs;
     if (rootfs_step && i + 1 < order.size()) {
       note(spec, prefix + why + "; using " + method_name(order[i + 1]));

@@ -70,6 +70,8 @@ class ImageTransfer {
   void write_report(const std::string& source, const std::string& destination, const Digest& top);
 
   Progress& progress() { return progress_; }
+  /// The platform picked from an index by later loads.
+  void set_platform(const Platform& p) { opt_.platform = p; }
 
  private:
   struct ReportEntry {

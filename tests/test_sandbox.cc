@@ -3,6 +3,8 @@
 // what reached the host: the bind dirs, and that the rootfs is unchanged.
 // Unprivileged cases fork, drop to uid 65534 and report through a pipe.
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
@@ -11,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,12 +21,14 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "oci/error.h"
@@ -185,6 +190,25 @@ void become_nobody() {
   ::prctl(PR_SET_DUMPABLE, 1);
 }
 
+// The unprivileged cases run as 65534 when the tests run as root (they fork
+// and drop), else as the user running the tests.
+uid_t unprivileged_uid() { return ::geteuid() == 0 ? kNobody : ::geteuid(); }
+void drop_if_root() {
+  if (::geteuid() == 0) become_nobody();
+}
+void give_to_unprivileged(const fs::path& p) {
+  if (::geteuid() == 0 && ::chown(p.c_str(), kNobody, kNobody) != 0)
+    throw std::runtime_error("chown " + p.string());
+}
+
+// Cases that need root (chroot mode, mounts in the test itself) say so
+// loudly when run without it; the unprivileged cases cover the rest.
+bool have_root(const char* what) {
+  if (::geteuid() == 0) return true;
+  WARN("not run without root: " << what);
+  return false;
+}
+
 std::string describe(const Result& r) {
   return "status=" + std::to_string(r.status) + "\n" + join(r.lines);
 }
@@ -215,7 +239,7 @@ TEST_CASE("parse_isolation and running_in_container", "[sandbox]") {
   if (marker) CHECK(dockless::running_in_container());
 }
 
-TEST_CASE("userns: uid 0, bind output reaches the host, rootfs untouched", "[sandbox]") {
+TEST_CASE("userns: uid 0 inside; bind output reaches the host; rootfs untouched", "[sandbox]") {
   fs::path rootfs = fixture_rootfs();
   TempDir tmp;
   fs::create_directories(tmp / "out");
@@ -247,6 +271,18 @@ TEST_CASE("userns: each rootfs method works", "[sandbox]") {
     SandboxSpec spec = make_spec(tmp / "scratch", {"python3", "-c", kPyCase1});
     spec.binds = {{tmp / "out", "/opt/out"}};
     spec.rootfs_method = m;
+    if (m == RootfsMethod::kFuseOverlayfs && ::access("/dev/fuse", R_OK | W_OK) != 0) {
+      CHECK_THROWS_WITH(run(spec), Catch::StartsWith("sandbox (userns): mount fuse-overlayfs on ") &&
+                                       Catch::Contains("/dev/fuse"));
+      continue;
+    }
+    if (m == RootfsMethod::kCopy && ::geteuid() != 0) {
+      // A user cannot copy root's unreadable files (/etc/shadow): the copy
+      // fallback needs a rootfs the user can read, as its own snapshots are.
+      CHECK_THROWS_WITH(run(spec), Catch::StartsWith("sandbox (userns): copy ") &&
+                                       Catch::Contains("Permission denied (and "));
+      continue;
+    }
     Result r = run(spec);
     INFO("method " << static_cast<int>(m) << "\n" << describe(r));
     CHECK(r.status == 0);
@@ -290,6 +326,45 @@ TEST_CASE("userns: output lines in order, last one without newline", "[sandbox]"
   CHECK(r.lines == std::vector<std::string>{"one", "two", "three", "", "last"});
 }
 
+TEST_CASE("userns: much output and parallel sandboxes from threads", "[sandbox]") {
+  TempDir tmp;
+  Result big = run(make_spec(tmp.path(), {"seq", "1", "200000"}));
+  CHECK(big.status == 0);
+  REQUIRE(big.lines.size() == 200000);
+  CHECK(big.lines.front() == "1");
+  CHECK(big.lines.back() == "200000");
+
+  // fork() from a multithreaded process: each run must see only its own
+  // output and finish although the others' children hold copies of fds.
+  constexpr int kThreads = 4;
+  std::vector<Result> results(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        SandboxSpec spec = make_spec(
+            tmp / ("s" + std::to_string(t)),
+            {"sh", "-c", "for i in $(seq 1 300); do echo T" + std::to_string(t) + "-$i; done; exit " +
+                             std::to_string(t)});
+        results[static_cast<std::size_t>(t)] = run(spec);
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(t)] = e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    const Result& r = results[static_cast<std::size_t>(t)];
+    INFO("thread " << t << ": " << errors[static_cast<std::size_t>(t)]);
+    CHECK(errors[static_cast<std::size_t>(t)].empty());
+    CHECK(r.status == t);
+    REQUIRE(r.lines.size() == 300);
+    CHECK(r.lines.front() == "T" + std::to_string(t) + "-1");
+    CHECK(r.lines.back() == "T" + std::to_string(t) + "-300");
+  }
+}
+
 TEST_CASE("userns: the environment is exactly spec.env, PATH from it", "[sandbox]") {
   TempDir tmp;
   ::setenv("DOCKLESS_SANDBOX_LEAK", "1", 1);
@@ -301,7 +376,7 @@ TEST_CASE("userns: the environment is exactly spec.env, PATH from it", "[sandbox
   CHECK(r.lines == spec.env);
 }
 
-TEST_CASE("userns: /tmp, /proc, /dev, resolv.conf, workdir", "[sandbox]") {
+TEST_CASE("userns: /tmp /proc /dev resolv.conf and workdir", "[sandbox]") {
   TempDir tmp;
   SandboxSpec spec = make_spec(
       tmp.path(),
@@ -369,8 +444,8 @@ TEST_CASE("userns: an exception in on_output kills the command", "[sandbox]") {
   }
 }
 
-TEST_CASE("chroot: same job as userns, bind dirs back in place", "[sandbox]") {
-  if (::geteuid() != 0) FAIL("chroot mode needs root; run the tests as root");
+TEST_CASE("chroot: same job as userns; bind dirs back in place", "[sandbox]") {
+  if (!have_root("chroot mode")) return;
   fs::path rootfs = fixture_rootfs();
   TempDir tmp;
   write_text(tmp / "out/keep", "kept");
@@ -411,7 +486,7 @@ TEST_CASE("chroot: same job as userns, bind dirs back in place", "[sandbox]") {
 }
 
 TEST_CASE("chroot: a bind on another filesystem is copied in and back", "[sandbox]") {
-  if (::geteuid() != 0) FAIL("chroot mode needs root; run the tests as root");
+  if (!have_root("chroot mode")) return;
   TempDir tmp;
   std::string tmpl = "/dev/shm/dockless-bind-XXXXXX";  // tmpfs: rename(2) gives EXDEV
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
@@ -429,10 +504,9 @@ TEST_CASE("chroot: a bind on another filesystem is copied in and back", "[sandbo
 }
 
 TEST_CASE("chroot: refused when not root", "[sandbox]") {
-  if (::geteuid() != 0) return;  // the case below needs root to drop from
   TempDir tmp;
   std::string out = in_child([&]() -> std::string {
-    become_nobody();
+    drop_if_root();
     try {
       run_in_sandbox(make_spec(tmp.path(), {"true"}, Isolation::kChroot));
       return "ran";
@@ -473,6 +547,8 @@ TEST_CASE("host: refused outside a container unless forced; binds must be in pla
     // Forced, it gets as far as running `true` (absent in the empty dir).
     CHECK_THAT(out, Catch::EndsWith("sandbox (host): run 'true' (PATH=/usr/local/sbin:/usr/local/bin:"
                                     "/usr/sbin:/usr/bin:/sbin:/bin): No such file or directory;"));
+  } else {
+    have_root("host mode outside a container (the test chroots to get there)");
   }
   SandboxSpec spec;
   spec.isolation = Isolation::kHost;
@@ -490,21 +566,24 @@ TEST_CASE("host: refused outside a container unless forced; binds must be in pla
   CHECK_THROWS_WITH(run(spec), Catch::Contains("image paths as they are"));
 }
 
-TEST_CASE("userns as uid 65534: a rootfs the user owns (rootless unpack)", "[sandbox]") {
-  if (::geteuid() != 0) FAIL("this case drops from root to uid 65534; run the tests as root");
+TEST_CASE("userns unprivileged: a rootfs the user owns (rootless unpack)", "[sandbox]") {
   TempDir tmp;
   ::chmod(tmp.path().c_str(), 0777);
   fs::path rootfs = tmp / "rootfs";
-  REQUIRE(std::system(("cp -a " + fixture_rootfs().string() + " " + rootfs.string() +
-                       " && chown -R 65534:65534 " + rootfs.string())
-                          .c_str()) == 0);
+  std::string uid = std::to_string(unprivileged_uid());
+  // Not root: cp skips the few unreadable files (/etc/shadow); python needs none.
+  int rc = std::system(("cp -a " + fixture_rootfs().string() + " " + rootfs.string() +
+                        " 2>/dev/null && chown -R " + uid + ":" + uid + " " + rootfs.string())
+                           .c_str());
+  REQUIRE((rc == 0 || ::geteuid() != 0));
+  REQUIRE(fs::is_regular_file(rootfs / "usr/bin/python3"));
   for (const char* d : {"out", "scratch"}) {
     fs::create_directories(tmp / d);
-    REQUIRE(::chown((tmp / d).c_str(), kNobody, kNobody) == 0);
+    give_to_unprivileged(tmp / d);
   }
   auto before = snapshot(rootfs);
   std::string out = in_child([&]() -> std::string {
-    become_nobody();
+    drop_if_root();
     SandboxSpec spec = make_spec(tmp / "scratch", {"sh", "-c",
                                                    "python3 -c \"" + std::string(kPyCase1) +
                                                        "\"; ls -A /tmp | wc -l; test -e "
@@ -526,24 +605,23 @@ TEST_CASE("userns as uid 65534: a rootfs the user owns (rootless unpack)", "[san
   CHECK(lines[3] == "0");
   CHECK(lines[4] == "proc");
   CHECK(lines[5] == "2");
-  CHECK_THAT(lines[6], Catch::Matches(R"(\s*0\s+65534\s+1)"));  // no subuid range: one id
+  CHECK_THAT(lines[6], Catch::Matches(R"(\s*0\s+)" + uid + R"(\s+1)"));  // no subuid range: one id
   struct stat st;
   REQUIRE(::stat((tmp / "out/hello").c_str(), &st) == 0);
-  CHECK(st.st_uid == kNobody);
+  CHECK(st.st_uid == unprivileged_uid());
   CHECK(snapshot(rootfs) == before);
   CHECK(fs::is_empty(tmp / "scratch"));
 }
 
-TEST_CASE("userns as uid 65534: the root-owned fixture as it is", "[sandbox]") {
-  if (::geteuid() != 0) FAIL("this case drops from root to uid 65534; run the tests as root");
+TEST_CASE("userns unprivileged: the root-owned fixture as it is", "[sandbox]") {
   TempDir tmp;
   ::chmod(tmp.path().c_str(), 0777);
   for (const char* d : {"out", "scratch"}) {
     fs::create_directories(tmp / d);
-    REQUIRE(::chown((tmp / d).c_str(), kNobody, kNobody) == 0);
+    give_to_unprivileged(tmp / d);
   }
   std::string out = in_child([&]() -> std::string {
-    become_nobody();
+    drop_if_root();
     SandboxSpec spec = make_spec(
         tmp / "scratch",
         {"python3", "-c",
@@ -566,7 +644,7 @@ TEST_CASE("userns as uid 65534: the root-owned fixture as it is", "[sandbox]") {
 }
 
 TEST_CASE("userns as uid 65534 with a subuid range: newuidmap maps 1..65536", "[sandbox]") {
-  if (::geteuid() != 0) FAIL("this case drops from root to uid 65534; run the tests as root");
+  if (!have_root("a private /etc/subuid for uid 65534")) return;
   if (::access("/usr/bin/newuidmap", X_OK) != 0) FAIL("newuidmap is not installed (package uidmap)");
   TempDir tmp;
   ::chmod(tmp.path().c_str(), 0777);
@@ -590,7 +668,10 @@ TEST_CASE("userns as uid 65534 with a subuid range: newuidmap maps 1..65536", "[
     SandboxSpec spec = make_spec(
         tmp / "scratch", {"sh", "-c",
                           "id -u; touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f; "
-                          "cat /proc/self/uid_map /proc/self/gid_map"});
+                          "cat /proc/self/uid_map /proc/self/gid_map; "
+                          // Left in the upper layer, owned by a subordinate id.
+                          "mkdir -p /var/x/y && touch /var/x/y/f && chown -R 1000:1000 /var/x && "
+                          "chmod 700 /var/x /var/x/y"});
     spec.rootfs = rootfs;
     Result r = run(spec);
     return describe(r) + join(r.notes);
@@ -599,6 +680,66 @@ TEST_CASE("userns as uid 65534 with a subuid range: newuidmap maps 1..65536", "[
   CHECK_THAT(out, Catch::Matches("status=0\n0\n1000:1000\n"
                                  R"(\s*0\s+65534\s+1\n\s*1\s+200000\s+65536\n)"
                                  R"(\s*0\s+65534\s+1\n\s*1\s+200000\s+65536\n)"));
+  CHECK(fs::is_empty(tmp / "scratch"));  // removed as root of a namespace with the same maps
+}
+
+TEST_CASE("userns refused by seccomp: a clear Error that names the way out", "[sandbox]") {
+  TempDir tmp;
+  std::string out = in_child([&]() -> std::string {
+    // What the default profile of some Kubernetes pods does to unshare(2).
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      return "cannot install the seccomp filter";
+    try {
+      run_in_sandbox(make_spec(tmp.path(), {"true"}));
+      return "ran";
+    } catch (const Error& e) {
+      return e.what();
+    }
+  });
+  CHECK(out ==
+        "sandbox (userns): create user, mount and pid namespaces: Operation not permitted; "
+        "try --isolation chroot (as root) or --isolation host");
+}
+
+TEST_CASE("userns: kernel overlay refused (scratch on overlayfs) falls back", "[sandbox]") {
+  if (!have_root("an overlay mount for the scratch dir")) return;
+  TempDir tmp;
+  for (bool hide_fuse : {false, true}) {
+    std::string out = in_child([&]() -> std::string {
+      // Scratch inside an overlay mount, as in a Docker container without a
+      // volume: the kernel refuses an overlay upper dir there.
+      fs::path ov = tmp / (hide_fuse ? "ov2" : "ov1");
+      for (const char* d : {"l", "u", "w", "m"}) fs::create_directories(ov / d);
+      std::string opts = "lowerdir=" + (ov / "l").string() + ",upperdir=" + (ov / "u").string() +
+                         ",workdir=" + (ov / "w").string();
+      if (::unshare(CLONE_NEWNS) != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+          ::mount("overlay", (ov / "m").c_str(), "overlay", 0, opts.c_str()) != 0)
+        return "cannot mount the test overlay";
+      if (hide_fuse && ::access("/usr/bin/fuse-overlayfs", F_OK) == 0 &&
+          ::mount("/etc/hostname", "/usr/bin/fuse-overlayfs", nullptr, MS_BIND, nullptr) != 0)
+        return "cannot hide fuse-overlayfs";
+      fs::create_directories(ov / "m/out");
+      SandboxSpec spec = make_spec(ov / "m/scratch", {"python3", "-c", kPyCase1});
+      spec.binds = {{ov / "m/out", "/opt/out"}};
+      Result r = run(spec);
+      return describe(r) + join(r.notes) + "hello=" + dockless::read_file(ov / "m/out/hello");
+    });
+    INFO(out);
+    CHECK_THAT(out, Catch::StartsWith("status=0\n0\nx\nsandbox (userns): mount overlay on "));
+    if (!hide_fuse && ::access("/usr/bin/fuse-overlayfs", X_OK) == 0)
+      CHECK_THAT(out, Catch::Contains("; using fuse-overlayfs\nhello=hi"));
+    else
+      CHECK_THAT(out, Catch::Contains("; using a private copy of the rootfs\nhello=hi"));
+  }
 }
 
 TEST_CASE("sandbox start-up time", "[sandbox][.bench]") {

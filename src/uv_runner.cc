@@ -1,5 +1,6 @@
 #include "src/uv_runner.h"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>

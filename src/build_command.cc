@@ -70,7 +70,7 @@ void remove_tree(const fs::path& p) {
   fs::remove_all(p, ec);
 }
 
-bool exists(const fs::path& p) {
+bool path_exists(const fs::path& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
 }
@@ -110,6 +110,7 @@ class Builder {
     platform_ = !opt_.platform.empty()          ? Platform::parse(opt_.platform)
                 : !spec_.image.platform.empty() ? Platform::parse(spec_.image.platform)
                                                 : Platform::host();
+    transfer_.set_platform(platform_);
     plan_environments();
     fetch_base();
     if (!envs_.empty()) {
@@ -220,7 +221,7 @@ class Builder {
       if (!matched.count(s))
         throw UsageError("--skip " + s + " matches no venv name, venv tag or cache extra of " +
                          spec_.file.string());
-    if (!envs_.empty() && !exists(project_root_ / "uv.lock"))
+    if (!envs_.empty() && !path_exists(project_root_ / "uv.lock"))
       throw Error("no uv.lock in " + project_root_.string() +
                   ": dockless installs with --frozen; run `uv lock` first");
   }
@@ -285,7 +286,7 @@ class Builder {
           .add("uv-environment", pass_hash);
       e.key = k.hex();
       e.dir = cache_dir_ / "envs" / e.key;
-      e.ready = exists(cache_dir_ / "envs" / (e.key + ".complete")) && env_dir_intact(e);
+      e.ready = path_exists(cache_dir_ / "envs" / (e.key + ".complete")) && env_dir_intact(e);
       if (opt_.explain_cache) explain("environment " + e.name, k);
     }
     std::string platform_dir = platform_.str();
@@ -297,14 +298,14 @@ class Builder {
   /// A persisted venv still matches the host cache (symlink mode: its
   /// packages' archives are there; someone may have cleared the cache).
   bool env_dir_intact(const EnvPlan& e) const {
-    if (spec_.uv.link_mode != "symlink") return exists(e.dir);
+    if (spec_.uv.link_mode != "symlink") return path_exists(e.dir);
     std::error_code ec;
     for (fs::recursive_directory_iterator it(e.dir, ec), end; !ec && it != end; it.increment(ec)) {
       if (it->path().filename() != "METADATA" || !it->is_symlink(ec)) continue;
       std::string target = fs::read_symlink(it->path(), ec).string();
       if (target.rfind(spec_.uv.cache_dir + "/", 0) != 0) continue;
       fs::path host = host_uv_cache_path() / target.substr(spec_.uv.cache_dir.size() + 1);
-      if (!exists(host)) return false;
+      if (!path_exists(host)) return false;
     }
     return !ec;
   }

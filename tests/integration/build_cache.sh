@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# dockless build's layer cache and reproducibility, on the hermetic test
+# project: a second build with nothing changed hits every layer, runs no uv
+# and downloads no wheel; editing a source file misses only the source layer;
+# editing an ignored file changes nothing; two clean builds (fresh cache
+# dirs, same SOURCE_DATE_EPOCH) give the same manifest digest; a change of an
+# extra (re-locked) misses that venv's layer and the new package is there.
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/registry_lib.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/build_lib.sh"
+
+export SOURCE_DATE_EPOCH=1700000000
+build_setup
+CACHE=$T/cache
+
+# b N DESC [CACHE_DIR]: builds $PROJ into oci:$T/oN:app with report $T/rN.json.
+b() {
+  local n=$1 desc=$2 cache=${3:-$CACHE}
+  check_build "$desc" "$T/b$n" "$PROJ" --set "image.base=$BASE_REF" \
+    --output "oci:$T/o$n:app" --report "$T/r$n.json" --cache-dir "$cache"
+  report_layers "$T/r$n.json" | sed 's/^/    /'
+}
+
+# missed_layers REPORT: the names of the layers that were not cache hits, " | "-separated.
+missed_layers() { report_get "$1" '" | ".join(l["name"] for l in d["layers"] if l["cache"] != "hit")'; }
+
+section "cold build"
+b 1 "cold build (empty cache dir)"
+((CHECK_OK)) || fail "the cold build failed; nothing else can be judged"
+D1=$DIGEST
+COLD=$SECS
+check_eq "cold: every layer is built (cache miss)" "" \
+  "$(report_get "$T/r1.json" '" | ".join(l["name"] for l in d["layers"] if l["cache"] != "miss")')"
+echo "  cold: ${COLD}s, uv_runs $(report_get "$T/r1.json" 'd["uv_runs"]'), $(index_wheel_gets_since 0 | wc -l) wheel downloads"
+
+section "warm build, nothing changed"
+M=$(index_mark)
+b 2 "warm build (same inputs, same cache dir)"
+D2=$DIGEST
+WARM=$SECS
+check_digests_equal "warm: same manifest digest" "$D1" "$D2"
+check_eq "warm: every layer is a cache hit (layers that missed)" "" "$(missed_layers "$T/r2.json")"
+check_eq "warm: uv_runs is 0" "0" "$(report_get "$T/r2.json" 'd["uv_runs"]')"
+check_eq "warm: no wheel downloaded from the index" "" "$(index_wheel_gets_since "$M")"
+check_eq "warm: no request to the index at all" "" "$(tail -n "+$((M + 1))" "$INDEX_LOG")"
+echo "  cold ${COLD}s, warm ${WARM}s (no timing assertion)"
+
+section "an ignored file changes: nothing changes"
+printf 'more log\n' >>"$PROJ/app.log"
+printf 'another draft\n' >"$PROJ/docs/draft.md"
+M=$(index_mark)
+b 3 "build after editing files the .dockerignore drops"
+check_digests_equal "ignored edits: same manifest digest" "$D1" "$DIGEST"
+check_eq "ignored edits: every layer is a cache hit" "" "$(missed_layers "$T/r3.json")"
+
+section "one source file changes: only the source layer misses"
+printf '\n# edited by build_cache.sh\n' >>"$PROJ/src/app/workers.py"
+M=$(index_mark)
+b 4 "build after editing src/app/workers.py"
+D4=$DIGEST
+check_digests_differ "source edit: a new manifest digest" "$D1" "$D4"
+check_python "source edit: the only layer that missed is the source" "$T/r4.json" '
+missed = [l["name"] for l in d["layers"] if l["cache"] != "hit"]
+assert len(missed) == 1 and missed[0].startswith("source"), "missed: %r" % missed'
+
+check_eq "source edit: uv_runs is 0" "0" "$(report_get "$T/r4.json" 'd["uv_runs"]')"
+check_eq "source edit: no wheel downloaded" "" "$(index_wheel_gets_since "$M")"
+check_python "source edit: every other layer has the digest of the warm build" "$T/r4.json" '
+old = {l["name"]: l["digest"] for l in json.load(open("'"$T"'/r2.json"))["layers"]}
+for l in d["layers"]:
+    if not l["name"].startswith("source"):
+        assert old.get(l["name"]) == l["digest"], (l["name"], old.get(l["name"]), l["digest"])'
+
+section "two clean builds: same digest"
+b 5 "clean build A (fresh cache dir)" "$T/cleanA"
+DA=$DIGEST
+b 6 "clean build B (fresh cache dir)" "$T/cleanB"
+DB=$DIGEST
+check_digests_equal "clean builds A and B (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH) give the same manifest digest" "$DA" "$DB"
+if [[ $DA != "$DB" && -s $T/r5.json && -s $T/r6.json ]]; then
+  echo "  which layers differ between the clean builds (A = $T/o5, B = $T/o6):"
+  explain_layer_diff "$T/r5.json" "$T/o5" "$T/r6.json" "$T/o6" 2>&1 | sed 's/^/    /'
+fi
+check_digests_equal "a clean build equals the incremental build of the same inputs" "$D4" "$DA"
+if [[ $D4 != "$DA" && -s $T/r4.json && -s $T/r5.json ]]; then
+  echo "  which layers differ (A = incremental $T/o4, B = clean $T/o5):"
+  explain_layer_diff "$T/r4.json" "$T/o4" "$T/r5.json" "$T/o5" 2>&1 | sed 's/^/    /'
+fi
+
+section "an extra changes (late_add added to mcore, re-locked): that venv misses"
+python3 - "$PROJ/pyproject.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+old = 'mcore = ["only_mcore"]'
+assert old in s, "pyproject.toml has no %r" % old
+open(p, "w").write(s.replace(old, 'mcore = ["only_mcore", "late_add"]'))
+PY
+cp "$PROJ/uv.lock" "$T/uv.lock.before"
+require "uv lock (against the index) after adding late_add to the mcore extra" \
+  env -C "$PROJ" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock
+check "uv.lock changed and names late-add" grep -q 'name = "late-add"' "$PROJ/uv.lock"
+M=$(index_mark)
+b 7 "build after the lock change"
+D7=$DIGEST
+check_digests_differ "lock change: a new manifest digest" "$D4" "$D7"
+check_contains "lock change: the McoreWorker venv layer missed" "$(missed_layers "$T/r7.json")" "venv app.workers.McoreWorker"
+check_contains "lock change: the source layer missed (pyproject.toml and uv.lock changed)" "$(missed_layers "$T/r7.json")" "source"
+echo "  layers that missed: $(missed_layers "$T/r7.json")"
+echo "  uv_runs: $(report_get "$T/r7.json" 'd["uv_runs"]'); wheel downloads: $(index_wheel_gets_since "$M" | awk '{print $3}' | sed 's#.*/##' | tr '\n' ' ')"
+check_eq "lock change: the only wheel downloaded is late_add's" "/files/late_add-1.0.0-py3-none-any.whl" \
+  "$(index_wheel_gets_since "$M" | awk '{print $3}' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+
+# The image has late_add in the McoreWorker venv and in the cache (mcore syncs offline with it).
+VENV_HAS[app.workers.McoreWorker]+=" late_add"
+EXTRA_MODULE[mcore]=late_add
+EXTRA_PACKAGES[mcore]+=" late_add"
+incheck lockchange "oci:$T/o7:app"
+check_eq "lock change: fixture packages in the shipped cache" \
+  "$(sorted_words "${EXTRA_PACKAGES[@]}")" "$(cache_packages "$T/lockchange.cache")"
+
+section "times"
+echo "  cold build ${COLD}s; warm build ${WARM}s"
