@@ -5,7 +5,9 @@
 #include <fstream>
 #include <system_error>
 
+#include "oci/digest.h"
 #include "oci/error.h"
+#include "oci/file_util.h"
 
 namespace dockless {
 
@@ -242,6 +244,96 @@ std::vector<CachePart> partition_uv_cache(const fs::path& root,
     return x.users < y.users;
   });
   return out;
+}
+
+namespace {
+
+/// 16 URL-safe base64 characters of the SHA-256 of what identifies an
+/// archive: the same length and alphabet as uv's own ids.
+std::string derived_id(const fs::path& archive) {
+  std::string material;
+  for (const auto& entry : list_dir(archive)) {
+    std::string package, key;
+    material += entry + "\n";
+    if (split_dist_info(entry, package, key)) {
+      try {
+        material += read_file(archive / entry / "RECORD");
+      } catch (const Error&) {
+      }
+    }
+  }
+  Digest d = sha256_of(material);
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string id;
+  const std::string& hex = d.hex();
+  for (std::size_t i = 0; id.size() < 16; i += 2) {
+    int byte = std::stoi(hex.substr(i, 2), nullptr, 16);
+    id += kAlphabet[byte & 63];
+  }
+  return id;
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (std::size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+    s.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+int canonicalize_archive_ids(const fs::path& root, const std::string& image_cache_dir,
+                             const std::vector<fs::path>& venvs) {
+  std::map<std::string, std::string> renamed;  // old id -> new id
+  for (const auto& id : list_dir(root / "archive-v0")) {
+    fs::path dir = root / "archive-v0" / id;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::string want = derived_id(dir);
+    if (want == id || want.size() != id.size()) continue;
+    fs::path target = root / "archive-v0" / want;
+    if (fs::exists(target, ec)) {
+      fs::remove_all(dir, ec);  // the same content unpacked twice: keep one
+    } else if (::rename(dir.c_str(), target.c_str()) != 0) {
+      throw_errno("cannot rename " + dir.string());
+    }
+    renamed[id] = want;
+  }
+  if (renamed.empty()) return 0;
+
+  // uv's pointer files name archives by id.
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string rel = fs::relative(it->path(), root).generic_string();
+    if (rel.rfind("archive-v0", 0) == 0) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec) || it->is_symlink(ec) || it->file_size(ec) > (1 << 20)) continue;
+    std::string bytes = read_file(it->path());
+    std::string patched = bytes;
+    for (const auto& [from, to] : renamed) replace_all(patched, from, to);
+    if (patched != bytes) write_file_atomic(it->path(), patched);
+  }
+  if (ec) throw Error("cannot read uv cache " + root.string() + ": " + ec.message());
+
+  // Venv symlinks: <image cache dir>/archive-v0/<id>/...
+  const std::string prefix = image_cache_dir + "/archive-v0/";
+  for (const auto& venv : venvs) {
+    for (fs::recursive_directory_iterator it(venv, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_symlink(ec)) continue;
+      std::string target = fs::read_symlink(it->path(), ec).string();
+      if (target.rfind(prefix, 0) != 0) continue;
+      std::string id = target.substr(prefix.size(), target.find('/', prefix.size()) - prefix.size());
+      auto r = renamed.find(id);
+      if (r == renamed.end()) continue;
+      std::string fixed = prefix + r->second + target.substr(prefix.size() + id.size());
+      fs::path tmp = temp_path_beside(it->path());
+      fs::create_symlink(fixed, tmp);
+      if (::rename(tmp.c_str(), it->path().c_str()) != 0) throw_errno("cannot replace " + it->path().string());
+    }
+    if (ec) throw Error("cannot read " + venv.string() + ": " + ec.message());
+  }
+  return static_cast<int>(renamed.size());
 }
 
 }  // namespace dockless

@@ -42,4 +42,15 @@ std::vector<CachePart> partition_uv_cache(const std::filesystem::path& cache_roo
 /// A stable name for a part's user set ("common", "env:a", "shared:a+b").
 std::string cache_part_name(const CachePart& part);
 
+/// uv names each archive-v0 entry at random, so two clean builds would make
+/// different archive dirs and venv symlinks. This renames every entry whose
+/// name is not yet derived from its content (the SHA-256 of its dist-info
+/// name and RECORD) to that derived name, and rewrites what refers to it:
+/// uv's pointer files in the cache (same-length ids, so their encoding stays
+/// valid) and symlinks in `venvs` that point into `image_cache_dir`.
+/// Returns how many entries were renamed. Run it while no uv runs on this cache.
+int canonicalize_archive_ids(const std::filesystem::path& cache_root,
+                             const std::string& image_cache_dir,
+                             const std::vector<std::filesystem::path>& venvs);
+
 }  // namespace dockless

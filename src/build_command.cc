@@ -1,5 +1,7 @@
 #include "src/build_command.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -332,6 +334,11 @@ class Builder {
     note("root filesystem of the base ready in " + format_seconds(seconds_since(t)));
     fs::create_directories(host_uv_cache_);
     fs::create_directories(cache_dir_ / "envs");
+    // One build at a time changes this uv cache (uv runs, archive renames).
+    fs::path lock_path = host_uv_cache_.string() + ".lock";
+    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!lock) throw_errno("cannot open " + lock_path.string());
+    if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + lock_path.string());
 
     UvRunnerConfig c;
     c.isolation = opt_.isolation;
@@ -358,6 +365,8 @@ class Builder {
         run_uv_environment(c, UvEnvironment{e->name, e->image_path, tmp, e->extras, e->groups,
                                             e->all_groups, e->no_default_groups});
         ++uv_runs_;
+        // Content-derived archive names: clean builds give identical layers.
+        canonicalize_archive_ids(host_uv_cache_, spec_.uv.cache_dir, {tmp});
         remove_tree(e->dir);
         if (::rename(tmp.c_str(), e->dir.c_str()) != 0) throw_errno("cannot rename to " + e->dir.string());
         write_file_atomic(cache_dir_ / "envs" / (e->key + ".complete"), "complete\n");
@@ -414,13 +423,8 @@ class Builder {
     // The uv cache, in parts by which environments use each entry.
     if (spec_.uv.ship_cache && !envs_.empty()) {
       std::map<std::string, fs::path> env_dirs;
-      std::map<std::string, std::string> env_keys;
-      for (const auto& e : envs_) {
-        if (e.ready) {
-          env_dirs[e.name] = e.dir;
-          env_keys[e.name] = e.key;
-        }
-      }
+      for (const auto& e : envs_)
+        if (e.ready) env_dirs[e.name] = e.dir;
       std::set<std::string> enabled;
       for (const auto& e : envs_)
         if (e.enabled) enabled.insert(e.name);
@@ -428,28 +432,42 @@ class Builder {
         bool needed = part.users.empty();
         for (const auto& u : part.users) needed = needed || enabled.count(u);
         if (!needed) continue;
-        std::string name = "uv cache (" + cache_part_name(part) + ")";
-        CacheKey k = layer_key("uv-cache-part");
-        k.add("cache-dir", spec_.uv.cache_dir).add("part", cache_part_name(part));
-        for (const auto& u : part.users) k.add("user " + u, env_keys[u]);
-        std::string listing;
-        for (const auto& p : part.paths) {
-          listing += p + "\n";
-          // Pointer files may be rewritten by uv; archive dirs never are.
-          if (p.rfind("archive-v0/", 0) != 0) {
-            try {
-              listing += sha256_of(read_file(host_uv_cache_ / p)).hex() + "\n";
-            } catch (const Error&) {
+        // Unpacked wheels (big, reproducible) apart from uv's pointer files
+        // (small; they carry HTTP cache times, so they differ between clean
+        // builds): the big layer keeps its digest across clean builds.
+        CachePart archives, index;
+        archives.users = index.users = part.users;
+        for (const auto& p : part.paths)
+          (p.rfind("archive-v0/", 0) == 0 ? archives : index).paths.insert(p);
+        for (const CachePart* piece : {&archives, &index}) {
+          if (piece->paths.empty()) continue;
+          bool is_index = piece == &index;
+          std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") +
+                             cache_part_name(part) + ")";
+          CacheKey k = layer_key(is_index ? "uv-cache-index" : "uv-cache-archives");
+          k.add("cache-dir", spec_.uv.cache_dir).add("part", cache_part_name(part));
+          std::string listing;
+          for (const auto& p : piece->paths) {
+            listing += p + "\n";
+            // Pointer files may be rewritten by uv; archive dirs never are
+            // (their names are derived from their content).
+            if (is_index) {
+              try {
+                listing += sha256_of(read_file(host_uv_cache_ / p)).hex() + "\n";
+              } catch (const Error&) {
+              }
             }
           }
+          k.add("paths", sha256_of(listing).str());
+          layers_.push_back(cached_layer(name, k, [&](ByteSink& sink) {
+            TarOptions t = base_tar;
+            t.dest = spec_.uv.cache_dir;
+            t.include = [piece](const std::string& rel, bool is_dir) {
+              return piece->includes(rel, is_dir);
+            };
+            write_directory_tar(host_uv_cache_, t, sink);
+          }));
         }
-        k.add("paths", sha256_of(listing).str());
-        layers_.push_back(cached_layer(name, k, [&](ByteSink& sink) {
-          TarOptions t = base_tar;
-          t.dest = spec_.uv.cache_dir;
-          t.include = [&part](const std::string& rel, bool is_dir) { return part.includes(rel, is_dir); };
-          write_directory_tar(host_uv_cache_, t, sink);
-        }));
       }
     }
 

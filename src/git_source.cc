@@ -127,7 +127,10 @@ void check_ref(const std::string& ref) {
   bool bad = ref.starts_with('-') || ref.starts_with('/') || ref.ends_with('/') || ref.ends_with('.') ||
              ref.ends_with(".lock") || ref.find("..") != std::string::npos ||
              ref.find("@{") != std::string::npos || ref.find("//") != std::string::npos;
-  for (char c : ref) bad = bad || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || std::string_view(" ~^:?*[\\").find(c) != std::string_view::npos;
+  for (char c : ref) {
+    bad = bad || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f ||
+          std::string_view(" ~^:?*[\\").find(c) != std::string_view::npos;
+  }
   if (bad) throw Error("invalid git ref \"" + ref + "\"");
 }
 
@@ -236,7 +239,9 @@ class Git {
   }
 
   /// Starts `git ARGS` with stdout into `stdout_fd`; stderr goes to `err`.
-  pid_t start(const std::vector<std::string>& args, int stdout_fd, int err) const { return spawn(args, stdout_fd, err); }
+  pid_t start(const std::vector<std::string>& args, int stdout_fd, int err) const {
+    return spawn(args, stdout_fd, err);
+  }
   static int wait(pid_t pid) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
@@ -267,7 +272,8 @@ class Git {
   std::string scrub(std::string text) const {
     text = redact_text(std::move(text));
     if (secret_.size() >= 4) {
-      for (std::size_t pos; (pos = text.find(secret_)) != std::string::npos;) text.replace(pos, secret_.size(), "***");
+      for (std::size_t pos; (pos = text.find(secret_)) != std::string::npos;)
+        text.replace(pos, secret_.size(), "***");
     }
     return text;
   }
@@ -474,7 +480,7 @@ bool mirror_has_refs(const Git& git, const fs::path& mirror) {
 
 void fetch_into_mirror(const Git& git, const fs::path& mirror, const std::vector<std::string>& refspecs) {
   std::vector<std::string> args = {"-C", mirror.string(), "fetch", "--quiet", "--prune", "--no-tags",
-                                   "--no-write-fetch-head", git.url()};
+                                   "--no-recurse-submodules", "--no-write-fetch-head", git.url()};
   args.insert(args.end(), refspecs.begin(), refspecs.end());
   GitResult r = git.run(args);
   if (r.status == 0) return;
@@ -559,7 +565,8 @@ void make_git_dir(const Git& git, const fs::path& mirror, const Resolved& resolv
   if (resolved.ref.starts_with("refs/heads/")) branch = resolved.ref.substr(11);
   // The commit's history, and (followed automatically) the tags pointing into it.
   std::vector<std::string> fetch = {"-C", d, "-c", "uploadpack.allowAnySHA1InWant=true", "fetch", "--quiet",
-                                    "--no-write-fetch-head", "--update-head-ok", mirror.string(),
+                                    "--no-recurse-submodules", "--no-write-fetch-head", "--update-head-ok",
+                                    mirror.string(),
                                     "+" + c + ":" + (branch.empty() ? "refs/dockless/export" : "refs/heads/" + branch)};
   if (resolved.ref.starts_with("refs/tags/")) fetch.push_back("+" + resolved.ref + ":" + resolved.ref);
   git.check(fetch, "cannot fill " + d + "/.git");
@@ -695,7 +702,11 @@ GitCheckout fetch_impl(const GitSource& source, const fs::path& cache_dir, const
       try {
         fetch_impl({resolve_submodule_url(url, sub.url), sub.commit}, cache_dir, where, false, depth + 1);
       } catch (const Error& e) {
-        throw Error(git.scrub("submodule " + sub.path + " of " + redact_url(url) + ": " + e.what()));
+        std::string hint;
+        if (std::string_view(e.what()).find("transport 'file' not allowed") != std::string_view::npos)
+          hint = " (as for `git submodule update`, a local or file:// submodule needs protocol.file.allow=always"
+                 " in the git configuration)";
+        throw Error(git.scrub("submodule " + sub.path + " of " + redact_url(url) + ": " + e.what() + hint));
       }
     }
   } catch (...) {

@@ -8,13 +8,18 @@
 namespace dockless {
 
 struct GitSource {
-  std::string url;  ///< any URL git accepts: file:///path/repo.git, /path/repo, https://..., host:path
-  std::string ref;  ///< branch, tag, refs/..., or (full or abbreviated, >= 4 hex) commit; "" or "HEAD" = the remote's default branch
+  /// Any URL git accepts: file:///path/repo.git, /path/repo, https://..., host:path.
+  std::string url;
+  /// A branch, tag, "refs/...", or (full or abbreviated, at least 4 hex digits)
+  /// commit; "" or "HEAD" = the remote's default branch.
+  std::string ref;
 };
 
 struct GitCheckout {
   std::string commit;          ///< full 40-hex SHA-1 (or 64-hex SHA-256) of what was exported
-  std::string resolved_ref;    ///< "refs/heads/X", "refs/tags/X", "HEAD" (default branch), other "refs/...", or "" (a commit id)
+  /// "refs/heads/X", "refs/tags/X", "HEAD" (the default branch), another
+  /// "refs/...", or "" (the ref was a commit id).
+  std::string resolved_ref;
   std::filesystem::path tree;  ///< the directory holding the files of that commit (== dest)
 };
 

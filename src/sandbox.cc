@@ -87,8 +87,6 @@ constexpr unsigned kCloseRangeCloexec = 1U << 2;
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kUsernsHint = "; try --isolation chroot (as root) or --isolation host";
 
-using NoteFn = std::function<void(std::string_view)>;
-
 void note(const SandboxSpec& spec, const std::string& text) {
   if (spec.on_note) spec.on_note(text);
 }
@@ -407,10 +405,28 @@ struct Pipe {
   UniqueFd write;
 };
 
+/// fd moved to 3 or above: a child dup2()s its stdio over 0..2, which would
+/// clobber a pipe the kernel gave a low number (dockless run with stdin closed).
+UniqueFd above_stdio(int fd, const std::string& what) {
+  if (fd < 0) throw_errno(what);
+  if (fd > 2) return UniqueFd(fd);
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int e = errno;
+  ::close(fd);
+  if (moved < 0) throw_errno(what, e);
+  return UniqueFd(moved);
+}
+
 Pipe make_pipe(const std::string& what) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("create a pipe for " + what);
-  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  UniqueFd r = above_stdio(fds[0], "create a pipe for " + what);
+  UniqueFd w = above_stdio(fds[1], "create a pipe for " + what);
+  return Pipe{std::move(r), std::move(w)};
+}
+
+UniqueFd open_devnull(const std::string& prefix) {
+  return above_stdio(::open("/dev/null", O_RDWR | O_CLOEXEC), prefix + "open /dev/null");
 }
 
 // ---------------------------------------------------------------------------
@@ -1205,8 +1221,7 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   Pipe err = make_pipe("sandbox errors");
   Pipe up = make_pipe("sandbox setup");
   Pipe down = make_pipe("sandbox setup");
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) throw_errno(prefix + "open /dev/null");
+  UniqueFd devnull = open_devnull(prefix);
   UsernsFds fds;
   fds.parent = ::getpid();
   fds.devnull = devnull.get();
@@ -1283,8 +1298,7 @@ void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
   argv.push_back(nullptr);
   Pipe up = make_pipe("cleanup");
   Pipe down = make_pipe("cleanup");
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) return;
+  UniqueFd devnull = open_devnull("");
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return;
@@ -1416,8 +1430,7 @@ std::pair<int, std::optional<ChildFailure>> run_simple(const SandboxSpec& spec, 
                                                       const std::string& prefix) {
   Pipe out = make_pipe("the sandbox output");
   Pipe err = make_pipe("sandbox errors");
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) throw_errno(prefix + "open /dev/null");
+  UniqueFd devnull = open_devnull(prefix);
   SimpleFds fds;
   fds.parent = ::getpid();
   fds.devnull = devnull.get();

@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "oci/error.h"
 #include "src/git_source.h"
@@ -55,6 +58,32 @@ std::string git(const fs::path& repo, const std::string& args) {
   return sh("git -C " + quote(repo.string()) +
             " -c user.name=Test -c user.email=test@example.com -c commit.gpgsign=false -c tag.gpgsign=false " + args);
 }
+
+/// Sets environment variables for one scope (the tests run one at a time).
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = ::getenv(name);
+      saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old) {
+        ::setenv(name.c_str(), old->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
 
 std::string error_of(const GitSource& src, const fs::path& cache, const fs::path& dest, bool keep = false) {
   try {
@@ -127,7 +156,8 @@ std::map<std::string, std::string> snapshot(const fs::path& root) {
 /// What `git archive` of the commit holds, extracted by tar.
 std::map<std::string, std::string> archive_of(const Repo& repo, const std::string& commit, const fs::path& where) {
   fs::create_directories(where);
-  sh("git -C " + quote(repo.src.string()) + " archive --format=tar " + commit + " | tar -x -C " + quote(where.string()));
+  sh("git -C " + quote(repo.src.string()) + " archive --format=tar " + commit + " | tar -x -C " +
+     quote(where.string()));
   return snapshot(where);
 }
 
@@ -274,6 +304,7 @@ TEST_CASE("git source: errors", "[git_source]") {
     CHECK_FALSE(fs::exists(repo.tmp / "out"));
   }
   SECTION("an unreachable URL: the message names it without credentials") {
+    ScopedEnv direct({{"no_proxy", "127.0.0.1"}, {"NO_PROXY", "127.0.0.1"}});  // loopback only, even behind a proxy
     std::string err = error_of({"https://user:secret@127.0.0.1:9/x.git", "main"}, repo.cache, repo.tmp / "out");
     INFO(err);
     CHECK_THAT(err, Contains("https://127.0.0.1:9/x.git"));
@@ -340,13 +371,13 @@ TEST_CASE("git source: submodules", "[git_source]") {
     CHECK_FALSE(fs::exists(tmp / "out"));
   }
   SECTION("allowed by the user's configuration: exported in place") {
-    ::setenv("GIT_CONFIG_COUNT", "1", 1);
-    ::setenv("GIT_CONFIG_KEY_0", "protocol.file.allow", 1);
-    ::setenv("GIT_CONFIG_VALUE_0", "always", 1);
-    std::string err = error_of({url, ""}, tmp / "cache", tmp / "out", true);
-    ::unsetenv("GIT_CONFIG_COUNT");
-    ::unsetenv("GIT_CONFIG_KEY_0");
-    ::unsetenv("GIT_CONFIG_VALUE_0");
+    std::string err;
+    {
+      ScopedEnv allow({{"GIT_CONFIG_COUNT", "1"},
+                       {"GIT_CONFIG_KEY_0", "protocol.file.allow"},
+                       {"GIT_CONFIG_VALUE_0", "always"}});
+      err = error_of({url, ""}, tmp / "cache", tmp / "out", true);
+    }
     REQUIRE(err == "");
     std::ifstream in(tmp / "out" / "vendor" / "lib" / "lib.txt");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
