@@ -28,11 +28,17 @@ Rune decode_rune(std::string_view s, std::size_t pos) {
   char32_t value = 0;
   char32_t min = 0;
   if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1, value = b0 & 0x1Fu, min = 0x80;
+    need = 1;
+    value = b0 & 0x1Fu;
+    min = 0x80;
   } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2, value = b0 & 0x0Fu, min = 0x800;
+    need = 2;
+    value = b0 & 0x0Fu;
+    min = 0x800;
   } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3, value = b0 & 0x07u, min = 0x10000;
+    need = 3;
+    value = b0 & 0x07u;
+    min = 0x10000;
   } else {
     return {kRuneError, 1, false};
   }

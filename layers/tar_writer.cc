@@ -166,8 +166,18 @@ class DirectoryTar {
         throw_errno("cannot stat " + host_path);
       if (S_ISSOCK(st.st_mode)) continue;
       bool is_dir = S_ISDIR(st.st_mode);
-      if (opt_.include && !opt_.include(rel, is_dir)) continue;
       std::string tar_name = tar_dir + name;
+      if (opt_.include && !opt_.include(rel, is_dir)) {
+        if (!is_dir || !opt_.descend_excluded || !opt_.descend_excluded(rel)) continue;
+        // Written only if something below it is.
+        pending_.push_back(Pending{tar_name, host_path, st});
+        UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub) throw_errno("cannot open directory " + host_path);
+        walk(sub.get(), host_path, rel, tar_name + "/");
+        if (!pending_.empty() && pending_.back().tar_name == tar_name) pending_.pop_back();
+        continue;
+      }
+      flush_pending();
       if (is_dir) {
         emit(tar_name, host_path, st, -1, "");
         UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -178,6 +188,17 @@ class DirectoryTar {
       }
     }
   }
+
+  /// Excluded directories above an entry about to be written.
+  struct Pending {
+    std::string tar_name, host_path;
+    struct stat st;
+  };
+  void flush_pending() {
+    for (const auto& p : pending_) emit(p.tar_name, p.host_path, p.st, -1, "");
+    pending_.clear();
+  }
+  std::vector<Pending> pending_;
 
   static std::vector<std::string> list_sorted(int dirfd, const std::string& host_dir) {
     int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

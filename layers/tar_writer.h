@@ -37,6 +37,10 @@ struct TarOptions {
   /// Optional filter on paths relative to the directory ("a/b"); returning
   /// false leaves the entry (and, for a directory, all below it) out.
   std::function<bool(const std::string& rel_path, bool is_dir)> include;
+  /// For a directory that `include` leaves out: true when something below it
+  /// may still be included ('!' rules). The walk then looks inside, and
+  /// writes the directory only if an entry below it is written.
+  std::function<bool(const std::string& rel_path)> descend_excluded;
 };
 
 struct TarStats {

@@ -493,8 +493,11 @@ class Builder {
       const IgnoreRules& rules = ignore_;
       t.include = [&rules, keep_git](const std::string& rel, bool is_dir) {
         if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
-        if (!rules.excluded(rel, is_dir)) return true;
-        return is_dir && rules.may_reinclude_below(rel);
+        return !rules.excluded(rel, is_dir);
+      };
+      t.descend_excluded = [&rules, keep_git](const std::string& rel) {
+        if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
+        return rules.may_reinclude_below(rel);
       };
       HashingSink probe(nullptr);
       write_directory_tar(source_tree_, t, probe);

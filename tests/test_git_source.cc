@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <fstream>
 #include <map>
 #include <optional>

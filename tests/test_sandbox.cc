@@ -591,23 +591,42 @@ TEST_CASE("userns unprivileged: a rootfs the user owns (rootless unpack)", "[san
                            .c_str());
   REQUIRE((rc == 0 || ::geteuid() != 0));
   REQUIRE(fs::is_regular_file(rootfs / "usr/bin/python3"));
-  for (const char* d : {"out", "scratch"}) {
+  for (const char* d : {"out", "out2", "scratch"}) {
     fs::create_directories(tmp / d);
     give_to_unprivileged(tmp / d);
   }
+  // A hostile image: an absolute symlink to a host dir, and a bind below it.
+  // The bind must land in the image's /var/tmp/..., never in the host dir.
+  std::string victim = "/var/tmp/dockless-victim-XXXXXX";
+  REQUIRE(::mkdtemp(victim.data()) != nullptr);
+  ::chmod(victim.c_str(), 0777);
+  fs::create_symlink(victim, rootfs / "evil");
   auto before = snapshot(rootfs);
-  std::string out = in_child([&]() -> std::string {
-    drop_if_root();
+  auto spec_for = [&](Isolation iso) {
     SandboxSpec spec = make_spec(tmp / "scratch", {"sh", "-c",
                                                    "python3 -c \"" + std::string(kPyCase1) +
                                                        "\"; ls -A /tmp | wc -l; test -e "
                                                        "/proc/self/status && echo proc; echo $$; "
-                                                       "cat /proc/self/uid_map"});
+                                                       "cat /proc/self/uid_map; echo e >/evil/sub/f"},
+                                 iso);
     spec.rootfs = rootfs;
-    spec.binds = {{tmp / "out", "/opt/out"}};
-    Result r = run(spec);
+    spec.binds = {{tmp / "out", "/opt/out"}, {tmp / "out2", "/evil/sub"}};
+    return spec;
+  };
+  std::string out = in_child([&]() -> std::string {
+    drop_if_root();
+    Result r = run(spec_for(Isolation::kUserns));
     return describe(r) + join(r.notes);
   });
+  bool victim_empty = fs::is_empty(victim);
+  if (::geteuid() == 0) {
+    Result c = run(spec_for(Isolation::kChroot));
+    CHECK(c.status == 0);
+    victim_empty = victim_empty && fs::is_empty(victim);
+  }
+  fs::remove_all(victim);
+  CHECK(victim_empty);
+  CHECK(dockless::read_file(tmp / "out2/f") == "e\n");
   INFO(out);
   std::vector<std::string> lines;
   std::istringstream in(out);

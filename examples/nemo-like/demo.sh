@@ -39,7 +39,7 @@ echo "$REGISTRY_URL"
 
 echo "== base image: debootstrap Debian 12 + python3 -> $reg/debian-py:12"
 rootfs=$(bash "$root/scripts/fixtures/debian-rootfs.sh")
-"$dockless" import "$rootfs" --output "oci:$work/base:12" --cmd '["python3"]' --cache-dir "$work/cache" -q
+"$dockless" import "$rootfs" --output "oci:$work/base:12" --cmd '["python3"]'
 "$dockless" push "oci:$work/base:12" "$reg/debian-py:12" --cache-dir "$work/cache" -q >/dev/null
 
 build() {
