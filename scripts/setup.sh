@@ -15,7 +15,7 @@ packages=(
   libarchive-dev libssl-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libisal-dev
   rapidjson-dev libtomlplusplus-dev libcli11-dev catch2
   skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils
-  uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates
+  uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
   openssl jq
 )
 
