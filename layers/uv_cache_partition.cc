@@ -308,7 +308,20 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
       if (it->is_directory()) it.disable_recursion_pending();
       continue;
     }
-    if (!it->is_regular_file(ec) || it->is_symlink(ec) || it->file_size(ec) > (1 << 20)) continue;
+    if (it->is_symlink(ec)) {
+      // uv 0.13 also links wheels-v*/.../<version>-<tag> -> ../../archive-v0/<id>.
+      std::string target = fs::read_symlink(it->path(), ec).string();
+      std::string fixed = target;
+      for (const auto& [from, to] : renamed) replace_all(fixed, "archive-v0/" + from, "archive-v0/" + to);
+      if (fixed != target) {
+        fs::path tmp = temp_path_beside(it->path());
+        fs::create_symlink(fixed, tmp);
+        if (::rename(tmp.c_str(), it->path().c_str()) != 0)
+          throw_errno("cannot replace " + it->path().string());
+      }
+      continue;
+    }
+    if (!it->is_regular_file(ec) || it->file_size(ec) > (1 << 20)) continue;
     std::string bytes = read_file(it->path());
     std::string patched = bytes;
     for (const auto& [from, to] : renamed) replace_all(patched, from, to);

@@ -12,8 +12,11 @@ namespace dockless {
 
 enum class Isolation {
   kUserns,  ///< user + mount namespace, overlay over the rootfs, pivot_root (default)
-  kChroot,  ///< root without namespaces (a root pod): a private copy of the rootfs, chroot(2)
-  kHost,    ///< no isolation: run on this machine's / (a pod running the base image itself)
+  kChroot,  ///< root without namespaces (a root pod): a private copy of the rootfs, chroot(2);
+            ///< no mounts: binds are renamed into the copy and back (copied across
+            ///< filesystems; read-only ones are copies), no /proc
+  kHost,    ///< no isolation: run on this machine's / (a pod running the base image itself);
+            ///< each bind's host path must already be its target
 };
 
 /// Parses "userns", "chroot" or "host"; throws UsageError otherwise.
@@ -33,10 +36,6 @@ enum class RootfsMethod { kAuto, kOverlay, kFuseOverlayfs, kCopy };
 
 struct SandboxSpec {
   Isolation isolation = Isolation::kUserns;
-  /// kHost refuses to run outside a container unless this is set (--force).
-  bool force_host = false;
-  /// userns only; the others ignore it.
-  RootfsMethod rootfs_method = RootfsMethod::kAuto;
   /// The root filesystem (read-only input: never modified; writes outside
   /// the binds land in a scratch upper dir that is thrown away).
   std::filesystem::path rootfs;
@@ -51,6 +50,10 @@ struct SandboxSpec {
   /// Optional: one line about each choice the sandbox made on its own (a
   /// fallback taken, e.g. "kernel overlay refused ...; using fuse-overlayfs").
   std::function<void(std::string_view note)> on_note;
+  /// kHost refuses to run outside a container unless this is set (--force).
+  bool force_host = false;
+  /// userns only; the others ignore it.
+  RootfsMethod rootfs_method = RootfsMethod::kAuto;
 };
 
 /// Runs spec.argv and returns its exit status (128+N when killed by signal

@@ -86,7 +86,9 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   s.env = vars;
   s.workdir = c.image_project_dir;
   std::string prefix = "[" + env.name + "] ";
+  std::string reason;  // uv's own "error: ..." line, for the one-line message
   s.on_output = [&](std::string_view line) {
+    if (line.rfind("error:", 0) == 0 && reason.empty()) reason = std::string(line);
     if (c.on_output) c.on_output(prefix + std::string(line));
   };
   int status = run_in_sandbox(s);
@@ -95,7 +97,7 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
     throw Error("venv " + env.name + ": `" + cmd + "` failed with exit status " +
-                std::to_string(status) + " (its output is above)");
+                std::to_string(status) + (reason.empty() ? " (its output is above)" : ": " + reason));
   }
 }
 

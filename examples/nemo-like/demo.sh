@@ -61,9 +61,10 @@ table() {
   python3 - "$1" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
+short = lambda n: n if len(n) <= 72 else n[:69] + "..."
 print("   %-72s %10s  %-12s  %s" % ("layer", "size", "digest", "cache"))
 for l in d["layers"]:
-    print("   %-72s %10d  %-12s  %s" % (l["name"], l["size"], l["digest"][7:19], l["cache"]))
+    print("   %-72s %10d  %-12s  %s" % (short(l["name"]), l["size"], l["digest"][7:19], l["cache"]))
 print("   digest %s, %.2f s, %d uv runs, skipped: %s" % (d["digest"], d["seconds"], d["uv_runs"], d.get("skipped") or "-"))
 PY
 }

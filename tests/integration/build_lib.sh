@@ -258,6 +258,21 @@ incheck_script() {
   cat <<'SCRIPT'
 ok() { printf 'ok %s\n' "$*"; }
 bad() { printf 'FAIL %s\n' "$*"; }
+# First (before anything runs uv here): the source tree and the uv cache as
+# shipped, for the host to judge.
+if [[ -d $CHK_SRC ]]; then
+  (cd "$CHK_SRC" && find . -printf '%y %p\n' | sort | while read -r t p; do
+    if [[ $t == f ]]; then echo "SRC f $(sha256sum <"$p" | cut -d' ' -f1) $p"; else echo "SRC $t - $p"; fi
+  done)
+else
+  bad "$CHK_SRC exists"
+fi
+[[ -d $CHK_CACHE ]] && (cd "$CHK_CACHE" && find . | sort | sed 's/^/CACHE /')
+if [[ -d $CHK_CACHE ]]; then
+  dangling=$(find "$CHK_CACHE" -xtype l 2>/dev/null | sort)
+  [[ -z $dangling ]] && ok "every symlink in the shipped uv cache resolves" ||
+    bad "every symlink in the shipped uv cache resolves :: $(printf '%s\n' "$dangling" | wc -l) dangling, e.g. $(printf '%s\n' "$dangling" | head -n 2 | while read -r l; do printf '%s -> %s; ' "$l" "$(readlink "$l")"; done)"
+fi
 IMPORT_PY='
 import importlib, sys
 venv, path = sys.argv[1], sys.argv[2]
@@ -320,15 +335,6 @@ for s in $CHK_SYNC_OK $CHK_SYNC_FAIL; do
       bad "uv sync --frozen --offline --extra $x fails (not in the shipped cache) :: it worked: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
   fi
 done
-# the source tree and the uv cache, for the host to judge
-if [[ -d $CHK_SRC ]]; then
-  (cd "$CHK_SRC" && find . -printf '%y %p\n' | sort | while read -r t p; do
-    if [[ $t == f ]]; then echo "SRC f $(sha256sum <"$p" | cut -d' ' -f1) $p"; else echo "SRC $t - $p"; fi
-  done)
-else
-  bad "$CHK_SRC exists"
-fi
-[[ -d $CHK_CACHE ]] && (cd "$CHK_CACHE" && find . | sort | sed 's/^/CACHE /')
 echo "END"
 SCRIPT
 }
