@@ -181,7 +181,7 @@ std::vector<CachePart> partition_uv_cache(const fs::path& root,
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
        !ec && it != end; it.increment(ec)) {
-    std::string rel = fs::relative(it->path(), root).generic_string();
+    std::string rel = it->path().lexically_relative(root).generic_string();
     std::string top = rel.substr(0, rel.find('/'));
     if (top == "archive-v0" || is_bucket_skipped(top)) {
       if (it->is_directory()) it.disable_recursion_pending();
@@ -303,7 +303,7 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
   // uv's pointer files name archives by id.
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string rel = fs::relative(it->path(), root).generic_string();
+    std::string rel = it->path().lexically_relative(root).generic_string();
     if (rel.rfind("archive-v0", 0) == 0) {
       if (it->is_directory()) it.disable_recursion_pending();
       continue;

@@ -14,6 +14,8 @@
 #   5. bytes the registry gained from pushing that variant, with the full
 #      image already there (registry storage before/after, and the layers of
 #      the variant's manifest that the full image's manifest lacks)
+# Then (untimed) podman runs each image: every venv imports its packages.
+# Runs in ~3 min a repetition on 2 cores.
 #
 # Hermetic: the packages (~260 MB of generated wheels, scripts/bench/
 # make-bench-index.py, cached) come from a PEP 503 index on 127.0.0.1
@@ -26,7 +28,8 @@
 #        DOCKLESS_BENCH_DIR scratch root (default /var/tmp/dockless-bench)
 #        DOCKLESS           the dockless binary (default build/src/dockless)
 #        UV                 the uv binary both tools use (default /usr/local/bin/uv)
-#        BENCH_KEEP=1       keep the run's scratch directory
+#        BENCH_KEEP=1       keep the run's scratch directory (logs, dockless's reports)
+#        BENCH_VERIFY=0     skip the (untimed) podman check that the four images work
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -58,6 +61,7 @@ cleanup() {
   [[ -n $index_pid ]] && kill "$index_pid" 2>/dev/null || true
   bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
   reset_buildah || true
+  unmount_under "$run" || true
   [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf -- "$run"
   exit "$rc"
 }
@@ -68,13 +72,17 @@ reset_buildah() {
   [[ -d $bh_root ]] || return 0
   "${BH[@]}" rm --all >/dev/null 2>&1 || true
   "${BH[@]}" rmi --all --force >/dev/null 2>&1 || true
-  local m
-  findmnt -rn -o TARGET | grep -F "$bh_root/" | sort -r | while read -r m; do umount -l "$m" || true; done
+  unmount_under "$bh_root"
   rm -rf -- "$bh_root"
+}
+unmount_under() {  # DIR: lazily unmounts whatever a tool left mounted below DIR
+  local m
+  { findmnt -rn -o TARGET | grep -F "$1/" | sort -r || true; } | while read -r m; do umount -l "$m" || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+unmount_under "$run"
 rm -rf -- "$run"
 reset_buildah
 mkdir -p "$run" "$bench"
@@ -230,6 +238,41 @@ for rep in $(seq 1 "$repeat"); do
   NOTE[bh-skip-cache,$rep]=$(grep -c 'Using cache' "$out/bh-skip.log" || true)
 done
 
+# ---------------------------------------------------------------- are the images equivalent?
+# Untimed: podman (runc, its own scratch storage) runs each image of the last
+# run without network: every enabled venv imports its packages, the skipped
+# variants lack the vllm venv, and the shipped uv cache installs the
+# cache-only extra offline.
+declare -A VERIFY
+if [[ ${BENCH_VERIFY:-1} == 1 ]] && command -v podman >/dev/null; then
+  log "checking the four images with podman"
+  PM=(podman --root "$run/podman/root" --runroot "$run/podman/runroot" --runtime runc)
+  check_full='set -e; w=/opt/ray_venvs/nemo_bench.models
+    $w.generation.vllm.VllmGenerationWorker/bin/python -c "import bench_vllm, bench_xformers, bench_infer_common, bench_torch"'
+  check_novllm='set -e; w=/opt/ray_venvs/nemo_bench.models
+    test ! -e $w.generation.vllm.VllmGenerationWorker'
+  check_common='
+    $w.generation.sglang.SglangGenerationWorker/bin/python -c "import bench_sglang, bench_infer_common, bench_torch"
+    $w.policy.megatron.MegatronPolicyWorker/bin/python -c "import bench_megatron, bench_transformer_engine"
+    ! $w.policy.megatron.MegatronPolicyWorker/bin/python -c "import bench_vllm" 2>/dev/null
+    /opt/nemo_bench_venv/bin/python -c "import bench_transformers, bench_pytest"
+    cd /opt/nemo-bench && UV_PROJECT_ENVIRONMENT=/tmp/v UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=symlink \
+      uv sync -q --frozen --offline --no-install-project --no-default-groups --python /usr/bin/python3 --extra automodel
+    /tmp/v/bin/python -c "import bench_automodel"'
+  for img in bench-dockless:full bench-buildah:full bench-dockless:novllm bench-buildah:novllm; do
+    if [[ $img == *:full ]]; then script="$check_full$check_common"; else script="$check_novllm$check_common"; fi
+    if "${PM[@]}" run --rm --network none --tls-verify=false "$REGISTRY_HOST/$img" bash -c "$script" \
+      >"$run/verify-${img/:/-}.log" 2>&1; then
+      VERIFY[$img]=ok
+    else
+      VERIFY[$img]="FAILED (see $run/verify-${img/:/-}.log)"
+      tail -n 20 "$run/verify-${img/:/-}.log" >&2
+    fi
+  done
+  "${PM[@]}" rmi --all --force >/dev/null 2>&1 || true
+  unmount_under "$run/podman"
+fi
+
 # ---------------------------------------------------------------- the table
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'; }
@@ -303,5 +346,13 @@ if ((repeat > 1)); then
       "${BYTES[dockless,$r]}" "${BYTES[buildah,$r]}"
   done
 fi
+if ((${#VERIFY[@]})); then
+  echo
+  echo "podman run of each image (every venv imports its packages; uv sync --offline of the cache-only extra):"
+  for img in bench-dockless:full bench-buildah:full bench-dockless:novllm bench-buildah:novllm; do
+    printf '   %-24s %s\n' "$img" "${VERIFY[$img]}"
+  done
+fi
 [[ ${BENCH_KEEP:-0} == 1 ]] && echo "logs and reports: $run/rep*/"
+for v in "${VERIFY[@]}"; do [[ $v == ok ]] || exit 1; done
 exit 0
