@@ -235,8 +235,10 @@ ProcessResult run_helper_process(const std::string& program, std::string_view in
   // posix_spawnp searches PATH like a shell would, without running one.
   int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc == ENOENT)
-    throw Error("credential helper " + program + " (" + origin + ") is not on PATH");
+  // EACCES too: a PATH entry this user may not search hides the helper.
+  if (rc == ENOENT || rc == EACCES)
+    throw Error("credential helper " + program + " (" + origin + ") is not on PATH" +
+                (rc == EACCES ? " (or not executable by this user)" : ""));
   if (rc != 0) throw_errno("cannot start credential helper " + program + " (" + origin + ")", rc);
   ChildGuard guard(pid);
   in_r.reset();

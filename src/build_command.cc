@@ -401,6 +401,15 @@ class Builder {
     return k;
   }
 
+  /// A readable name for a cache part: its venvs when few, else how many
+  /// (the key uses the full list).
+  static std::string part_label(const CachePart& part) {
+    if (part.users.size() <= 2) return cache_part_name(part);
+    std::string first = *part.users.begin();
+    return "shared by " + std::to_string(part.users.size()) + " environments: " + first + ", ... " +
+           sha256_of(cache_part_name(part)).short_hex(8);
+  }
+
   void write_layers() {
     TarOptions base_tar;
     base_tar.mtime_clamp = clamp_;
@@ -443,7 +452,7 @@ class Builder {
           if (piece->paths.empty()) continue;
           bool is_index = piece == &index;
           std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") +
-                             cache_part_name(part) + ")";
+                             part_label(part) + ")";
           CacheKey k = layer_key(is_index ? "uv-cache-index" : "uv-cache-archives");
           k.add("cache-dir", spec_.uv.cache_dir).add("part", cache_part_name(part));
           std::string listing;
