@@ -48,7 +48,8 @@ std::string cache_part_name(const CachePart& part);
 /// name and RECORD) to that derived name, and rewrites what refers to it:
 /// uv's pointer files in the cache (same-length ids, so their encoding stays
 /// valid) and symlinks in `venvs` that point into `image_cache_dir`.
-/// Returns how many entries were renamed. Run it while no uv runs on this cache.
+/// Returns how many entries were renamed. Run it while no uv runs on this
+/// cache, and on venvs nobody reads yet (their links are replaced in place).
 int canonicalize_archive_ids(const std::filesystem::path& cache_root,
                              const std::string& image_cache_dir,
                              const std::vector<std::filesystem::path>& venvs);

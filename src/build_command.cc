@@ -199,26 +199,24 @@ class Builder {
       e.enabled = !skipped(v.name, v.tags);
       envs_.push_back(e);
     }
-    for (const auto& extra : spec_.cache.extras) {
+    // A [cache] extra or group gets a throwaway venv that only fills the cache.
+    auto add_cache_filler = [&](const std::string& name, const std::string& dir,
+                                std::vector<std::string> extras, std::vector<std::string> groups,
+                                const std::string& skip_name) {
       EnvPlan e;
-      e.name = "cache:" + extra;
+      e.name = name;
       e.shipped = false;
-      e.image_path = "/opt/.dockless-cache-fill/" + extra;
-      e.extras = {extra};
+      e.image_path = "/opt/.dockless-cache-fill/" + dir;
+      e.extras = std::move(extras);
+      e.groups = std::move(groups);
       e.no_default_groups = true;
-      e.enabled = !skipped(extra, {});
+      e.enabled = !skipped(skip_name, {});
       envs_.push_back(e);
-    }
-    for (const auto& group : spec_.cache.groups) {
-      EnvPlan e;
-      e.name = "cache-group:" + group;
-      e.shipped = false;
-      e.image_path = "/opt/.dockless-cache-fill/group-" + group;
-      e.groups = {group};
-      e.no_default_groups = true;
-      e.enabled = !skipped(group, {});
-      envs_.push_back(e);
-    }
+    };
+    for (const auto& extra : spec_.cache.extras)
+      add_cache_filler("cache:" + extra, extra, {extra}, {}, extra);
+    for (const auto& group : spec_.cache.groups)
+      add_cache_filler("cache-group:" + group, "group-" + group, {}, {group}, group);
     for (const auto& s : opt_.skip)
       if (!matched.count(s))
         throw UsageError("--skip " + s + " matches no venv name, venv tag or cache extra of " +

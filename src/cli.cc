@@ -183,6 +183,8 @@ int run_cli(int argc, char** argv) {
   import_cmd->add_option("--compression", imp.compression, "Layer compression: gzip, zstd or none");
   import_cmd->add_option("--compression-level", imp.level,
                          "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  bool import_quiet = false;
+  import_cmd->add_flag("-q,--quiet", import_quiet, "Accepted for symmetry: import prints only the digest");
   import_cmd->add_option("--chown", imp.chown,
                          "Write every entry as owned by UID[:GID] (default: keep the files' owners)");
 
