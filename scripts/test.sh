@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh || { echo "tests: 0 passed, 1 failed (setup.sh failed)"; exit 1; }
 
+# The real base root filesystem the sandbox and integration tests use
+# (debootstrap Debian 12 + python3, made once and cached).
+echo "== base root filesystem fixture"
+if ! DOCKLESS_TEST_ROOTFS=$(bash scripts/fixtures/debian-rootfs.sh); then
+  echo "tests: 0 passed, 1 failed (the debootstrap fixture could not be made)"
+  exit 1
+fi
+export DOCKLESS_TEST_ROOTFS
+
 status=0
 run_suite() {  # build-dir, meson test args...
   local dir=$1
