@@ -236,7 +236,6 @@ class Builder {
     } else {
       base_name_ = where.str();
     }
-    TransferOptions topt = opt_.transfer;
     base_ = transfer_.load(where, store_);
     if (media_type::is_index(base_.top.media_type))
       throw Error("base image " + spec_.image.base + " is an index; no manifest for " + platform_.str());
