@@ -72,4 +72,43 @@ std::string Descriptor::ref_name() const {
   return it == annotations.end() ? "" : it->second;
 }
 
+std::vector<Descriptor> descriptors_from_json(const rapidjson::Value& doc, const char* key,
+                                              const std::string& what, const std::string& item) {
+  std::vector<Descriptor> out;
+  auto list = doc.FindMember(key);
+  if (list == doc.MemberEnd() || list->value.IsNull()) return out;
+  if (!list->value.IsArray())
+    throw Error("invalid " + what + ": \"" + key + "\" must be an array");
+  int i = 0;
+  for (const auto& d : list->value.GetArray())
+    out.push_back(Descriptor::from_json(d, item + " " + std::to_string(++i)));
+  return out;
+}
+
+std::optional<Descriptor> optional_descriptor(const rapidjson::Value& doc, const char* key,
+                                              const std::string& what) {
+  auto member = doc.FindMember(key);
+  if (member == doc.MemberEnd() || member->value.IsNull()) return std::nullopt;
+  return Descriptor::from_json(member->value, what);
+}
+
+void write_descriptors(json::Writer& w, std::string_view key, const std::vector<Descriptor>& list) {
+  json::write_key(w, key);
+  w.StartArray();
+  for (const auto& d : list) d.write(w);
+  w.EndArray();
+}
+
+void write_subject_and_annotations(json::Writer& w, const std::optional<Descriptor>& subject,
+                                   const std::map<std::string, std::string>& annotations) {
+  if (subject) {
+    json::write_key(w, "subject");
+    subject->write(w);
+  }
+  if (!annotations.empty()) {
+    json::write_key(w, "annotations");
+    json::write_string_map(w, annotations);
+  }
+}
+
 }  // namespace dockless

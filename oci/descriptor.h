@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "oci/digest.h"
@@ -31,5 +32,23 @@ struct Descriptor {
   /// The value of org.opencontainers.image.ref.name, or "".
   std::string ref_name() const;
 };
+
+/// The descriptors of the array member `key` ("layers", "manifests"); absent
+/// or null gives none. `what` names the document ("manifest"), `item` each
+/// entry ("manifest layer" -> "manifest layer 3") in errors.
+std::vector<Descriptor> descriptors_from_json(const rapidjson::Value& doc, const char* key,
+                                              const std::string& what, const std::string& item);
+
+/// An optional descriptor member ("subject"); `what` names it in errors.
+std::optional<Descriptor> optional_descriptor(const rapidjson::Value& doc, const char* key,
+                                              const std::string& what);
+
+/// Writes "key": [descriptors].
+void write_descriptors(json::Writer& w, std::string_view key, const std::vector<Descriptor>& list);
+
+/// Writes the optional "subject" and "annotations" that manifests and
+/// indexes both end with.
+void write_subject_and_annotations(json::Writer& w, const std::optional<Descriptor>& subject,
+                                   const std::map<std::string, std::string>& annotations);
 
 }  // namespace dockless

@@ -1,6 +1,8 @@
 #include "oci/file_util.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -67,6 +69,26 @@ std::filesystem::path temp_path_beside(const std::filesystem::path& final_name) 
   return final_name.parent_path() /
          (".tmp-" + final_name.filename().string() + "-" + std::to_string(::getpid()) + "-" +
           std::to_string(counter.fetch_add(1)));
+}
+
+namespace {
+int make_dir_writable(const char* path, const struct stat* st, int type, FTW*) {
+  if (type == FTW_D) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
+  return 0;
+}
+
+int remove_entry(const char* path, const struct stat*, int type, FTW*) {
+  if (type == FTW_DP || type == FTW_D || type == FTW_DNR)
+    ::rmdir(path);
+  else
+    ::unlink(path);
+  return 0;
+}
+}  // namespace
+
+void remove_tree(const std::filesystem::path& dir) {
+  ::nftw(dir.c_str(), make_dir_writable, 32, FTW_PHYS | FTW_MOUNT);
+  ::nftw(dir.c_str(), remove_entry, 32, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
 void fsync_dir(const std::filesystem::path& dir) {

@@ -45,6 +45,11 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 /// fsyncs a directory so a rename inside it is durable.
 void fsync_dir(const std::filesystem::path& dir);
 
+/// Removes a directory tree, best effort and quietly: directories are made
+/// writable first (layers and overlayfs leave read-only ones behind), and the
+/// walk never crosses into another filesystem (a leftover mount stays intact).
+void remove_tree(const std::filesystem::path& dir);
+
 /// A name for a temp file beside `final_name` that no other process or thread uses.
 std::filesystem::path temp_path_beside(const std::filesystem::path& final_name);
 

@@ -16,16 +16,8 @@ Manifest Manifest::parse(std::string_view text) {
   auto config = doc.FindMember("config");
   if (config == doc.MemberEnd()) throw Error("invalid manifest: missing field \"config\"");
   m.config = Descriptor::from_json(config->value, "manifest config");
-  auto layers = doc.FindMember("layers");
-  if (layers != doc.MemberEnd() && !layers->value.IsNull()) {
-    if (!layers->value.IsArray()) throw Error("invalid manifest: \"layers\" must be an array");
-    int i = 0;
-    for (const auto& l : layers->value.GetArray())
-      m.layers.push_back(Descriptor::from_json(l, "manifest layer " + std::to_string(++i)));
-  }
-  auto subject = doc.FindMember("subject");
-  if (subject != doc.MemberEnd() && !subject->value.IsNull())
-    m.subject = Descriptor::from_json(subject->value, "manifest subject");
+  m.layers = descriptors_from_json(doc, "layers", "manifest", "manifest layer");
+  m.subject = optional_descriptor(doc, "subject", "manifest subject");
   m.annotations = json::get_string_map(doc, "annotations", "manifest");
   m.unknown = json::collect_unknown(doc, {"schemaVersion", "mediaType", "artifactType", "config",
                                           "layers", "subject", "annotations"});
@@ -42,18 +34,8 @@ std::string Manifest::to_json() const {
   if (!artifact_type.empty()) json::write_string_member(w, "artifactType", artifact_type);
   json::write_key(w, "config");
   config.write(w);
-  json::write_key(w, "layers");
-  w.StartArray();
-  for (const auto& l : layers) l.write(w);
-  w.EndArray();
-  if (subject) {
-    json::write_key(w, "subject");
-    subject->write(w);
-  }
-  if (!annotations.empty()) {
-    json::write_key(w, "annotations");
-    json::write_string_map(w, annotations);
-  }
+  write_descriptors(w, "layers", layers);
+  write_subject_and_annotations(w, subject, annotations);
   json::write_unknown(w, unknown);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());

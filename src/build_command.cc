@@ -63,15 +63,6 @@ struct LayerRecord {
   double seconds = 0;
 };
 
-void remove_tree(const fs::path& p) {
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-  fs::remove_all(p, ec);
-}
-
 bool path_exists(const fs::path& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
@@ -115,13 +106,11 @@ class Builder {
     transfer_.set_platform(platform_);
     plan_environments();
     fetch_base();
-    if (!envs_.empty()) {
-      uv_binary_ = find_uv(opt_.uv_binary);
-    } else if (!spec_.uv.uv_path.empty()) {
-      uv_binary_ = find_uv(opt_.uv_binary);
-    }
+    // uv runs the environments and/or ships in the image.
+    if (!envs_.empty() || !spec_.uv.uv_path.empty()) uv_binary_ = find_uv(opt_.uv_binary);
     if (!uv_binary_.empty()) {
       uv_version_ = uv_version(uv_binary_);
+      uv_short_version_ = uv_version_.substr(3, uv_version_.find(' ', 3) - 3);  // "uv 0.13.9 (...)"
       uv_sha_ = sha256_of(read_file(uv_binary_)).str();
     }
     key_environments();
@@ -258,6 +247,12 @@ class Builder {
   // ---- environments -------------------------------------------------------
 
   void key_environments() {
+    // One persistent uv cache per platform and uv version (bucket layouts
+    // change between uv releases).
+    std::string platform_dir = platform_.str();
+    std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
+    host_uv_cache_ = cache_dir_ / "uv" /
+                     (platform_dir + "-uv" + (uv_short_version_.empty() ? "none" : uv_short_version_));
     std::vector<std::string> pass_env;
     collect_passthrough_env(pass_env, extra_binds_);
     std::string pass_hash = sha256_of([&] {
@@ -288,10 +283,6 @@ class Builder {
       e.ready = path_exists(cache_dir_ / "envs" / (e.key + ".complete")) && env_dir_intact(e);
       if (opt_.explain_cache) explain("environment " + e.name, k);
     }
-    std::string platform_dir = platform_.str();
-    std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
-    std::string version = uv_version_.empty() ? "none" : uv_version_.substr(3, uv_version_.find(' ', 3) - 3);
-    host_uv_cache_ = cache_dir_ / "uv" / (platform_dir + "-uv" + version);
   }
 
   /// A persisted venv still matches the host cache (symlink mode: its
@@ -303,17 +294,10 @@ class Builder {
       if (it->path().filename() != "METADATA" || !it->is_symlink(ec)) continue;
       std::string target = fs::read_symlink(it->path(), ec).string();
       if (target.rfind(spec_.uv.cache_dir + "/", 0) != 0) continue;
-      fs::path host = host_uv_cache_path() / target.substr(spec_.uv.cache_dir.size() + 1);
+      fs::path host = host_uv_cache_ / target.substr(spec_.uv.cache_dir.size() + 1);
       if (!path_exists(host)) return false;
     }
     return !ec;
-  }
-
-  fs::path host_uv_cache_path() const {
-    std::string platform_dir = platform_.str();
-    std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
-    std::string version = uv_version_.empty() ? "none" : uv_version_.substr(3, uv_version_.find(' ', 3) - 3);
-    return cache_dir_ / "uv" / (platform_dir + "-uv" + version);
   }
 
   void explain(const std::string& what, const CacheKey& k) {
@@ -416,7 +400,7 @@ class Builder {
       CacheKey k = layer_key("uv-binary");
       k.add("uv", uv_sha_).add("path", spec_.uv.uv_path);
       fs::path staging = work_dir_ / "tools";
-      layers_.push_back(cached_layer("uv " + uv_version_.substr(3, uv_version_.find(' ', 3) - 3), k,
+      layers_.push_back(cached_layer("uv " + uv_short_version_, k,
                                      [&](ByteSink& sink) {
         fs::path target = staging / fs::path(spec_.uv.uv_path).relative_path();
         fs::create_directories(target.parent_path());
@@ -651,7 +635,7 @@ class Builder {
   ImageConfig base_config_;
   std::vector<LayerBlob> base_layers_;
   fs::path uv_binary_;
-  std::string uv_version_, uv_sha_;
+  std::string uv_version_, uv_short_version_, uv_sha_;
   fs::path host_uv_cache_;
   std::vector<std::string> passthrough_;
   std::vector<BindMount> extra_binds_;

@@ -19,20 +19,6 @@ Digest chain_id(const std::vector<Digest>& diff_ids) {
   return chain;
 }
 
-namespace {
-void remove_tree(const std::filesystem::path& p) {
-  std::error_code ec;
-  // Layers may hold read-only directories: give the owner write back first.
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           p, std::filesystem::directory_options::skip_permission_denied, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::add, ec);
-  }
-  std::filesystem::remove_all(p, ec);
-}
-}  // namespace
 
 std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
                                              const std::vector<LayerBlob>& layers,

@@ -11,7 +11,6 @@
 #include "src/sandbox.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -520,26 +519,6 @@ void copy_tree(const fs::path& from, const fs::path& to, const std::string& pref
     throw Error(prefix + "copy " + from.string() + " to " + to.string() + ": " +
                 (r.output.empty() ? "cp failed with status " + std::to_string(r.status)
                                   : r.output));
-}
-
-int remove_make_writable(const char* path, const struct stat* st, int type, FTW*) {
-  if (type == FTW_D) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
-  return 0;
-}
-
-int remove_entry(const char* path, const struct stat*, int type, FTW*) {
-  if (type == FTW_DP || type == FTW_D || type == FTW_DNR)
-    ::rmdir(path);
-  else
-    ::unlink(path);
-  return 0;
-}
-
-/// Best-effort removal that never crosses into another filesystem and copes
-/// with the mode-0 "work/work" dir overlayfs leaves behind.
-void remove_tree(const fs::path& dir) {
-  ::nftw(dir.c_str(), remove_make_writable, 32, FTW_PHYS | FTW_MOUNT);
-  ::nftw(dir.c_str(), remove_entry, 32, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
 /// A fresh directory for one sandbox run under the caller's scratch dir,

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "oci/file_util.h"
+
 namespace dockless::test {
 
 TempDir::TempDir() {
@@ -14,16 +16,8 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  // Tests make read-only dirs; give write back so removal works.
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           path_, std::filesystem::directory_options::skip_permission_denied, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::add, ec);
-  }
-  std::filesystem::remove_all(path_, ec);
+  // Tests make read-only dirs; remove_tree gives write back first.
+  remove_tree(path_);
 }
 
 void write_text(const std::filesystem::path& path, std::string_view content) {
