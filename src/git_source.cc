@@ -23,6 +23,7 @@
 
 #include "oci/digest.h"
 #include "oci/error.h"
+#include "src/edit_distance.h"
 #include "oci/file_util.h"
 
 extern char** environ;
@@ -145,20 +146,6 @@ std::string trim(std::string s) {
   return s;
 }
 
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 /// "a, b, c (+4 more)": the names closest to `ref` first.
 std::string nearest(std::vector<std::string> names, const std::string& ref) {
