@@ -71,6 +71,10 @@ std::filesystem::path temp_path_beside(const std::filesystem::path& final_name) 
           std::to_string(counter.fetch_add(1)));
 }
 
+void mark_used(const std::filesystem::path& path) {
+  ::utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+}
+
 namespace {
 int make_dir_writable(const char* path, const struct stat* st, int type, FTW*) {
   if (type == FTW_D) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);

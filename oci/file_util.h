@@ -50,6 +50,10 @@ void fsync_dir(const std::filesystem::path& dir);
 /// walk never crosses into another filesystem (a leftover mount stays intact).
 void remove_tree(const std::filesystem::path& dir);
 
+/// Sets a file's or directory's mtime to now without following a symlink,
+/// quietly (it marks "last used" for `dockless cache prune`).
+void mark_used(const std::filesystem::path& path);
+
 /// A name for a temp file beside `final_name` that no other process or thread uses.
 std::filesystem::path temp_path_beside(const std::filesystem::path& final_name);
 

@@ -8,6 +8,7 @@
 #include "oci/error.h"
 #include "oci/file_util.h"
 #include "src/build_command.h"
+#include "src/cache_lock.h"
 #include "src/cache_dir.h"
 #include "src/import_command.h"
 #include "src/inspect_command.h"
@@ -269,6 +270,7 @@ int run_cli(int argc, char** argv) {
   }
   auto copy = [](const std::string& src, const std::string& dst, const RegistryArgs& args) {
     TransferOptions options = to_transfer_options(args);
+    CacheLock in_use = CacheLock::shared(options.cache_dir);
     Digest d = run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
     std::cout << d.str() << "\n";
     return 0;
@@ -319,6 +321,7 @@ int run_cli(int argc, char** argv) {
     o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
     o.transfer.report_file.clear();
     o.explain_cache = bld.explain;
+    CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
     Digest d = run_build(o);
     std::cout << d.str() << "\n";
     return 0;
