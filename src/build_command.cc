@@ -14,6 +14,7 @@
 #include "layers/ignore_rules.h"
 #include "layers/layer_writer.h"
 #include "layers/tar_writer.h"
+#include "layers/unpacker.h"
 #include "layers/uv_cache_partition.h"
 #include "oci/error.h"
 #include "oci/file_util.h"
@@ -22,11 +23,13 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "src/build_spec.h"
-#include "src/cache_key.h"
 #include "src/git_source.h"
 #include "src/image_builder.h"
 #include "src/image_settings.h"
 #include "src/layer_cache.h"
+#include "src/layer_keys.h"
+#include "src/parallel.h"
+#include "src/registry_cache.h"
 #include "src/rootfs_snapshot.h"
 #include "src/uv_runner.h"
 
@@ -53,13 +56,14 @@ struct EnvPlan {
   bool all_groups = false, no_default_groups = false;
   std::string key;
   fs::path dir;  ///< persisted host directory of the venv, by key
-  bool ready = false;
+  bool ready = false;   ///< dir is complete on this machine
+  bool needed = false;  ///< a layer no cache has is made from dir
 };
 
 struct LayerRecord {
   std::string name;
   LayerBlob blob;
-  bool cache_hit = false;
+  std::string origin;  ///< "hit" (local cache), "remote" (--cache-from), "miss" (built)
   double seconds = 0;
 };
 
@@ -114,10 +118,14 @@ class Builder {
       uv_sha_ = sha256_of(read_file(uv_binary_)).str();
     }
     key_environments();
+    open_remote_caches();
+    plan_layers();
     make_environments();
     write_layers();
     Descriptor manifest = assemble();
+    mark_image_used(manifest);
     Digest digest = write_outputs(manifest, outputs, tags);
+    write_cache_to();
     write_report(digest, seconds_since(start));
     note("built " + digest.str() + " in " + format_seconds(seconds_since(start)) + " (" +
          std::to_string(uv_runs_) + " uv run" + (uv_runs_ == 1 ? "" : "s") + ")");
@@ -253,35 +261,43 @@ class Builder {
     std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
     host_uv_cache_ = cache_dir_ / "uv" /
                      (platform_dir + "-uv" + (uv_short_version_.empty() ? "none" : uv_short_version_));
-    std::vector<std::string> pass_env;
-    collect_passthrough_env(pass_env, extra_binds_);
-    std::string pass_hash = sha256_of([&] {
-      std::string all;
-      for (const auto& v : pass_env) all += v + "\n";
-      return all;
-    }()).str();
-    passthrough_ = pass_env;
+    collect_passthrough_env(passthrough_, extra_binds_);
+    std::string uv_lock = file_digest(project_root_ / "uv.lock");
+    std::string pyproject = file_digest(project_root_ / "pyproject.toml");
     for (auto& e : envs_) {
-      CacheKey k("environment");
-      k.add("base", base_.top.digest.str())
-          .add("platform", platform_.str())
-          .add("uv", uv_sha_)
-          .add("python", spec_.uv.python)
-          .add_file("uv.lock", project_root_ / "uv.lock")
-          .add_file("pyproject.toml", project_root_ / "pyproject.toml")
-          .add("path", e.image_path)
-          .add("cache-dir", spec_.uv.cache_dir)
-          .add("link-mode", spec_.uv.link_mode)
-          .add("compile-bytecode", spec_.uv.compile_bytecode)
-          .add("extras", e.extras)
-          .add("groups", e.groups)
-          .add("all-groups", e.all_groups)
-          .add("no-default-groups", e.no_default_groups)
-          .add("uv-environment", pass_hash);
+      KeyInputs in;
+      in.kind = KeyKind::kEnvironment;
+      EnvironmentInputs& x = in.environment;
+      x.base = base_.top.digest.str();
+      x.platform = platform_.str();
+      x.uv = uv_sha_;
+      x.python = spec_.uv.python;
+      x.uv_lock = uv_lock;
+      x.pyproject = pyproject;
+      x.venv_path = e.image_path;
+      x.cache_dir = spec_.uv.cache_dir;
+      x.link_mode = spec_.uv.link_mode;
+      x.compile_bytecode = spec_.uv.compile_bytecode;
+      x.extras = e.extras;
+      x.groups = e.groups;
+      x.all_groups = e.all_groups;
+      x.no_default_groups = e.no_default_groups;
+      x.uv_env = passthrough_;
+      CacheKey k = cache_key(in);
       e.key = k.hex();
       e.dir = cache_dir_ / "envs" / e.key;
-      e.ready = path_exists(cache_dir_ / "envs" / (e.key + ".complete")) && env_dir_intact(e);
+      fs::path marker = cache_dir_ / "envs" / (e.key + ".complete");
+      e.ready = !opt_.no_cache && path_exists(marker) && env_dir_intact(e);
+      if (e.ready) mark_used(marker);
       if (opt_.explain_cache) explain("environment " + e.name, k);
+    }
+  }
+
+  static std::string file_digest(const fs::path& file) {
+    try {
+      return sha256_of(read_file(file)).str();
+    } catch (const Error&) {
+      return "missing";
     }
   }
 
@@ -305,21 +321,354 @@ class Builder {
     for (const auto& line : k.explain()) note("    " + line);
   }
 
+  // ---- caches: local, then --cache-from -----------------------------------
+
+  struct RemoteCache {
+    Reference ref;
+    BuildCacheIndex index;
+  };
+
+  void open_remote_caches() {
+    for (const auto& from : opt_.cache_from) {
+      Reference ref = parse_cache_ref("--cache-from", from);
+      try {
+        std::optional<BuildCacheIndex> index =
+            read_build_cache(transfer_.client(ref.registry), ref, store_);
+        if (!index) {
+          note("no build cache at " + ref.str() + " yet");
+          continue;
+        }
+        note("build cache " + ref.str() + ": " + std::to_string(index->entries.size()) + " entries");
+        remote_caches_.push_back(RemoteCache{ref, std::move(*index)});
+      } catch (const Error& e) {
+        // The cache only saves time: a build goes on without it.
+        note(std::string("warning: build cache ") + ref.str() + " not used: " + e.what());
+      }
+    }
+  }
+
+  static Reference parse_cache_ref(const std::string& option, const std::string& text) {
+    try {
+      return Reference::parse(text.rfind("docker://", 0) == 0 ? text.substr(9) : text);
+    } catch (const Error& e) {
+      throw UsageError(option + ": " + e.what());
+    }
+  }
+
+  /// Downloads the blobs of `layers` that the store lacks from a cache.
+  void fetch_cached_blobs(const RemoteCache& rc, const std::vector<CachedLayer>& layers) {
+    std::vector<Descriptor> missing;
+    for (const auto& l : layers)
+      if (!store_.contains(l.blob.descriptor.digest)) missing.push_back(l.blob.descriptor);
+    RegistryClient& client = transfer_.client(rc.ref.registry);
+    parallel_for_each(missing, transfer_.jobs(), [&](const Descriptor& d) {
+      client.fetch_blob(rc.ref.repository, d, store_);
+    });
+  }
+
+  /// The layers cached under `key`: from the local cache, else from the first
+  /// --cache-from that has it (its blobs are downloaded: only those `wanted`
+  /// keeps). `origin` becomes "hit" or "remote".
+  std::optional<std::vector<CachedLayer>> lookup(
+      const std::string& key, std::string& origin,
+      const std::function<bool(const CachedLayer&)>& wanted = nullptr) {
+    if (opt_.no_cache) return std::nullopt;
+    if (auto hit = layer_cache_.find(key)) {
+      origin = "hit";
+      return hit;
+    }
+    for (const auto& rc : remote_caches_) {
+      const BuildCacheEntry* e = rc.index.find(key);
+      if (e == nullptr) continue;
+      std::vector<CachedLayer> needed;
+      for (const auto& l : e->layers)
+        if (!wanted || wanted(l)) needed.push_back(l);
+      try {
+        fetch_cached_blobs(rc, needed);
+      } catch (const Error& err) {
+        note(std::string("warning: build cache ") + rc.ref.str() + ": " + err.what() + "; building instead");
+        continue;
+      }
+      for (const auto& l : e->layers)
+        if (!store_.contains(l.blob.descriptor.digest)) remote_blobs_[l.blob.descriptor.digest.str()] = &rc;
+      if (needed.size() == e->layers.size()) layer_cache_.put(key, e->layers);
+      origin = "remote";
+      return e->layers;
+    }
+    return std::nullopt;
+  }
+
+  // ---- layer plan ---------------------------------------------------------
+
+  /// A place in the image and what fills it: one layer, or the uv cache's
+  /// parts. `build` makes the layers when no cache has them.
+  struct Slot {
+    std::string name;
+    std::string key;
+    std::vector<CachedLayer> layers;
+    std::string origin = "miss";
+    std::function<std::vector<CachedLayer>()> build;
+    double seconds = 0;
+  };
+
+  KeyInputs layer_inputs(KeyKind kind) const {
+    KeyInputs in;
+    in.kind = kind;
+    in.format.mtime_clamp = clamp_;
+    in.format.compression = opt_.compression.kind;
+    in.format.level = opt_.compression.level;
+    return in;
+  }
+
+  Slot& add_slot(const std::string& name, const KeyInputs& in,
+                 std::function<std::vector<CachedLayer>()> build,
+                 const std::function<bool(const CachedLayer&)>& wanted = nullptr) {
+    auto t = Clock::now();
+    CacheKey k = cache_key(in);
+    if (opt_.explain_cache) explain("layer " + name, k);
+    Slot slot;
+    slot.name = name;
+    slot.key = k.hex();
+    if (auto found = lookup(slot.key, slot.origin, wanted)) slot.layers = std::move(*found);
+    else slot.build = std::move(build);
+    slot.seconds = seconds_since(t);
+    slots_.push_back(std::move(slot));
+    return slots_.back();
+  }
+
+  LayerBlob write_one(const std::function<void(ByteSink&)>& produce) {
+    return write_layer(produce, opt_.compression, store_);
+  }
+
+  /// Keys every layer and looks each up; marks the environments that a
+  /// missing layer needs.
+  void plan_layers() {
+    TarOptions base_tar;
+    base_tar.mtime_clamp = clamp_;
+
+    // uv itself, where the image wants it.
+    if (!spec_.uv.uv_path.empty()) {
+      KeyInputs in = layer_inputs(KeyKind::kUvBinary);
+      in.uv = uv_sha_;
+      in.uv_path = spec_.uv.uv_path;
+      std::string name = "uv " + uv_short_version_;
+      add_slot(name, in, [this, base_tar, name] {
+        fs::path staging = work_dir_ / "tools";
+        fs::path target = staging / fs::path(spec_.uv.uv_path).relative_path();
+        fs::create_directories(target.parent_path());
+        fs::copy_file(uv_binary_, target, fs::copy_options::overwrite_existing);
+        fs::permissions(target, fs::perms(0755));
+        return std::vector<CachedLayer>{
+            {name, write_one([&](ByteSink& sink) { write_directory_tar(staging, base_tar, sink); }), {}}};
+      });
+    }
+
+    if (spec_.uv.ship_cache && !envs_.empty()) plan_uv_cache(base_tar);
+
+    // One layer per venv, workers first and the main venv last.
+    for (auto& e : envs_) {
+      if (!e.shipped || !e.enabled) continue;
+      KeyInputs in = layer_inputs(KeyKind::kVenv);
+      in.environment_key = e.key;
+      std::string name = "venv " + e.name;
+      EnvPlan* env = &e;
+      Slot& slot = add_slot(name, in, [this, base_tar, env, name] {
+        TarOptions t = base_tar;
+        t.dest = env->image_path;
+        return std::vector<CachedLayer>{
+            {name, write_one([&](ByteSink& sink) { write_directory_tar(env->dir, t, sink); }), {}}};
+      });
+      if (slot.build) e.needed = true;
+    }
+
+    // The source tree: keyed by its own tar's digest (one uncompressed pass),
+    // so only a real change of content costs compression and upload.
+    {
+      auto t0 = Clock::now();
+      source_tar_ = base_tar;
+      source_tar_.dest = spec_.source.dest;
+      bool keep_git = spec_.source.keep_git_dir;
+      const IgnoreRules& rules = ignore_;
+      source_tar_.include = [&rules, keep_git](const std::string& rel, bool is_dir) {
+        if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
+        return !rules.excluded(rel, is_dir);
+      };
+      source_tar_.descend_excluded = [&rules, keep_git](const std::string& rel) {
+        if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
+        return rules.may_reinclude_below(rel);
+      };
+      HashingSink probe(nullptr);
+      write_directory_tar(source_tree_, source_tar_, probe);
+      KeyInputs in = layer_inputs(KeyKind::kSource);
+      in.source_tar = probe.digest().str();
+      std::string name = "source " + spec_.source.dest;
+      Slot& slot = add_slot(name, in, [this, name] {
+        return std::vector<CachedLayer>{
+            {name, write_one([&](ByteSink& sink) { write_directory_tar(source_tree_, source_tar_, sink); }), {}}};
+      });
+      slot.seconds += seconds_since(t0);
+    }
+  }
+
+  /// The uv cache slot. Its key covers every environment it is split by:
+  /// all of them (skipped ones too) when that is cached, so a variant built
+  /// with --skip reuses the full image's parts; else the enabled ones and
+  /// the skipped ones already made here.
+  void plan_uv_cache(const TarOptions& base_tar) {
+    auto enabled_part = [this](const CachedLayer& l) {
+      if (l.users.empty()) return true;
+      for (const auto& e : envs_)
+        if (e.enabled && l.users.count(e.name)) return true;
+      return false;
+    };
+    auto key_for = [this](const std::map<std::string, std::string>& envs) {
+      KeyInputs in = layer_inputs(KeyKind::kUvCache);
+      in.cache_dir = spec_.uv.cache_dir;
+      in.environments = envs;
+      return in;
+    };
+    std::map<std::string, std::string> all, usable;
+    for (const auto& e : envs_) {
+      all[e.name] = e.key;
+      if (e.enabled || e.ready) usable[e.name] = e.key;
+    }
+    if (usable != all) {
+      std::string origin;
+      CacheKey k = cache_key(key_for(all));
+      if (auto found = lookup(k.hex(), origin, enabled_part)) {
+        if (opt_.explain_cache) explain("layer uv cache", k);
+        Slot slot;
+        slot.name = "uv cache";
+        slot.key = k.hex();
+        slot.layers = std::move(*found);
+        slot.origin = origin;
+        slots_.push_back(std::move(slot));
+        uv_cache_slot_ = slots_.size() - 1;
+        return;
+      }
+    }
+    Slot& slot = add_slot("uv cache", key_for(usable), [this, base_tar, usable] {
+      return write_uv_cache(base_tar, usable);
+    }, enabled_part);
+    uv_cache_slot_ = slots_.size() - 1;
+    if (slot.build)
+      for (auto& e : envs_)
+        if (usable.count(e.name)) e.needed = true;
+  }
+
+  /// The uv cache in parts by which environments use each entry; each part
+  /// is two layers, unpacked wheels apart from uv's pointer files.
+  std::vector<CachedLayer> write_uv_cache(const TarOptions& base_tar,
+                                          const std::map<std::string, std::string>& users) {
+    std::map<std::string, fs::path> env_dirs;
+    for (const auto& e : envs_)
+      if (users.count(e.name)) env_dirs[e.name] = e.dir;
+    std::vector<CachedLayer> out;
+    for (const CachePart& part : partition_uv_cache(host_uv_cache_, env_dirs)) {
+      // Unpacked wheels (big, reproducible) apart from uv's pointer files
+      // (small; they carry HTTP cache times, so they differ between clean
+      // builds): the big layer keeps its digest across clean builds.
+      CachePart archives, index;
+      archives.users = index.users = part.users;
+      for (const auto& p : part.paths) (p.rfind("archive-v0/", 0) == 0 ? archives : index).paths.insert(p);
+      for (const CachePart* piece : {&archives, &index}) {
+        if (piece->paths.empty()) continue;
+        bool is_index = piece == &index;
+        std::string name =
+            std::string(is_index ? "uv cache index (" : "uv cache (") + part_label(part) + ")";
+        // A piece whose files are unchanged is reused from an earlier build
+        // of another uv cache slot (e.g. after a uv.lock edit elsewhere).
+        KeyInputs in = layer_inputs(KeyKind::kUvCachePiece);
+        in.cache_dir = spec_.uv.cache_dir;
+        in.part = cache_part_name(part);
+        in.piece = is_index ? "index" : "archives";
+        std::string listing;
+        for (const auto& p : piece->paths) {
+          listing += p + "\n";
+          // Pointer files may be rewritten by uv; archive dirs never are
+          // (their names are derived from their content).
+          if (is_index) listing += file_digest(host_uv_cache_ / p) + "\n";
+        }
+        in.listing = sha256_of(listing).str();
+        CacheKey k = cache_key(in);
+        std::optional<std::vector<CachedLayer>> reused = opt_.no_cache ? std::nullopt : layer_cache_.find(k.hex());
+        LayerBlob blob;
+        if (reused) {
+          blob = reused->front().blob;
+        } else {
+          blob = write_one([&](ByteSink& sink) {
+            TarOptions t = base_tar;
+            t.dest = spec_.uv.cache_dir;
+            t.include = [piece](const std::string& rel, bool is_dir) { return piece->includes(rel, is_dir); };
+            write_directory_tar(host_uv_cache_, t, sink);
+          });
+          layer_cache_.put(k.hex(), {{name, blob, part.users}});
+        }
+        out.push_back(CachedLayer{name, blob, part.users});
+      }
+    }
+    return out;
+  }
+
+  /// A readable name for a cache part: its venvs when few, else how many
+  /// (the key uses the full list).
+  static std::string part_label(const CachePart& part) {
+    if (part.users.size() <= 2) return cache_part_name(part);
+    std::string first = *part.users.begin();
+    return "shared by " + std::to_string(part.users.size()) + " environments: " + first + ", ... " +
+           sha256_of(cache_part_name(part)).short_hex(8);
+  }
+
+  // ---- environments -------------------------------------------------------
+
+  /// Fills an absent host uv cache from a --cache-from's uv cache layers, so
+  /// uv downloads only what changed since that build.
+  void seed_uv_cache() {
+    if (path_exists(host_uv_cache_)) return;
+    for (const auto& rc : remote_caches_) {
+      const BuildCacheIndex& x = rc.index;
+      const BuildCacheEntry* e = x.find_slot("uv cache");
+      if (e == nullptr || x.platform != platform_.str() || x.uv_version != uv_short_version_ ||
+          x.uv_cache_dir != spec_.uv.cache_dir)
+        continue;
+      auto t = Clock::now();
+      fs::path staging = temp_path_beside(host_uv_cache_);
+      try {
+        fetch_cached_blobs(rc, e->layers);
+        fs::create_directories(staging);
+        for (const auto& l : e->layers) unpack_layer(store_.path_of(l.blob.descriptor.digest), staging);
+        fs::path unpacked = staging / fs::path(spec_.uv.cache_dir).relative_path();
+        fs::create_directories(host_uv_cache_.parent_path());
+        if (::rename(unpacked.c_str(), host_uv_cache_.c_str()) != 0)
+          throw_errno("cannot rename to " + host_uv_cache_.string());
+        remove_tree(staging);
+        note("uv cache seeded from " + rc.ref.str() + " in " + format_seconds(seconds_since(t)));
+        return;
+      } catch (const Error& err) {
+        remove_tree(staging);
+        note(std::string("warning: uv cache not seeded from ") + rc.ref.str() + ": " + err.what());
+      }
+    }
+  }
+
   void make_environments() {
     std::vector<EnvPlan*> todo;
     for (auto& e : envs_)
-      if (e.enabled && !e.ready) todo.push_back(&e);
+      if (e.needed && !e.ready) todo.push_back(&e);
     if (todo.empty()) return;
     auto t = Clock::now();
     fs::path rootfs = ensure_rootfs_snapshot(store_, base_layers_, cache_dir_ / "snapshots");
+    mark_used(rootfs);
     note("root filesystem of the base ready in " + format_seconds(seconds_since(t)));
-    fs::create_directories(host_uv_cache_);
     fs::create_directories(cache_dir_ / "envs");
     // One build at a time changes this uv cache (uv runs, archive renames).
+    fs::create_directories(host_uv_cache_.parent_path());
     fs::path lock_path = host_uv_cache_.string() + ".lock";
     UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!lock) throw_errno("cannot open " + lock_path.string());
     if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + lock_path.string());
+    seed_uv_cache();
+    fs::create_directories(host_uv_cache_);
 
     UvRunnerConfig c;
     c.isolation = opt_.isolation;
@@ -362,147 +711,88 @@ class Builder {
 
   // ---- layers -------------------------------------------------------------
 
-  /// Returns the layer for `key`, making it with `produce` on a miss.
-  LayerRecord cached_layer(const std::string& name, const CacheKey& key,
-                           const std::function<void(ByteSink&)>& produce) {
-    if (opt_.explain_cache) explain("layer " + name, key);
-    auto t = Clock::now();
-    std::string k = key.hex();
-    if (auto hit = layer_cache_.find(k)) return LayerRecord{name, *hit, true, seconds_since(t)};
-    LayerBlob blob = write_layer(produce, opt_.compression, store_);
-    layer_cache_.put(k, blob);
-    return LayerRecord{name, blob, false, seconds_since(t)};
-  }
-
-  CacheKey layer_key(const std::string& kind) const {
-    CacheKey k(kind);
-    k.add("mtime-clamp", std::to_string(clamp_))
-        .add("compression", std::string(compression_name(opt_.compression.kind)))
-        .add("compression-level", std::to_string(opt_.compression.level));
-    return k;
-  }
-
-  /// A readable name for a cache part: its venvs when few, else how many
-  /// (the key uses the full list).
-  static std::string part_label(const CachePart& part) {
-    if (part.users.size() <= 2) return cache_part_name(part);
-    std::string first = *part.users.begin();
-    return "shared by " + std::to_string(part.users.size()) + " environments: " + first + ", ... " +
-           sha256_of(cache_part_name(part)).short_hex(8);
-  }
-
+  /// Makes every layer no cache had, in image order, and lists them all.
   void write_layers() {
-    TarOptions base_tar;
-    base_tar.mtime_clamp = clamp_;
-
-    // uv itself, where the image wants it.
-    if (!spec_.uv.uv_path.empty()) {
-      CacheKey k = layer_key("uv-binary");
-      k.add("uv", uv_sha_).add("path", spec_.uv.uv_path);
-      fs::path staging = work_dir_ / "tools";
-      layers_.push_back(cached_layer("uv " + uv_short_version_, k,
-                                     [&](ByteSink& sink) {
-        fs::path target = staging / fs::path(spec_.uv.uv_path).relative_path();
-        fs::create_directories(target.parent_path());
-        fs::copy_file(uv_binary_, target, fs::copy_options::overwrite_existing);
-        fs::permissions(target, fs::perms(0755));
-        write_directory_tar(staging, base_tar, sink);
-      }));
-    }
-
-    // The uv cache, in parts by which environments use each entry.
-    if (spec_.uv.ship_cache && !envs_.empty()) {
-      std::map<std::string, fs::path> env_dirs;
-      for (const auto& e : envs_)
-        if (e.ready) env_dirs[e.name] = e.dir;
-      std::set<std::string> enabled;
-      for (const auto& e : envs_)
-        if (e.enabled) enabled.insert(e.name);
-      for (const CachePart& part : partition_uv_cache(host_uv_cache_, env_dirs)) {
-        bool needed = part.users.empty();
-        for (const auto& u : part.users) needed = needed || enabled.count(u);
-        if (!needed) continue;
-        // Unpacked wheels (big, reproducible) apart from uv's pointer files
-        // (small; they carry HTTP cache times, so they differ between clean
-        // builds): the big layer keeps its digest across clean builds.
-        CachePart archives, index;
-        archives.users = index.users = part.users;
-        for (const auto& p : part.paths)
-          (p.rfind("archive-v0/", 0) == 0 ? archives : index).paths.insert(p);
-        for (const CachePart* piece : {&archives, &index}) {
-          if (piece->paths.empty()) continue;
-          bool is_index = piece == &index;
-          std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") +
-                             part_label(part) + ")";
-          CacheKey k = layer_key(is_index ? "uv-cache-index" : "uv-cache-archives");
-          k.add("cache-dir", spec_.uv.cache_dir).add("part", cache_part_name(part));
-          std::string listing;
-          for (const auto& p : piece->paths) {
-            listing += p + "\n";
-            // Pointer files may be rewritten by uv; archive dirs never are
-            // (their names are derived from their content).
-            if (is_index) {
-              try {
-                listing += sha256_of(read_file(host_uv_cache_ / p)).hex() + "\n";
-              } catch (const Error&) {
-              }
-            }
-          }
-          k.add("paths", sha256_of(listing).str());
-          layers_.push_back(cached_layer(name, k, [&](ByteSink& sink) {
-            TarOptions t = base_tar;
-            t.dest = spec_.uv.cache_dir;
-            t.include = [piece](const std::string& rel, bool is_dir) {
-              return piece->includes(rel, is_dir);
-            };
-            write_directory_tar(host_uv_cache_, t, sink);
-          }));
-        }
+    for (auto& slot : slots_) {
+      if (slot.build) {
+        auto t = Clock::now();
+        slot.layers = slot.build();
+        layer_cache_.put(slot.key, slot.layers);
+        slot.seconds += seconds_since(t);
       }
-    }
-
-    // One layer per venv, workers first and the main venv last.
-    for (const auto& e : envs_) {
-      if (!e.shipped || !e.enabled) continue;
-      CacheKey k = layer_key("venv");
-      k.add("environment", e.key);
-      layers_.push_back(cached_layer("venv " + e.name, k, [&](ByteSink& sink) {
-        TarOptions t = base_tar;
-        t.dest = e.image_path;
-        write_directory_tar(e.dir, t, sink);
-      }));
-    }
-
-    // The source tree: keyed by its own tar's digest (one uncompressed pass),
-    // so only a real change of content costs compression and upload.
-    {
-      auto t0 = Clock::now();
-      TarOptions t = base_tar;
-      t.dest = spec_.source.dest;
-      bool keep_git = spec_.source.keep_git_dir;
-      const IgnoreRules& rules = ignore_;
-      t.include = [&rules, keep_git](const std::string& rel, bool is_dir) {
-        if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
-        return !rules.excluded(rel, is_dir);
-      };
-      t.descend_excluded = [&rules, keep_git](const std::string& rel) {
-        if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
-        return rules.may_reinclude_below(rel);
-      };
-      HashingSink probe(nullptr);
-      write_directory_tar(source_tree_, t, probe);
-      CacheKey k = layer_key("source");
-      k.add("tar", probe.digest().str());
-      LayerRecord r = cached_layer("source " + spec_.source.dest, k, [&](ByteSink& sink) {
-        write_directory_tar(source_tree_, t, sink);
-      });
-      r.seconds = seconds_since(t0);
-      layers_.push_back(r);
+      bool first = true;
+      for (const auto& l : slot.layers) {
+        if (&slot == uv_cache_slot() && !enabled_users(l)) continue;
+        layers_.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? slot.seconds : 0});
+        first = false;
+      }
     }
     for (const auto& l : layers_)
       note("layer " + l.name + ": " + l.blob.descriptor.digest.short_hex() + " " +
            human_bytes(static_cast<std::uint64_t>(l.blob.descriptor.size)) +
-           (l.cache_hit ? " (cached)" : " (built in " + format_seconds(l.seconds) + ")"));
+           (l.origin == "hit"      ? " (cached)"
+            : l.origin == "remote" ? " (from the build cache in the registry)"
+                                   : " (built in " + format_seconds(l.seconds) + ")"));
+  }
+
+  const Slot* uv_cache_slot() const {
+    return uv_cache_slot_ < slots_.size() ? &slots_[uv_cache_slot_] : nullptr;
+  }
+
+  /// A uv cache part an enabled environment uses (or the common part).
+  bool enabled_users(const CachedLayer& l) const {
+    if (l.users.empty()) return true;
+    for (const auto& e : envs_)
+      if (e.enabled && l.users.count(e.name)) return true;
+    return false;
+  }
+
+  /// --cache-to: this build's slots, and the other slots of the cache that
+  /// was there (a --skip variant keeps the full build's venvs cached).
+  void write_cache_to() {
+    if (opt_.cache_to.empty()) return;
+    auto t = Clock::now();
+    Reference ref = parse_cache_ref("--cache-to", opt_.cache_to);
+    RegistryClient& client = transfer_.client(ref.registry);
+    BuildCacheIndex index;
+    index.platform = platform_.str();
+    index.uv_version = uv_short_version_;
+    index.uv_cache_dir = spec_.uv.cache_dir;
+    std::set<std::string> slots;
+    for (const auto& slot : slots_) {
+      index.entries.push_back(BuildCacheEntry{slot.key, slot.name, slot.layers});
+      slots.insert(slot.name);
+    }
+    std::optional<BuildCacheIndex> before;
+    for (const auto& rc : remote_caches_)
+      if (rc.ref.registry == ref.registry && rc.ref.repository == ref.repository && rc.ref.tag == ref.tag)
+        before = rc.index;
+    if (!before && std::find(opt_.cache_from.begin(), opt_.cache_from.end(), opt_.cache_to) == opt_.cache_from.end()) {
+      try {
+        before = read_build_cache(client, ref, store_);
+      } catch (const Error& e) {
+        note(std::string("warning: replacing ") + ref.str() + ": " + e.what());
+      }
+    }
+    if (before && before->platform == index.platform)
+      for (const auto& e : before->entries)
+        if (!slots.count(e.slot)) index.entries.push_back(e);
+    // Blobs this build took from a cache elsewhere, which the target lacks.
+    for (const auto& e : index.entries)
+      for (const auto& l : e.layers) {
+        const Descriptor& d = l.blob.descriptor;
+        auto src = remote_blobs_.find(d.digest.str());
+        if (!store_.contains(d.digest) && src != remote_blobs_.end() &&
+            (src->second->ref.registry != ref.registry || src->second->ref.repository != ref.repository) &&
+            !client.blob_exists(ref.repository, d.digest)) {
+          const RemoteCache& rc = *src->second;
+          if (rc.ref.registry != ref.registry || !client.mount_blob(ref.repository, d.digest, rc.ref.repository))
+            transfer_.client(rc.ref.registry).fetch_blob(rc.ref.repository, d, store_);
+        }
+      }
+    Digest d = write_build_cache(client, ref, index, store_, transfer_.jobs(), transfer_.chunk_size());
+    note("build cache written to " + ref.str() + " (" + std::to_string(index.entries.size()) + " entries, " +
+         d.short_hex() + ") in " + format_seconds(seconds_since(t)));
   }
 
   // ---- image ----------------------------------------------------------------
@@ -553,6 +843,18 @@ class Builder {
     return image.store(store_);
   }
 
+  /// Last-used times for `cache prune --keep-days`: every blob of the image.
+  void mark_image_used(const Descriptor& manifest) {
+    mark_used(store_.path_of(manifest.digest));
+    for (const auto& b : manifest_blobs(store_, manifest)) mark_used(store_.path_of(b.digest));
+    mark_used(store_.path_of(base_.top.digest));
+    if (!uv_short_version_.empty() && path_exists(host_uv_cache_)) {
+      fs::path lock = host_uv_cache_.string() + ".lock";
+      if (!path_exists(lock)) write_file_atomic(lock, "");
+      mark_used(lock);
+    }
+  }
+
   Digest write_outputs(const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                        const std::vector<Reference>& tags) {
     LocalImage built{&store_, manifest, base_.source_registry, base_.source_repo};
@@ -599,7 +901,7 @@ class Builder {
       json::write_string_member(w, "diff_id", l.blob.diff_id.str());
       json::write_key(w, "size");
       w.Int64(l.blob.descriptor.size);
-      json::write_string_member(w, "cache", l.cache_hit ? "hit" : "miss");
+      json::write_string_member(w, "cache", l.origin);
       json::write_key(w, "seconds");
       w.Double(l.seconds);
       w.EndObject();
@@ -639,6 +941,11 @@ class Builder {
   fs::path host_uv_cache_;
   std::vector<std::string> passthrough_;
   std::vector<BindMount> extra_binds_;
+  std::vector<RemoteCache> remote_caches_;
+  std::map<std::string, const RemoteCache*> remote_blobs_;  ///< digest -> cache it is in
+  std::vector<Slot> slots_;
+  std::size_t uv_cache_slot_ = static_cast<std::size_t>(-1);
+  TarOptions source_tar_;
   std::vector<LayerRecord> layers_;
   std::vector<std::string> output_names_;
   int uv_runs_ = 0;

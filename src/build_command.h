@@ -31,6 +31,9 @@ struct BuildOptions {
   TransferOptions transfer;                 ///< registry options, cache dir, jobs, quiet
   std::filesystem::path report_file;        ///< --report FILE.json
   bool explain_cache = false;               ///< print every layer's key inputs
+  bool no_cache = false;                    ///< --no-cache: rebuild every venv and layer
+  std::vector<std::string> cache_from;      ///< --cache-from REF: registry build caches to read
+  std::string cache_to;                     ///< --cache-to REF: where to write this build's cache
 };
 
 /// Builds and writes every output; returns the image's manifest digest.

@@ -41,8 +41,9 @@ Platform platform_option(const std::string& text) {
 
 struct BuildArgs {
   std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
-  std::vector<std::string> sets, skip, outputs, tags;
-  bool push = false, force = false, explain = false;
+  std::vector<std::string> sets, skip, outputs, tags, cache_from;
+  std::string cache_to;
+  bool push = false, force = false, explain = false, no_cache = false;
   int level = 0;
 };
 
@@ -243,6 +244,10 @@ int run_cli(int argc, char** argv) {
   build_cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
   build_cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
   build_cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
+  build_cmd->add_flag("--no-cache", bld.no_cache, "Rebuild every venv and layer (the uv download cache stays)");
+  build_cmd->add_option("--cache-from", bld.cache_from, "Registry ref of a build cache to reuse layers from (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
   add_registry_options(build_cmd, build_args);
 
   std::string help_topic;
@@ -321,6 +326,9 @@ int run_cli(int argc, char** argv) {
     o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
     o.transfer.report_file.clear();
     o.explain_cache = bld.explain;
+    o.no_cache = bld.no_cache;
+    o.cache_from = bld.cache_from;
+    o.cache_to = bld.cache_to;
     CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
     Digest d = run_build(o);
     std::cout << d.str() << "\n";

@@ -641,6 +641,7 @@ GitCheckout fetch_impl(const GitSource& source, const fs::path& cache_dir, const
     fs::remove_all(mirror);  // what an interrupted creation may have left
     init_mirror(git, mirror, "");
   }
+  mark_used(mirror);  // for `dockless cache prune --keep-days`
 
   // A full commit id already in the mirror needs no network.
   const bool full_id = is_hex(ref) && (ref.size() == 40 || ref.size() == 64);

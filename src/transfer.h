@@ -70,6 +70,10 @@ class ImageTransfer {
   void write_report(const std::string& source, const std::string& destination, const Digest& top);
 
   Progress& progress() { return progress_; }
+  /// The client for one registry (made on first use, with these options).
+  RegistryClient& client(const std::string& registry);
+  int jobs() const { return opt_.jobs; }
+  std::uint64_t chunk_size() const { return opt_.chunk_size; }
   /// The platform picked from an index by later loads.
   void set_platform(const Platform& p) { opt_.platform = p; }
 
@@ -82,7 +86,6 @@ class ImageTransfer {
     double seconds = 0;
   };
 
-  RegistryClient& client(const std::string& registry);
   void record(const std::string& direction, const Descriptor& d, const std::string& action,
               std::chrono::steady_clock::time_point start);
   LocalImage load_layout(const LayoutRef& ref);
