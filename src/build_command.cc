@@ -102,6 +102,8 @@ class Builder {
       }
     }
 
+    for (const auto& from : opt_.cache_from) parse_cache_ref("--cache-from", from);
+    if (!opt_.cache_to.empty()) parse_cache_ref("--cache-to", opt_.cache_to);
     load_source_and_spec();
     clamp_ = mtime_clamp_from_environment();
     platform_ = !opt_.platform.empty()          ? Platform::parse(opt_.platform)
@@ -140,6 +142,7 @@ class Builder {
   }
 
   void note(const std::string& line) { transfer_.progress().note(line); }
+  void warn(const std::string& line) { transfer_.progress().warn(line); }
 
   // ---- spec and source ----------------------------------------------------
 
@@ -342,7 +345,7 @@ class Builder {
         remote_caches_.push_back(RemoteCache{ref, std::move(*index)});
       } catch (const Error& e) {
         // The cache only saves time: a build goes on without it.
-        note(std::string("warning: build cache ") + ref.str() + " not used: " + e.what());
+        warn(std::string("build cache ") + ref.str() + " not used: " + e.what());
       }
     }
   }
@@ -386,7 +389,7 @@ class Builder {
       try {
         fetch_cached_blobs(rc, needed);
       } catch (const Error& err) {
-        note(std::string("warning: build cache ") + rc.ref.str() + ": " + err.what() + "; building instead");
+        warn(std::string("build cache ") + rc.ref.str() + ": " + err.what() + "; building instead");
         continue;
       }
       for (const auto& l : e->layers)
@@ -646,7 +649,7 @@ class Builder {
         return;
       } catch (const Error& err) {
         remove_tree(staging);
-        note(std::string("warning: uv cache not seeded from ") + rc.ref.str() + ": " + err.what());
+        warn(std::string("uv cache not seeded from ") + rc.ref.str() + ": " + err.what());
       }
     }
   }
@@ -771,7 +774,7 @@ class Builder {
       try {
         before = read_build_cache(client, ref, store_);
       } catch (const Error& e) {
-        note(std::string("warning: replacing ") + ref.str() + ": " + e.what());
+        warn(std::string("replacing ") + ref.str() + ": " + e.what());
       }
     }
     if (before && before->platform == index.platform)

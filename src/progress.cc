@@ -85,6 +85,13 @@ void Progress::note(const std::string& line) {
   std::fflush(out_);
 }
 
+void Progress::warn(const std::string& line) {
+  if (mode_ != Mode::kQuiet) return note("dockless: warning: " + line);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::fprintf(out_, "dockless: warning: %s\n", line.c_str());
+  std::fflush(out_);
+}
+
 std::string Progress::render(const Item& item) const {
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - item.started).count();

@@ -29,6 +29,9 @@ class Progress {
   void finish(const std::string& id, const std::string& outcome);
   /// A line that is not about one blob (a retry notice, "writing manifest").
   void note(const std::string& line);
+  /// "dockless: warning: LINE", printed even when quiet: something the user
+  /// should fix although the command goes on.
+  void warn(const std::string& line);
 
  private:
   struct Item {

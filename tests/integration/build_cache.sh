@@ -97,17 +97,8 @@ check_python "a clean build has the layers of the incremental build of the same 
 $same_layers"
 
 section "an extra changes (late_add added to mcore, re-locked): that venv misses"
-python3 - "$PROJ/pyproject.toml" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-old = 'mcore = ["only_mcore"]'
-assert old in s, "pyproject.toml has no %r" % old
-open(p, "w").write(s.replace(old, 'mcore = ["only_mcore", "late_add"]'))
-PY
 cp "$PROJ/uv.lock" "$T/uv.lock.before"
-require "uv lock (against the index) after adding late_add to the mcore extra" \
-  env -C "$PROJ" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock
+add_late_add_to_mcore
 check "uv.lock changed and names late-add" grep -q 'name = "late-add"' "$PROJ/uv.lock"
 M=$(index_mark)
 b 7 "build after the lock change"

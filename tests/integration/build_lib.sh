@@ -120,6 +120,21 @@ make_test_project() {
   require "make_project.sh $1" bash "$FIXTURES/make_project.sh" "$1" "$INDEX_URL"
 }
 
+# add_late_add_to_mcore: the mcore extra gains the late_add package; uv.lock
+# is re-locked against the index (a lock change as a user makes one).
+add_late_add_to_mcore() {
+  python3 - "$PROJ/pyproject.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+old = 'mcore = ["only_mcore"]'
+assert old in s, "pyproject.toml has no %r" % old
+open(p, "w").write(s.replace(old, 'mcore = ["only_mcore", "late_add"]'))
+PY
+  require "uv lock after adding late_add to the mcore extra" \
+    env -C "$PROJ" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock
+}
+
 # build_setup: everything a build test needs before its first build.
 build_setup() {
   echo "dockless: $DOCKLESS"
