@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "oci/file_util.h"
 #include "oci/json_util.h"
 
 namespace dockless {
@@ -170,6 +171,28 @@ std::string RegistryTransport::base_url() {
 void RegistryTransport::ping() {
   std::vector<std::string> schemes = {"https"};
   if (may_use_http()) schemes.push_back("http");
+  // The hint only reorders the schemes this host may use anyway; an HTTP
+  // answer counts only when it is a registry's (200 or 401), so a host that
+  // has moved to TLS is still found.
+  std::filesystem::path hint;
+  if (may_use_http() && !options_.scheme_hints.empty()) {
+    std::string name = host_;
+    std::replace(name.begin(), name.end(), ':', '_');
+    std::replace(name.begin(), name.end(), '/', '_');
+    hint = options_.scheme_hints / name;
+    std::error_code ec;
+    if (std::filesystem::exists(hint, ec)) std::swap(schemes[0], schemes[1]);
+  }
+  auto remember = [&hint](const std::string& scheme) {
+    if (hint.empty()) return;
+    std::error_code ec;
+    if (scheme == "http") {
+      std::filesystem::create_directories(hint.parent_path(), ec);
+      if (!std::filesystem::exists(hint, ec)) write_file_atomic(hint, "http\n");
+    } else {
+      std::filesystem::remove(hint, ec);
+    }
+  };
   std::string last_error;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     bool tls_only_failure = true;
@@ -181,6 +204,15 @@ void RegistryTransport::ping() {
         auto http = acquire_http();
         HttpResponse r = http->send(req, nullptr);
         release_http(std::move(http));
+        if (scheme == "http" && scheme != schemes.back() && r.status != 200 && r.status != 401) {
+          last_error = "http: status " + std::to_string(r.status);
+          continue;  // remembered HTTP, but this is no registry's answer: try TLS
+        }
+        try {
+          remember(scheme);
+        } catch (const Error&) {
+          // only a hint
+        }
         std::lock_guard<std::mutex> lock(mu_);
         if (r.status == 401)
           if (auto h = r.header("WWW-Authenticate")) challenge_ = parse_auth_challenge(*h);

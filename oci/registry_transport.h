@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,6 +32,10 @@ struct RegistryOptions {
   std::chrono::milliseconds backoff{1000};
   /// Upper bound of one delay, including a registry's Retry-After.
   std::chrono::milliseconds max_delay{30000};
+  /// Where to remember that a host which may use plain HTTP answered only
+  /// in plain HTTP, so that later runs ask it in HTTP first instead of
+  /// waiting for a failed TLS handshake each time. Empty: never remembered.
+  std::filesystem::path scheme_hints;
   /// Told about each retry ("retrying in 2 s: 503 Service Unavailable").
   std::function<void(const std::string&)> on_retry;
 };

@@ -114,11 +114,7 @@ class Builder {
     fetch_base();
     // uv runs the environments and/or ships in the image.
     if (!envs_.empty() || !spec_.uv.uv_path.empty()) uv_binary_ = find_uv(opt_.uv_binary);
-    if (!uv_binary_.empty()) {
-      uv_version_ = uv_version(uv_binary_);
-      uv_short_version_ = uv_version_.substr(3, uv_version_.find(' ', 3) - 3);  // "uv 0.13.9 (...)"
-      uv_sha_ = sha256_of(read_file(uv_binary_)).str();
-    }
+    if (!uv_binary_.empty()) identify_uv();
     key_environments();
     open_remote_caches();
     plan_layers();
@@ -143,6 +139,35 @@ class Builder {
 
   void note(const std::string& line) { transfer_.progress().note(line); }
   void warn(const std::string& line) { transfer_.progress().warn(line); }
+
+  /// uv's version and SHA-256, remembered per file identity (device, inode,
+  /// size, mtime, ctime): hashing a 40 MB binary on every build costs more
+  /// than the rest of a no-change build.
+  void identify_uv() {
+    struct stat st;
+    if (::stat(uv_binary_.c_str(), &st) != 0) throw_errno("cannot stat " + uv_binary_.string());
+    std::string identity = uv_binary_.string() + "\n" + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) +
+                           " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+                           std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ctim.tv_sec) + "." +
+                           std::to_string(st.st_ctim.tv_nsec);
+    fs::path memo = cache_dir_ / "tools" / ("uv-" + sha256_of(identity).hex());
+    try {
+      std::string text = read_file(memo);
+      std::size_t nl = text.find('\n');
+      if (nl != std::string::npos && text.size() > nl + 1) {
+        uv_sha_ = text.substr(0, nl);
+        uv_version_ = text.substr(nl + 1, text.find('\n', nl + 1) - nl - 1);
+      }
+    } catch (const Error&) {
+    }
+    if (uv_sha_.empty() || uv_version_.rfind("uv ", 0) != 0) {
+      uv_version_ = uv_version(uv_binary_);
+      uv_sha_ = sha256_of(read_file(uv_binary_)).str();
+      fs::create_directories(memo.parent_path());
+      write_file_atomic(memo, uv_sha_ + "\n" + uv_version_ + "\n");
+    }
+    uv_short_version_ = uv_version_.substr(3, uv_version_.find(' ', 3) - 3);  // "uv 0.13.9 (...)"
+  }
 
   // ---- spec and source ----------------------------------------------------
 
@@ -290,7 +315,9 @@ class Builder {
       e.key = k.hex();
       e.dir = cache_dir_ / "envs" / e.key;
       fs::path marker = cache_dir_ / "envs" / (e.key + ".complete");
-      e.ready = !opt_.no_cache && path_exists(marker) && env_dir_intact(e);
+      // Whether its files are still whole is checked when it is used (a walk
+      // of the venv: not for builds that take its layer from a cache).
+      e.ready = !opt_.no_cache && path_exists(marker);
       if (e.ready) mark_used(marker);
       if (opt_.explain_cache) explain("environment " + e.name, k);
     }
@@ -387,7 +414,9 @@ class Builder {
       for (const auto& l : e->layers)
         if (!wanted || wanted(l)) needed.push_back(l);
       try {
-        fetch_cached_blobs(rc, needed);
+        // Pushed to a registry only: the layers stay where they are, and the
+        // push mounts them (or finds them there).
+        if (!opt_.outputs.empty()) fetch_cached_blobs(rc, needed);
       } catch (const Error& err) {
         warn(std::string("build cache ") + rc.ref.str() + ": " + err.what() + "; building instead");
         continue;
@@ -656,8 +685,10 @@ class Builder {
 
   void make_environments() {
     std::vector<EnvPlan*> todo;
-    for (auto& e : envs_)
+    for (auto& e : envs_) {
+      if (e.needed && e.ready && !env_dir_intact(e)) e.ready = false;
       if (e.needed && !e.ready) todo.push_back(&e);
+    }
     if (todo.empty()) return;
     auto t = Clock::now();
     fs::path rootfs = ensure_rootfs_snapshot(store_, base_layers_, cache_dir_ / "snapshots");
@@ -843,7 +874,7 @@ class Builder {
       ann["org.opencontainers.image.source"] = redact_url(git_url_);
       ann["org.opencontainers.image.revision"] = git_commit_;
     }
-    return image.store(store_);
+    return image.store(store_, [this](const Digest& d) { return remote_blobs_.count(d.str()) > 0; });
   }
 
   /// Last-used times for `cache prune --keep-days`: every blob of the image.
@@ -860,7 +891,9 @@ class Builder {
 
   Digest write_outputs(const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                        const std::vector<Reference>& tags) {
-    LocalImage built{&store_, manifest, base_.source_registry, base_.source_repo};
+    LocalImage built{&store_, manifest, base_.source_registry, base_.source_repo, {}};
+    for (const auto& [digest, rc] : remote_blobs_)
+      built.remote_blobs[digest] = {rc->ref.registry, rc->ref.repository};
     std::string default_tag = tags.empty() ? "" : tags.front().str();
     for (const auto& o : outputs) {
       transfer_.store(built, o, default_tag);

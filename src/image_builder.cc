@@ -27,12 +27,13 @@ void ImageBuilder::add_layer(const LayerBlob& layer, const std::string& created_
   config_.history.push_back(std::move(h));
 }
 
-Descriptor ImageBuilder::store(const BlobStore& store) const {
+Descriptor ImageBuilder::store(const BlobStore& store,
+                               const std::function<bool(const Digest&)>& elsewhere) const {
   if (layers_.size() != config_.diff_ids.size())
     throw Error("image has " + std::to_string(layers_.size()) + " layers but " +
                 std::to_string(config_.diff_ids.size()) + " diff_ids");
   for (const auto& l : layers_)
-    if (!store.contains(l.digest))
+    if (!store.contains(l.digest) && !(elsewhere && elsewhere(l.digest)))
       throw Error("layer " + l.digest.str() + " is missing from " + store.root().string());
 
   std::string config_json = config_.to_json();

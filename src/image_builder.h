@@ -2,6 +2,7 @@
 // and stores it in a blob store.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -29,8 +30,10 @@ class ImageBuilder {
   const ImageConfig& config() const { return config_; }
 
   /// Stores the config and the manifest in `store` (every layer must be
-  /// there already) and returns the manifest's descriptor, with platform.
-  Descriptor store(const BlobStore& store) const;
+  /// there already, or be one that `elsewhere` says lives in a registry)
+  /// and returns the manifest's descriptor, with platform.
+  Descriptor store(const BlobStore& store,
+                   const std::function<bool(const Digest&)>& elsewhere = nullptr) const;
 
   /// Annotations for the manifest (org.opencontainers.image.base.name, ...).
   std::map<std::string, std::string>& annotations() { return annotations_; }

@@ -59,6 +59,7 @@ ImageTransfer::ImageTransfer(const TransferOptions& options)
       progress_(Progress::detect(stderr, options.quiet), stderr),
       started_(Clock::now()) {
   opt_.registry.on_retry = [this](const std::string& line) { progress_.note(line); };
+  if (!opt_.cache_dir.empty()) opt_.registry.scheme_hints = opt_.cache_dir / "registry-schemes";
 }
 
 ImageTransfer::~ImageTransfer() = default;
@@ -87,7 +88,7 @@ LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_s
   if (src.is_layout()) return load_layout(src.layout());
   if (src.is_archive()) {
     LoadedArchiveImage a = read_docker_archive(src.archive().file, work_store, src.archive().ref);
-    return LocalImage{&work_store, a.manifest, "", ""};
+    return LocalImage{&work_store, a.manifest, "", "", {}};
   }
   return load_registry(src.reference(), work_store, layers_on_demand);
 }
@@ -95,7 +96,7 @@ LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_s
 LocalImage ImageTransfer::load_layout(const LayoutRef& ref) {
   layouts_.push_back(std::make_unique<OciLayout>(OciLayout::open(ref.dir)));
   const OciLayout& layout = *layouts_.back();
-  LocalImage image{&layout.blobs(), layout.resolve(ref.tag), "", ""};
+  LocalImage image{&layout.blobs(), layout.resolve(ref.tag), "", "", {}};
   if (media_type::is_index(image.top.media_type) && !opt_.all_platforms)
     image.top = select_platform(ImageIndex::parse(image.store->read(image.top.digest)), ref.str());
   // Every blob must be there and intact before anything uses it.
@@ -159,7 +160,7 @@ LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& s
     progress_.finish(id, "pulled");
     record("pull", b, "transferred", start);
   });
-  return LocalImage{&store, top_desc, ref.registry, ref.repository};
+  return LocalImage{&store, top_desc, ref.registry, ref.repository, {}};
 }
 
 // ---- destinations -------------------------------------------------------
@@ -239,6 +240,27 @@ Digest ImageTransfer::store_archive(const LocalImage& image, const DockerArchive
   return manifest.digest;
 }
 
+/// The blobs of the manifest the tag names now (the image pushed there
+/// last): the repository holds them, so a re-push need not ask for each one.
+/// One HEAD (and a GET unless that manifest is in `store`); empty when the
+/// tag is new, is an index, or cannot be read.
+static std::set<std::string> blobs_at_tag(RegistryClient& c, const Reference& ref, const BlobStore& store) {
+  std::set<std::string> out;
+  if (ref.tag.empty()) return out;
+  try {
+    std::optional<Descriptor> head = c.head_manifest(ref.repository, ref.tag);
+    if (!head || !media_type::is_manifest(head->media_type)) return out;
+    std::string bytes = store.contains(head->digest) ? store.read(head->digest)
+                                                     : c.get_manifest(ref.repository, head->digest.str()).bytes;
+    Manifest m = Manifest::parse(bytes);
+    out.insert(m.config.digest.str());
+    for (const auto& l : m.layers) out.insert(l.digest.str());
+  } catch (const Error&) {
+    out.clear();  // only an optimisation: every blob is then checked
+  }
+  return out;
+}
+
 Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& ref) {
   RegistryClient& c = client(ref.registry);
   std::string mount_from;
@@ -246,27 +268,38 @@ Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& r
     mount_from = image.source_repo;
   std::vector<Descriptor> manifests = manifests_of(image);
   // Looked up here: the client map is not for worker threads to change.
-  RegistryClient* source = image.source_registry.empty() ? nullptr : &client(image.source_registry);
+  if (!image.source_registry.empty()) client(image.source_registry);
+  for (const auto& [digest, where] : image.remote_blobs) client(where.first);
+  std::set<std::string> in_repo = blobs_at_tag(c, ref, *image.store);
   parallel_for_each(unique_blobs(*image.store, manifests), opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
     std::string id = b.digest.str();
     progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
+    if (in_repo.count(id)) {
+      progress_.finish(id, "already in registry");
+      record("push", b, "skipped", start);
+      return;
+    }
     if (!image.store->contains(b.digest)) {
-      // Left in the source registry by a same-registry copy: mount it, and
-      // download it only when the registry will not.
+      // Left in a registry (a same-registry copy, a build's cache hit):
+      // mount it, and download it only when the registry will not.
+      std::string src_registry = image.source_registry, src_repo = image.source_repo;
+      if (auto it = image.remote_blobs.find(id); it != image.remote_blobs.end())
+        std::tie(src_registry, src_repo) = it->second;
       if (c.blob_exists(ref.repository, b.digest)) {
         progress_.finish(id, "already in registry");
         record("push", b, "skipped", start);
         return;
       }
-      if (!mount_from.empty() && c.mount_blob(ref.repository, b.digest, mount_from)) {
-        progress_.finish(id, "mounted from " + mount_from);
+      std::string from = src_registry == ref.registry && src_repo != ref.repository ? src_repo : "";
+      if (!from.empty() && c.mount_blob(ref.repository, b.digest, from)) {
+        progress_.finish(id, "mounted from " + from);
         record("push", b, "mounted", start);
         return;
       }
-      if (source == nullptr)
+      if (src_registry.empty())
         throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
-      source->fetch_blob(image.source_repo, b, *image.store);
+      clients_.at(src_registry)->fetch_blob(src_repo, b, *image.store);
       record("pull", b, "transferred", start);
     }
     BlobPushOutcome outcome =

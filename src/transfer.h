@@ -47,6 +47,9 @@ struct LocalImage {
   /// Where the image's blobs also live in a registry (for cross-repository
   /// mounts when pushing to the same registry); empty when unknown.
   std::string source_registry, source_repo;
+  /// Blobs that are not in `store` but in another repository (layers a build
+  /// took from a registry cache): digest -> (registry, repository).
+  std::map<std::string, std::pair<std::string, std::string>> remote_blobs;
 };
 
 class ImageTransfer {

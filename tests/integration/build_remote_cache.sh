@@ -65,6 +65,18 @@ check_digests_equal "pod 2: the manifest digest of pod 1" "$D1" "$D2"
 check "pod 2: the base was never unpacked (no sandbox ran)" test ! -e "$T/pod2/snapshots"
 incheck pod2 "oci:$T/o2:app"
 
+section "pod 2b: push only: cached layers stay in the registry"
+check_build "pod 2b builds from the registry cache and only pushes" "$T/p2b" "$PROJ" --set "image.base=$BASE_REF" \
+  --cache-dir "$T/pod2b" --tag "$REGISTRY_HOST/other:2b" --push --report "$T/r2b.json" --cache-from "$CREF"
+check_eq "pod 2b: every layer comes from the registry cache" "remote" "$(origins "$T/r2b.json")"
+check_digests_equal "pod 2b: the manifest digest of pod 1" "$D1" "$DIGEST"
+check_python "pod 2b: no layer of its own was downloaded (the push mounted them)" "$T/r2b.json" '
+import os
+base = json.load(open("'"$T"'/base.config.json"))
+here = [l["name"] for l in d["layers"] if os.path.exists("'"$T"'/pod2b/blobs/sha256/" + l["digest"][7:])]
+assert not here, "downloaded: %r" % here'
+check "pod 2b: skopeo reads the pushed image" skopeo inspect --tls-verify=false "docker://$REGISTRY_HOST/other:2b"
+
 section "pod 3: one source file edited"
 printf '\n# edited by build_remote_cache.sh\n' >>"$PROJ/src/app/workers.py"
 registry_blobs >"$T/blobs-before3"
