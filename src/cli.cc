@@ -275,7 +275,8 @@ int run_cli(int argc, char** argv) {
       "prune", "Remove what no build used in the last --keep-days days (waits for running builds)");
   add_cache_dir_option(cache_prune_cmd, cache_dir);
   cache_prune_cmd->add_option("--keep-days", keep_days,
-                              "Keep what was used in the last N days (default 0: remove everything)");
+                              "Keep what was used in the last N days (default 0: remove everything)")
+      ->type_name("N");
   cache_prune_cmd->add_flag("--dry-run", dry_run, "Only print what would be removed");
   cache_prune_cmd->add_flag("-v,--verbose", cache_verbose, "Print every item removed");
 
