@@ -8,8 +8,9 @@
 #include "oci/error.h"
 #include "oci/file_util.h"
 #include "src/build_command.h"
-#include "src/cache_lock.h"
+#include "src/cache_command.h"
 #include "src/cache_dir.h"
+#include "src/cache_lock.h"
 #include "src/import_command.h"
 #include "src/inspect_command.h"
 #include "src/transfer.h"
@@ -56,6 +57,15 @@ struct RegistryArgs {
   bool quiet = false, all_platforms = false;
 };
 
+/// --cache-dir, for every command that uses dockless's cache.
+void add_cache_dir_option(CLI::App* cmd, std::string& cache_dir) {
+  cmd->add_option("--cache-dir", cache_dir, "dockless's cache (default: $XDG_CACHE_HOME/dockless)");
+}
+
+std::filesystem::path cache_dir_or_default(const std::string& cache_dir) {
+  return cache_dir.empty() ? default_cache_dir() : std::filesystem::path(cache_dir);
+}
+
 void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--insecure-registry", a.insecure,
                   "HOST[:PORT] that may use plain HTTP or unverified TLS (repeatable)")
@@ -70,7 +80,7 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
   cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
   cmd->add_option("--report", a.report, "Write a JSON report of every blob transferred, mounted or skipped");
-  cmd->add_option("--cache-dir", a.cache_dir, "dockless's cache (default: $XDG_CACHE_HOME/dockless)");
+  add_cache_dir_option(cmd, a.cache_dir);
 }
 
 std::uint64_t parse_size(const std::string& text, const char* option) {
@@ -102,8 +112,16 @@ TransferOptions to_transfer_options(const RegistryArgs& a) {
   if (!a.chunk_size.empty()) o.chunk_size = parse_size(a.chunk_size, "--chunk-size");
   o.quiet = a.quiet;
   o.report_file = a.report;
-  o.cache_dir = a.cache_dir.empty() ? default_cache_dir() : std::filesystem::path(a.cache_dir);
+  o.cache_dir = cache_dir_or_default(a.cache_dir);
   return o;
+}
+
+/// --keep-days: a whole number of days, 0 (everything goes) to 100 years.
+int parse_keep_days(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(text) > 36500)
+    throw UsageError("--keep-days \"" + text + "\": expected a whole number of days from 0 to 36500");
+  return std::stoi(text);
 }
 
 std::pair<uid_t, gid_t> parse_owner(const std::string& text) {
@@ -250,6 +268,23 @@ int run_cli(int argc, char** argv) {
   build_cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
   add_registry_options(build_cmd, build_args);
 
+  std::string cache_dir, keep_days = "0";
+  bool cache_verbose = false, dry_run = false;
+  CLI::App* cache_cmd = app.add_subcommand("cache", "Show or prune dockless's cache");
+  cache_cmd->require_subcommand(1);
+  CLI::App* cache_ls_cmd = cache_cmd->add_subcommand(
+      "ls", "Show what the cache holds: layer entries, blobs, venvs, snapshots, uv caches, git mirrors");
+  add_cache_dir_option(cache_ls_cmd, cache_dir);
+  cache_ls_cmd->add_flag("-v,--verbose", cache_verbose, "List every item");
+  CLI::App* cache_prune_cmd = cache_cmd->add_subcommand(
+      "prune", "Remove what no build used in the last --keep-days days (waits for running builds)");
+  add_cache_dir_option(cache_prune_cmd, cache_dir);
+  cache_prune_cmd->add_option("--keep-days", keep_days,
+                              "Keep what was used in the last N days (default 0: remove everything)")
+      ->type_name("N");
+  cache_prune_cmd->add_flag("--dry-run", dry_run, "Only print what would be removed");
+  cache_prune_cmd->add_flag("-v,--verbose", cache_verbose, "Print every item removed");
+
   std::string help_topic;
   CLI::App* help_cmd = app.add_subcommand("help", "Show help for dockless or a subcommand");
   help_cmd->add_option("subcommand", help_topic, "Subcommand to describe");
@@ -295,6 +330,24 @@ int run_cli(int argc, char** argv) {
     return copy(push_src, push_ref, push_args);
   }
   if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
+  if (cache_ls_cmd->parsed()) {
+    auto now = std::chrono::system_clock::now();
+    std::cout << format_cache_ls(take_cache_inventory(cache_dir_or_default(cache_dir)), cache_verbose, now);
+    return 0;
+  }
+  if (cache_prune_cmd->parsed()) {
+    PruneOptions o;
+    o.keep_days = parse_keep_days(keep_days);
+    o.cache_dir = cache_dir_or_default(cache_dir);
+    o.dry_run = dry_run;
+    o.on_wait = [] { std::fprintf(stderr, "waiting for running dockless commands to finish\n"); };
+    PruneResult r = prune_cache(o);
+    std::cout << format_prune_result(r, cache_verbose, o.now) << std::flush;
+    if (!r.failures.empty())
+      throw Error("could not remove " + std::to_string(r.failures.size()) + " item(s); the first: " +
+                  r.failures.front());
+    return 0;
+  }
   if (build_cmd->parsed()) {
     BuildOptions o;
     if (!bld.dir.empty() && !bld.source.empty() && bld.dir != bld.source)
