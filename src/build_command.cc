@@ -155,6 +155,7 @@ class Builder {
       std::string text = read_file(memo);
       std::size_t nl = text.find('\n');
       if (nl != std::string::npos && text.size() > nl + 1) {
+        mark_used(memo);
         uv_sha_ = text.substr(0, nl);
         uv_version_ = text.substr(nl + 1, text.find('\n', nl + 1) - nl - 1);
       }

@@ -27,6 +27,7 @@ std::string_view category_name(CacheCategory c, bool plural) {
     case CacheCategory::kSnapshot: return plural ? "snapshots" : "snapshot";
     case CacheCategory::kUvCache: return plural ? "uv caches" : "uv cache";
     case CacheCategory::kGitMirror: return plural ? "git mirrors" : "git mirror";
+    case CacheCategory::kRecord: return plural ? "records" : "record";
     case CacheCategory::kLeftover: return plural ? "leftovers" : "leftover";
   }
   return "?";
@@ -150,6 +151,11 @@ class Lister {
     snapshots();
     uv_caches();
     git_mirrors();
+    for (const char* sub : {"tools", "registry-schemes"})
+      for (const auto& name : list_dir(root_ / sub)) {
+        if (is_temp(name)) leftover(sub, {name}, "unfinished write");
+        else add(CacheCategory::kRecord, sub, name);
+      }
     for (const auto& name : list_dir(root_ / "work")) leftover("work", {name}, "build scratch");
     std::stable_sort(items_.begin(), items_.end(), [](const CacheItem& a, const CacheItem& b) {
       return a.category != b.category ? a.category < b.category : a.name < b.name;

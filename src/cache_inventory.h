@@ -15,11 +15,13 @@
 namespace dockless {
 
 /// In the order `cache ls` prints them.
-enum class CacheCategory { kLayerEntry, kBlob, kVenv, kSnapshot, kUvCache, kGitMirror, kLeftover };
+/// kRecord: small notes that only save time (uv's identity under tools/,
+/// plain-HTTP registry hints under registry-schemes/).
+enum class CacheCategory { kLayerEntry, kBlob, kVenv, kSnapshot, kUvCache, kGitMirror, kRecord, kLeftover };
 inline constexpr CacheCategory kCacheCategories[] = {
     CacheCategory::kLayerEntry, CacheCategory::kBlob,      CacheCategory::kVenv,
     CacheCategory::kSnapshot,   CacheCategory::kUvCache,   CacheCategory::kGitMirror,
-    CacheCategory::kLeftover};
+    CacheCategory::kRecord,     CacheCategory::kLeftover};
 
 /// "layer entries" / "layer entry".
 std::string_view category_name(CacheCategory c, bool plural = true);
