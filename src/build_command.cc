@@ -22,13 +22,13 @@
 #include "oci/json_util.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
+#include "src/build_cache.h"
 #include "src/build_spec.h"
 #include "src/git_source.h"
 #include "src/image_builder.h"
 #include "src/image_settings.h"
 #include "src/layer_cache.h"
 #include "src/layer_keys.h"
-#include "src/parallel.h"
 #include "src/registry_cache.h"
 #include "src/rootfs_snapshot.h"
 #include "src/uv_runner.h"
@@ -79,7 +79,8 @@ class Builder {
         transfer_(options.transfer),
         cache_dir_(options.transfer.cache_dir),
         store_(cache_dir_),
-        layer_cache_(cache_dir_ / "layers", store_) {}
+        layer_cache_(cache_dir_ / "layers", store_),
+        cache_(layer_cache_, store_, transfer_, options.no_cache, !options.outputs.empty()) {}
 
   Digest run() {
     auto start = Clock::now();
@@ -116,7 +117,11 @@ class Builder {
     if (!envs_.empty() || !spec_.uv.uv_path.empty()) uv_binary_ = find_uv(opt_.uv_binary);
     if (!uv_binary_.empty()) identify_uv();
     key_environments();
-    open_remote_caches();
+    {
+      std::vector<Reference> from;
+      for (const auto& f : opt_.cache_from) from.push_back(parse_cache_ref("--cache-from", f));
+      cache_.open(from);
+    }
     plan_layers();
     make_environments();
     write_layers();
@@ -354,30 +359,6 @@ class Builder {
 
   // ---- caches: local, then --cache-from -----------------------------------
 
-  struct RemoteCache {
-    Reference ref;
-    BuildCacheIndex index;
-  };
-
-  void open_remote_caches() {
-    for (const auto& from : opt_.cache_from) {
-      Reference ref = parse_cache_ref("--cache-from", from);
-      try {
-        std::optional<BuildCacheIndex> index =
-            read_build_cache(transfer_.client(ref.registry), ref, store_);
-        if (!index) {
-          note("no build cache at " + ref.str() + " yet");
-          continue;
-        }
-        note("build cache " + ref.str() + ": " + std::to_string(index->entries.size()) + " entries");
-        remote_caches_.push_back(RemoteCache{ref, std::move(*index)});
-      } catch (const Error& e) {
-        // The cache only saves time: a build goes on without it.
-        warn(std::string("build cache ") + ref.str() + " not used: " + e.what());
-      }
-    }
-  }
-
   static Reference parse_cache_ref(const std::string& option, const std::string& text) {
     try {
       return Reference::parse(text.rfind("docker://", 0) == 0 ? text.substr(9) : text);
@@ -386,49 +367,13 @@ class Builder {
     }
   }
 
-  /// Downloads the blobs of `layers` that the store lacks from a cache.
-  void fetch_cached_blobs(const RemoteCache& rc, const std::vector<CachedLayer>& layers) {
-    std::vector<Descriptor> missing;
-    for (const auto& l : layers)
-      if (!store_.contains(l.blob.descriptor.digest)) missing.push_back(l.blob.descriptor);
-    RegistryClient& client = transfer_.client(rc.ref.registry);
-    parallel_for_each(missing, transfer_.jobs(), [&](const Descriptor& d) {
-      client.fetch_blob(rc.ref.repository, d, store_);
-    });
-  }
-
-  /// The layers cached under `key`: from the local cache, else from the first
-  /// --cache-from that has it (its blobs are downloaded: only those `wanted`
-  /// keeps). `origin` becomes "hit" or "remote".
-  std::optional<std::vector<CachedLayer>> lookup(
-      const std::string& key, std::string& origin,
-      const std::function<bool(const CachedLayer&)>& wanted = nullptr) {
-    if (opt_.no_cache) return std::nullopt;
-    if (auto hit = layer_cache_.find(key)) {
-      origin = "hit";
-      return hit;
-    }
-    for (const auto& rc : remote_caches_) {
-      const BuildCacheEntry* e = rc.index.find(key);
-      if (e == nullptr) continue;
-      std::vector<CachedLayer> needed;
-      for (const auto& l : e->layers)
-        if (!wanted || wanted(l)) needed.push_back(l);
-      try {
-        // Pushed to a registry only: the layers stay where they are, and the
-        // push mounts them (or finds them there).
-        if (!opt_.outputs.empty()) fetch_cached_blobs(rc, needed);
-      } catch (const Error& err) {
-        warn(std::string("build cache ") + rc.ref.str() + ": " + err.what() + "; building instead");
-        continue;
-      }
-      for (const auto& l : e->layers)
-        if (!store_.contains(l.blob.descriptor.digest)) remote_blobs_[l.blob.descriptor.digest.str()] = &rc;
-      if (needed.size() == e->layers.size()) layer_cache_.put(key, e->layers);
-      origin = "remote";
-      return e->layers;
-    }
-    return std::nullopt;
+  /// What a registry cache's uv cache layers must match to seed ours.
+  BuildCacheIndex cache_meta() const {
+    BuildCacheIndex meta;
+    meta.platform = platform_.str();
+    meta.uv_version = uv_short_version_;
+    meta.uv_cache_dir = spec_.uv.cache_dir;
+    return meta;
   }
 
   // ---- layer plan ---------------------------------------------------------
@@ -462,7 +407,7 @@ class Builder {
     Slot slot;
     slot.name = name;
     slot.key = k.hex();
-    if (auto found = lookup(slot.key, slot.origin, wanted)) slot.layers = std::move(*found);
+    if (auto found = cache_.find(slot.key, slot.origin, wanted)) slot.layers = std::move(*found);
     else slot.build = std::move(build);
     slot.seconds = seconds_since(t);
     slots_.push_back(std::move(slot));
@@ -568,7 +513,7 @@ class Builder {
     if (usable != all) {
       std::string origin;
       CacheKey k = cache_key(key_for(all));
-      if (auto found = lookup(k.hex(), origin, enabled_part)) {
+      if (auto found = cache_.find(k.hex(), origin, enabled_part)) {
         if (opt_.explain_cache) explain("layer uv cache", k);
         Slot slot;
         slot.name = "uv cache";
@@ -658,28 +603,23 @@ class Builder {
   /// uv downloads only what changed since that build.
   void seed_uv_cache() {
     if (path_exists(host_uv_cache_)) return;
-    for (const auto& rc : remote_caches_) {
-      const BuildCacheIndex& x = rc.index;
-      const BuildCacheEntry* e = x.find_slot("uv cache");
-      if (e == nullptr || x.platform != platform_.str() || x.uv_version != uv_short_version_ ||
-          x.uv_cache_dir != spec_.uv.cache_dir)
-        continue;
+    for (const BuildCache::RemoteEntry& r : cache_.remote_slot("uv cache", cache_meta())) {
       auto t = Clock::now();
       fs::path staging = temp_path_beside(host_uv_cache_);
       try {
-        fetch_cached_blobs(rc, e->layers);
+        cache_.download(*r.cache, r.entry->layers);
         fs::create_directories(staging);
-        for (const auto& l : e->layers) unpack_layer(store_.path_of(l.blob.descriptor.digest), staging);
+        for (const auto& l : r.entry->layers) unpack_layer(store_.path_of(l.blob.descriptor.digest), staging);
         fs::path unpacked = staging / fs::path(spec_.uv.cache_dir).relative_path();
         fs::create_directories(host_uv_cache_.parent_path());
         if (::rename(unpacked.c_str(), host_uv_cache_.c_str()) != 0)
           throw_errno("cannot rename to " + host_uv_cache_.string());
         remove_tree(staging);
-        note("uv cache seeded from " + rc.ref.str() + " in " + format_seconds(seconds_since(t)));
+        note("uv cache seeded from " + r.cache->ref.str() + " in " + format_seconds(seconds_since(t)));
         return;
       } catch (const Error& err) {
         remove_tree(staging);
-        warn(std::string("uv cache not seeded from ") + rc.ref.str() + ": " + err.what());
+        warn(std::string("uv cache not seeded from ") + r.cache->ref.str() + ": " + err.what());
       }
     }
   }
@@ -752,7 +692,7 @@ class Builder {
       if (slot.build) {
         auto t = Clock::now();
         slot.layers = slot.build();
-        layer_cache_.put(slot.key, slot.layers);
+        cache_.put(slot.key, slot.layers);
         slot.seconds += seconds_since(t);
       }
       bool first = true;
@@ -788,46 +728,10 @@ class Builder {
     if (opt_.cache_to.empty()) return;
     auto t = Clock::now();
     Reference ref = parse_cache_ref("--cache-to", opt_.cache_to);
-    RegistryClient& client = transfer_.client(ref.registry);
-    BuildCacheIndex index;
-    index.platform = platform_.str();
-    index.uv_version = uv_short_version_;
-    index.uv_cache_dir = spec_.uv.cache_dir;
-    std::set<std::string> slots;
-    for (const auto& slot : slots_) {
-      index.entries.push_back(BuildCacheEntry{slot.key, slot.name, slot.layers});
-      slots.insert(slot.name);
-    }
-    std::optional<BuildCacheIndex> before;
-    for (const auto& rc : remote_caches_)
-      if (rc.ref.registry == ref.registry && rc.ref.repository == ref.repository && rc.ref.tag == ref.tag)
-        before = rc.index;
-    if (!before && std::find(opt_.cache_from.begin(), opt_.cache_from.end(), opt_.cache_to) == opt_.cache_from.end()) {
-      try {
-        before = read_build_cache(client, ref, store_);
-      } catch (const Error& e) {
-        warn(std::string("replacing ") + ref.str() + ": " + e.what());
-      }
-    }
-    if (before && before->platform == index.platform)
-      for (const auto& e : before->entries)
-        if (!slots.count(e.slot)) index.entries.push_back(e);
-    // Blobs this build took from a cache elsewhere, which the target lacks.
-    for (const auto& e : index.entries)
-      for (const auto& l : e.layers) {
-        const Descriptor& d = l.blob.descriptor;
-        auto src = remote_blobs_.find(d.digest.str());
-        if (!store_.contains(d.digest) && src != remote_blobs_.end() &&
-            (src->second->ref.registry != ref.registry || src->second->ref.repository != ref.repository) &&
-            !client.blob_exists(ref.repository, d.digest)) {
-          const RemoteCache& rc = *src->second;
-          if (rc.ref.registry != ref.registry || !client.mount_blob(ref.repository, d.digest, rc.ref.repository))
-            transfer_.client(rc.ref.registry).fetch_blob(rc.ref.repository, d, store_);
-        }
-      }
-    Digest d = write_build_cache(client, ref, index, store_, transfer_.jobs(), transfer_.chunk_size());
-    note("build cache written to " + ref.str() + " (" + std::to_string(index.entries.size()) + " entries, " +
-         d.short_hex() + ") in " + format_seconds(seconds_since(t)));
+    BuildCacheIndex index = cache_meta();
+    for (const auto& slot : slots_) index.entries.push_back(BuildCacheEntry{slot.key, slot.name, slot.layers});
+    Digest d = cache_.write(ref, index);
+    note("build cache written to " + ref.str() + " (" + d.short_hex() + ") in " + format_seconds(seconds_since(t)));
   }
 
   // ---- image ----------------------------------------------------------------
@@ -875,7 +779,8 @@ class Builder {
       ann["org.opencontainers.image.source"] = redact_url(git_url_);
       ann["org.opencontainers.image.revision"] = git_commit_;
     }
-    return image.store(store_, [this](const Digest& d) { return remote_blobs_.count(d.str()) > 0; });
+    auto elsewhere = cache_.remote_blobs();
+    return image.store(store_, [&elsewhere](const Digest& d) { return elsewhere.count(d.str()) > 0; });
   }
 
   /// Last-used times for `cache prune --keep-days`: every blob of the image.
@@ -893,8 +798,7 @@ class Builder {
   Digest write_outputs(const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                        const std::vector<Reference>& tags) {
     LocalImage built{&store_, manifest, base_.source_registry, base_.source_repo, {}};
-    for (const auto& [digest, rc] : remote_blobs_)
-      built.remote_blobs[digest] = {rc->ref.registry, rc->ref.repository};
+    built.remote_blobs = cache_.remote_blobs();
     std::string default_tag = tags.empty() ? "" : tags.front().str();
     for (const auto& o : outputs) {
       transfer_.store(built, o, default_tag);
@@ -961,6 +865,7 @@ class Builder {
   fs::path cache_dir_;
   BlobStore store_;
   LayerCache layer_cache_;
+  BuildCache cache_;
   BuildSpec spec_;
   fs::path work_dir_, source_tree_, project_root_;
   IgnoreRules ignore_;
@@ -978,8 +883,6 @@ class Builder {
   fs::path host_uv_cache_;
   std::vector<std::string> passthrough_;
   std::vector<BindMount> extra_binds_;
-  std::vector<RemoteCache> remote_caches_;
-  std::map<std::string, const RemoteCache*> remote_blobs_;  ///< digest -> cache it is in
   std::vector<Slot> slots_;
   std::size_t uv_cache_slot_ = static_cast<std::size_t>(-1);
   TarOptions source_tar_;

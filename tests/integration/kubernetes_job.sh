@@ -481,9 +481,13 @@ report_check() {
   fi
 }
 
-# The blobs in the registry's storage (layers, configs, manifests).
-registry_blobs() {
-  find "$REGISTRY_STORAGE/docker/registry/v2/blobs/sha256" -mindepth 2 -maxdepth 2 -type d -printf 'sha256:%f\n' 2>/dev/null | sort
+# registry_repo_blobs REPO: what the registry holds for REPO: its blob links
+# (layers and configs) and its manifest revisions. (The blob store itself is
+# shared by every repository, so the other variant's identical source layer
+# would hide this one's there.)
+registry_repo_blobs() {
+  local r=$REGISTRY_STORAGE/docker/registry/v2/repositories/$1
+  find "$r/_layers/sha256" "$r/_manifests/revisions/sha256" -mindepth 1 -maxdepth 1 -type d -printf 'sha256:%f\n' 2>/dev/null | sort -u
 }
 # The raw manifest of REF (skopeo, with the registry's credentials and CA).
 raw_manifest() { skopeo inspect --raw "${SKOPEO_OPTS[@]}" "docker://$1"; }
@@ -579,7 +583,7 @@ assert d["layers"] and not bad, bad'
   printf '\n# edited by kubernetes_job.sh\n' >>"$W/src/app/workers.py"
   git -C "$W" commit -q -am "edit workers.py"
   require "$v: publish the edit" git_publish "$W" "$BARE"
-  blobs_before=$(registry_blobs)
+  blobs_before=$(registry_repo_blobs "team/app-$v")
   RM=$(registry_log_mark)
   pod "$v-pod3" "$v"
   local D3=$POD_DIGEST
@@ -600,16 +604,17 @@ diff = [i for i in range(len(a)) if a[i] != b[i]]
 assert diff == [len(b) - 1], "layers that differ: %r of %d" % (diff, len(b))'
   # What the registry gained: the source layer, the image's config and
   # manifest, and the cache artifact's new index (config) and manifest.
-  local src cfg3 cache3 cachecfg3 expected gained
+  local src cfg3 cache3 cachecfg3 gained
   src=$(report_get "$POD_REPORT" '[l["digest"] for l in d["layers"] if l["cache"] == "miss"][0]')
   cfg3=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"]["digest"])' "$T/$v-m3.json")
   raw_manifest "$CACHE_REF" >"$T/$v-cache3.json"
   cache3=sha256:$(sha256sum <"$T/$v-cache3.json" | cut -d' ' -f1)
   cachecfg3=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"]["digest"])' "$T/$v-cache3.json")
-  expected=$(printf '%s\n' "$src" "$cfg3" "$D3" "$cache3" "$cachecfg3" | sort -u)
-  gained=$(comm -13 <(printf '%s\n' "$blobs_before") <(registry_blobs))
-  check_eq "$v pod 3: the registry gained only the source layer, config, manifest (+ the cache's index and manifest)" \
-    "$expected" "$gained"
+  gained=$(comm -13 <(printf '%s\n' "$blobs_before") <(registry_repo_blobs "team/app-$v"))
+  check_eq "$v pod 3: team/app-$v gained only the source layer, config, manifest (+ the cache's index and manifest)" \
+    "$(printf '%s\n' "source layer $src" "image config $cfg3" "image manifest $D3" "cache manifest $cache3" "cache index $cachecfg3" | sort -k3)" \
+    "$(for x in $gained; do printf '%s\n' "source layer $src" "image config $cfg3" "image manifest $D3" "cache manifest $cache3" "cache index $cachecfg3" | grep -F " $x" || echo "unexpected $x"; done | sort -k3)"
+  [[ -n $blobs_before ]] || failed "$v pod 3: the registry's storage for team/app-$v was found" "nothing under $REGISTRY_STORAGE/docker/registry/v2/repositories/team/app-$v"
   check_contains "$v pod 3: the image has the edit" \
     "$(in_image "$IMAGE" tail -n 1 /opt/app/src/app/workers.py 2>&1)" "# edited by kubernetes_job.sh"
 
