@@ -14,6 +14,12 @@
 #   5. bytes the registry gained from pushing that variant, with the full
 #      image already there (registry storage before/after, and the blobs,
 #      layers and config, of the variant that the full image lacks)
+#   2b. the one-file edit again, against buildah building the project in
+#      NeMo RL's own order (scripts/bench/build-nemo-order.Containerfile:
+#      venvs made after COPY of the source, as NeMo RL's Dockerfile does)
+#   6. a fresh machine (empty local caches) whose registry holds the
+#      previous build's cache, nothing changed: dockless --cache-from,
+#      buildah bud --cache-from (caches written beforehand, untimed)
 # Then (untimed) podman runs each image: every venv imports its packages.
 # Runs in ~3 min a repetition on 2 cores.
 #
@@ -176,7 +182,7 @@ bh() {  # bh PHASE REP LOG TAG [bud args...]: timed buildah bud + push
   shift 4
   s=$(now)
   run_logged "$logf" "${BH[@]}" bud --isolation chroot --layers --tls-verify=false \
-    --build-context "tools=$run/tools" -f "$root/scripts/bench/build.Containerfile" \
+    --build-context "tools=$run/tools" -f "$root/scripts/bench/${BH_FILE:-build.Containerfile}" \
     --build-arg "BASE_IMAGE=$REGISTRY_HOST/debian-py:12" -t "$REGISTRY_HOST/$tag" "$@" "$project"
   m=$(now)
   run_logged "${logf%.log}.push.log" "${BH[@]}" push --tls-verify=false "$REGISTRY_HOST/$tag"
@@ -230,6 +236,31 @@ for rep in $(seq 1 "$repeat"); do
   for img in bench-dockless:full bench-dockless:novllm bench-buildah:full bench-buildah:novllm; do
     SIZE[$img,$rep]=$(image_size "$img")
   done
+
+  log "2b. one source file edited, buildah in NeMo RL's order (venvs after COPY)"
+  run_logged "$out/bh-nemo-prep.log" "${BH[@]}" bud --isolation chroot --layers --tls-verify=false \
+    --build-context "tools=$run/tools" -f "$root/scripts/bench/build-nemo-order.Containerfile" \
+    --build-arg "BASE_IMAGE=$REGISTRY_HOST/debian-py:12" -t "$REGISTRY_HOST/bench-buildah:nemo-order" "$project"
+  printf '\n\ndef bench_edit_b_%s():\n    return %s\n' "$rep" "$rep" >>"$project/$edit_file"
+  dl edit2 "$rep" "$out/dl-edit2.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push
+  BH_FILE=build-nemo-order.Containerfile bh edit2 "$rep" "$out/bh-edit2.log" bench-buildah:nemo-order
+
+  log "6. a fresh machine with the registry's build cache (caches written first, untimed)"
+  run_logged "$out/dl-cache-to.log" "$dockless" build "$project" --set "image.base=$REGISTRY_HOST/debian-py:12" \
+    --cache-dir "$run/dockless-cache" --uv "$uv_bin" --tag "$REGISTRY_HOST/bench-dockless:full" --push \
+    --cache-to "$REGISTRY_HOST/bench-dockless-cache:latest"
+  reset_buildah
+  run_logged "$out/bh-cache-to.log" "${BH[@]}" bud --isolation chroot --layers --tls-verify=false \
+    --build-context "tools=$run/tools" -f "$root/scripts/bench/build.Containerfile" \
+    --build-arg "BASE_IMAGE=$REGISTRY_HOST/debian-py:12" -t "$REGISTRY_HOST/bench-buildah:full" \
+    --cache-to "$REGISTRY_HOST/bench-buildah-cache" "$project"
+  rm -rf -- "$run/dockless-cache"
+  dl fresh "$rep" "$out/dl-fresh.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push \
+    --cache-from "$REGISTRY_HOST/bench-dockless-cache:latest"
+  reset_buildah
+  bh fresh "$rep" "$out/bh-fresh.log" bench-buildah:full --cache-from "$REGISTRY_HOST/bench-buildah-cache"
+  NOTE[fresh,$rep]=$(report_field "$out/dl-fresh.json" '"%d uv runs, layers by origin: %s" % (d["uv_runs"], ", ".join("%s %d" % (o, sum(1 for l in d["layers"] if l["cache"] == o)) for o in ("hit", "remote", "miss")))')
+  NOTE[bh-fresh,$rep]="$(grep -c 'Using cache\|cache from' "$out/bh-fresh.log" || true) steps from a cache, $(grep -c '^Installed ' "$out/bh-fresh.log" || true) uv installs ran"
 
   # What dockless's reports say (checked, not just printed).
   NOTE[cold,$rep]=$(report_field "$out/dl-cold.json" '"%d uv runs, %d layers" % (d["uv_runs"], len(d["layers"]))')
@@ -315,19 +346,21 @@ row() {  # row LABEL PHASE GOALTEXT
 }
 row "1. cold build + push" cold "ratio <= 0.5: $(goal "$(pratio cold)" "<=" 0.5)"
 row "2. one source file edited" edit "ratio <= 0.05: $(goal "$(pratio edit)" "<=" 0.05)"
+row "2b. edited; peer in NeMo RL's order" edit2 "ratio <= 0.05: $(goal "$(pratio edit2)" "<=" 0.05)"
 d=$(col noop dockless)
 row "3. nothing changed" noop "dockless < 1 s: $(goal "$d" "<" 1)"
 d=$(col skip dockless)
 skip_uv=0  # the most uv runs any repetition's skip build made
 for r in $(seq 1 "$repeat"); do ((NOTE[skip-uv,$r] > skip_uv)) && skip_uv=${NOTE[skip-uv,$r]}; done
 row "4. --skip vllm / SKIP_VLLM_BUILD=1" skip "dockless < 1 s: $(goal "$d" "<" 1); uv runs ${skip_uv} (goal 0): $( [[ $skip_uv == 0 ]] && echo met || echo MISSED)"
+row "6. fresh machine, registry cache" fresh "(no goal set)"
 bd=$(bcol dockless); bb=$(bcol buildah)
 printf '%-44s %12s %12s %10s   %s\n' "5. registry growth, skip variant (bytes)" "$bd" "$bb" "$(ratio "$bd" "$bb")" "$(mib "$bd") vs $(mib "$bb")"
 bd=$(bcol dockless-new); bb=$(bcol buildah-new)
 printf '%-44s %12s %12s %10s   %s\n' "   of which blobs not in the full image" "$bd" "$bb" "$(ratio "$bd" "$bb")" "$(mib "$bd") vs $(mib "$bb")"
 echo
 echo "buildah's time split (bud + push), median:"
-for p in cold edit noop skip; do
+for p in cold edit edit2 noop skip fresh; do
   printf '   %-6s bud %8s s   push %8s s\n' "$p" "$(col "$p" buildah-bud)" "$(col "$p" buildah-push)"
 done
 echo
@@ -338,9 +371,10 @@ for img in bench-dockless:full bench-dockless:novllm bench-buildah:full bench-bu
 done
 echo
 echo "dockless's reports, run 1:"
-for p in cold edit noop skip; do printf '   %-5s %s\n' "$p" "${NOTE[$p,1]}"; done
+for p in cold edit noop skip fresh; do printf '   %-5s %s\n' "$p" "${NOTE[$p,1]}"; done
 echo "buildah's reports, run 1:"
 echo "   skip  ${NOTE[bh-skip-cache,1]} (--build-arg SKIP_VLLM_BUILD=1 invalidates the RUN of every uv sync)"
+echo "   fresh ${NOTE[bh-fresh,1]}"
 if ((repeat > 1)); then
   echo
   echo "every run (seconds; bytes):"
