@@ -14,7 +14,7 @@ packages=(
   build-essential meson ninja-build pkg-config git
   libarchive-dev libssl-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libisal-dev
   rapidjson-dev libtomlplusplus-dev libcli11-dev catch2
-  skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils
+  skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils python3-yaml
   uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
   openssl jq
 )
@@ -35,7 +35,8 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
   systemctl stop docker-registry || true
   systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
-pkill -x docker-registry 2>/dev/null || true
+# Only the packaged one (its config): registries the tests started stay up.
+pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
 
 # uv from PyPI, pinned, in its own venv so it never touches the system python.
 uv_venv=/opt/dockless-tools/uv

@@ -29,6 +29,7 @@
 #include "src/image_settings.h"
 #include "src/layer_cache.h"
 #include "src/layer_keys.h"
+#include "src/parallel.h"
 #include "src/registry_cache.h"
 #include "src/rootfs_snapshot.h"
 #include "src/uv_runner.h"
@@ -267,11 +268,15 @@ class Builder {
     } else {
       base_name_ = where.str();
     }
-    base_ = transfer_.load(where, store_);
+    // A build that only pushes leaves the base's layers in the registry
+    // until uv needs the root filesystem (the push mounts them).
+    base_layers_remote_ = where.is_registry() && opt_.outputs.empty();
+    base_ = transfer_.load(where, store_, base_layers_remote_);
     if (media_type::is_index(base_.top.media_type))
       throw Error("base image " + spec_.image.base + " is an index; no manifest for " + platform_.str());
     // Base blobs into our store, so every output can be written from one place.
-    for (const auto& b : manifest_blobs(*base_.store, base_.top)) store_.import_from(*base_.store, b.digest);
+    for (const auto& b : manifest_blobs(*base_.store, base_.top))
+      if (!base_layers_remote_ || !media_type::is_layer(b.media_type)) store_.import_from(*base_.store, b.digest);
     store_.import_from(*base_.store, base_.top.digest);
     base_.store = &store_;
     base_manifest_ = Manifest::parse(store_.read(base_.top.digest));
@@ -287,6 +292,21 @@ class Builder {
   }
 
   // ---- environments -------------------------------------------------------
+
+  /// The base's layers that a push-only build left in the registry, now
+  /// that uv needs the root filesystem, unless its snapshot is made already.
+  void fetch_base_layers() {
+    if (!base_layers_remote_) return;
+    std::vector<Digest> ids;
+    for (const auto& l : base_layers_) ids.push_back(l.diff_id);
+    if (path_exists(cache_dir_ / "snapshots" / (chain_id(ids).hex() + ".complete"))) return;
+    std::vector<Descriptor> missing;
+    for (const auto& l : base_layers_)
+      if (!store_.contains(l.descriptor.digest)) missing.push_back(l.descriptor);
+    RegistryClient& client = transfer_.client(base_.source_registry);
+    parallel_for_each(missing, transfer_.jobs(),
+                      [&](const Descriptor& d) { client.fetch_blob(base_.source_repo, d, store_); });
+  }
 
   void key_environments() {
     // One persistent uv cache per platform and uv version (bucket layouts
@@ -632,6 +652,7 @@ class Builder {
     }
     if (todo.empty()) return;
     auto t = Clock::now();
+    fetch_base_layers();
     fs::path rootfs = ensure_rootfs_snapshot(store_, base_layers_, cache_dir_ / "snapshots");
     mark_used(rootfs);
     note("root filesystem of the base ready in " + format_seconds(seconds_since(t)));
@@ -780,6 +801,8 @@ class Builder {
       ann["org.opencontainers.image.revision"] = git_commit_;
     }
     auto elsewhere = cache_.remote_blobs();
+    if (base_layers_remote_)
+      for (const auto& l : base_layers_) elsewhere[l.descriptor.digest.str()] = {base_.source_registry, base_.source_repo};
     return image.store(store_, [&elsewhere](const Digest& d) { return elsewhere.count(d.str()) > 0; });
   }
 
@@ -878,6 +901,7 @@ class Builder {
   Manifest base_manifest_;
   ImageConfig base_config_;
   std::vector<LayerBlob> base_layers_;
+  bool base_layers_remote_ = false;  ///< base layers stay in the registry (push-only build)
   fs::path uv_binary_;
   std::string uv_version_, uv_short_version_, uv_sha_;
   fs::path host_uv_cache_;

@@ -496,7 +496,9 @@ in_image() {
   local ref=$1
   shift
   printf '%s\n' "$ref" >>"$T/.podman-images"
-  podman pull -q "${SKOPEO_OPTS[@]}" "$ref" >/dev/null 2>"$T/podman-pull.err" || { cat "$T/podman-pull.err"; return 1; }
+  podman pull -q "${SKOPEO_OPTS[@]}" "$ref" >"$T/podman-pull.out" 2>"$T/podman-pull.err" || { cat "$T/podman-pull.err"; return 1; }
+  # By id too: a later pull of the same tag leaves this one untagged.
+  cat "$T/podman-pull.out" >>"$T/.podman-images"
   podman --runtime runc run --rm --network none "$ref" "$@"
 }
 # git_publish WORKTREE BARE: pushes main to the bare repository the HTTP server serves.
