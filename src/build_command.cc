@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "layers/hashing_sink.h"
@@ -66,6 +67,31 @@ struct LayerRecord {
   LayerBlob blob;
   std::string origin;  ///< "hit" (local cache), "remote" (--cache-from), "miss" (built)
   double seconds = 0;
+};
+
+/// Keeps a copy of what passes, up to a limit: the source tree's tar, hashed
+/// for its key, is compressed from memory on a miss instead of walked again.
+class BoundedCopy : public ByteSink {
+ public:
+  explicit BoundedCopy(std::size_t limit) : limit_(limit) {}
+  void write(const void* data, std::size_t size) override {
+    if (!complete_) return;
+    if (bytes_.size() + size > limit_) {
+      complete_ = false;
+      std::string().swap(bytes_);
+      return;
+    }
+    bytes_.append(static_cast<const char*>(data), size);
+  }
+  void finish() override {}
+  /// Whether every byte was kept.
+  bool complete() const { return complete_; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::size_t limit_;
+  std::string bytes_;
+  bool complete_ = true;
 };
 
 bool path_exists(const fs::path& p) {
@@ -495,15 +521,24 @@ class Builder {
         if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
         return rules.may_reinclude_below(rel);
       };
-      HashingSink probe(nullptr);
+      auto copy = std::make_shared<BoundedCopy>(std::size_t{256} << 20);
+      HashingSink probe(copy.get());
       write_directory_tar(source_tree_, source_tar_, probe);
       KeyInputs in = layer_inputs(KeyKind::kSource);
       in.source_tar = probe.digest().str();
       std::string name = "source " + spec_.source.dest;
-      Slot& slot = add_slot(name, in, [this, name] {
-        return std::vector<CachedLayer>{
-            {name, write_one([&](ByteSink& sink) { write_directory_tar(source_tree_, source_tar_, sink); }), {}}};
+      Slot& slot = add_slot(name, in, [this, name, copy] {
+        return std::vector<CachedLayer>{{name, write_one([&](ByteSink& sink) {
+                                           if (!copy->complete()) {
+                                             write_directory_tar(source_tree_, source_tar_, sink);
+                                             return;
+                                           }
+                                           sink.write(copy->bytes().data(), copy->bytes().size());
+                                           sink.finish();
+                                         }),
+                                         {}}};
       });
+      if (!slot.build) copy.reset();
       slot.seconds += seconds_since(t0);
     }
   }

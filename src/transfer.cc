@@ -240,23 +240,29 @@ Digest ImageTransfer::store_archive(const LocalImage& image, const DockerArchive
   return manifest.digest;
 }
 
-/// The blobs of the manifest the tag names now (the image pushed there
-/// last): the repository holds them, so a re-push need not ask for each one.
-/// One HEAD (and a GET unless that manifest is in `store`); empty when the
-/// tag is new, is an index, or cannot be read.
-static std::set<std::string> blobs_at_tag(RegistryClient& c, const Reference& ref, const BlobStore& store) {
-  std::set<std::string> out;
+/// What the tag names now (the image pushed there last): its digest, and
+/// its blobs, which the repository holds, so a re-push need not ask for
+/// each one. One HEAD (and a GET unless that manifest is in `store`); empty
+/// when the tag is new or cannot be read.
+struct AtTag {
+  std::optional<Digest> digest;
+  std::set<std::string> blobs;
+};
+static AtTag read_tag(RegistryClient& c, const Reference& ref, const BlobStore& store) {
+  AtTag out;
   if (ref.tag.empty()) return out;
   try {
     std::optional<Descriptor> head = c.head_manifest(ref.repository, ref.tag);
-    if (!head || !media_type::is_manifest(head->media_type)) return out;
+    if (!head) return out;
+    out.digest = head->digest;
+    if (!media_type::is_manifest(head->media_type)) return out;
     std::string bytes = store.contains(head->digest) ? store.read(head->digest)
                                                      : c.get_manifest(ref.repository, head->digest.str()).bytes;
     Manifest m = Manifest::parse(bytes);
-    out.insert(m.config.digest.str());
-    for (const auto& l : m.layers) out.insert(l.digest.str());
+    out.blobs.insert(m.config.digest.str());
+    for (const auto& l : m.layers) out.blobs.insert(l.digest.str());
   } catch (const Error&) {
-    out.clear();  // only an optimisation: every blob is then checked
+    out = AtTag{};  // only an optimisation: every blob is then checked
   }
   return out;
 }
@@ -270,7 +276,8 @@ Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& r
   // Looked up here: the client map is not for worker threads to change.
   if (!image.source_registry.empty()) client(image.source_registry);
   for (const auto& [digest, where] : image.remote_blobs) client(where.first);
-  std::set<std::string> in_repo = blobs_at_tag(c, ref, *image.store);
+  const AtTag at_tag = read_tag(c, ref, *image.store);
+  const std::set<std::string>& in_repo = at_tag.blobs;
   parallel_for_each(unique_blobs(*image.store, manifests), opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
     std::string id = b.digest.str();
@@ -327,6 +334,10 @@ Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& r
   if (ref.digest && *ref.digest != image.top.digest)
     throw Error("cannot push to " + ref.str() + ": the image's digest is " + image.top.digest.str());
   std::string target = ref.tag.empty() ? image.top.digest.str() : ref.tag;
+  if (at_tag.digest && *at_tag.digest == image.top.digest) {
+    progress_.note(ref.str() + " is " + image.top.digest.short_hex() + " already");
+    return image.top.digest;
+  }
   progress_.note("writing manifest " + image.top.digest.short_hex() + " to " + ref.str());
   return c.put_manifest(ref.repository, target, image.store->read(image.top.digest),
                         image.top.media_type);

@@ -91,6 +91,11 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
     if (line.rfind("error:", 0) == 0 && reason.empty()) reason = std::string(line);
     if (c.on_output) c.on_output(prefix + std::string(line));
   };
+  // How the sandbox was made when the first choice was refused (overlay, a
+  // device node...): worth a line when something later fails.
+  s.on_note = [&](std::string_view note) {
+    if (c.on_output) c.on_output(prefix + std::string(note));
+  };
   int status = run_in_sandbox(s);
   std::filesystem::remove_all(s.scratch, ec);
   if (status != 0) {
