@@ -130,7 +130,7 @@ rootfs=$(bash scripts/fixtures/debian-rootfs.sh)
 declare -A T  # T[phase,tool,rep] = seconds
 declare -A BYTES SIZE NOTE
 now() { printf '%s' "$EPOCHREALTIME"; }
-elapsed() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
+elapsed() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.3f", e - s }'; }
 
 # run_logged LOGFILE CMD...: runs CMD, output to LOGFILE; on failure shows its tail and stops.
 run_logged() {
@@ -307,7 +307,7 @@ if [[ ${BENCH_VERIFY:-1} == 1 ]] && command -v podman >/dev/null; then
 fi
 
 # ---------------------------------------------------------------- the table
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 col() {  # col PHASE TOOL -> the median of the repetitions
