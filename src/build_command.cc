@@ -548,12 +548,7 @@ class Builder {
   /// with --skip reuses the full image's parts; else the enabled ones and
   /// the skipped ones already made here.
   void plan_uv_cache(const TarOptions& base_tar) {
-    auto enabled_part = [this](const CachedLayer& l) {
-      if (l.users.empty()) return true;
-      for (const auto& e : envs_)
-        if (e.enabled && l.users.count(e.name)) return true;
-      return false;
-    };
+    auto enabled_part = [this](const CachedLayer& l) { return enabled_users(l); };
     auto key_for = [this](const std::map<std::string, std::string>& envs) {
       KeyInputs in = layer_inputs(KeyKind::kUvCache);
       in.cache_dir = spec_.uv.cache_dir;
