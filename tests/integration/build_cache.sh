@@ -109,12 +109,10 @@ check_contains "lock change: the source layer missed (pyproject.toml and uv.lock
 echo "  layers that missed: $(missed_layers "$T/r7.json")"
 echo "  uv_runs: $(report_get "$T/r7.json" 'd["uv_runs"]'); wheel downloads: $(index_wheel_gets_since "$M" | awk '{print $3}' | sed 's#.*/##' | tr '\n' ' ')"
 check_eq "lock change: the only wheel downloaded is late_add's" "/files/late_add-1.0.0-py3-none-any.whl" \
-  "$(index_wheel_gets_since "$M" | awk '{print $3}' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+  "$(index_wheel_paths_since "$M")"
 
 # The image has late_add in the McoreWorker venv and in the cache (mcore syncs offline with it).
-VENV_HAS[app.workers.McoreWorker]+=" late_add"
-EXTRA_MODULE[mcore]=late_add
-EXTRA_PACKAGES[mcore]+=" late_add"
+expect_late_add_in_mcore
 incheck lockchange "oci:$T/o7:app"
 check_eq "lock change: fixture packages in the shipped cache" \
   "$(sorted_words "${EXTRA_PACKAGES[@]}")" "$(cache_packages "$T/lockchange.cache")"

@@ -100,6 +100,9 @@ start_index() {
 index_mark() { wc -l <"$INDEX_LOG" | tr -d ' '; }
 # index_wheel_gets_since N: the wheel downloads logged after line N.
 index_wheel_gets_since() { tail -n "+$(($1 + 1))" -- "$INDEX_LOG" | grep -E ' GET [^ ]*\.whl ' || true; }
+# index_wheel_paths_since N: the distinct wheel paths downloaded after line
+# N, sorted, space-separated ("/files/late_add-1.0.0-py3-none-any.whl").
+index_wheel_paths_since() { index_wheel_gets_since "$1" | awk '{print $3}' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 
 # push_base: imports the debootstrap rootfs and pushes it to the registry as
 # $REGISTRY_HOST/debian-py:12 (BASE_REF; BASE_DIGEST its manifest digest).
@@ -120,10 +123,12 @@ make_test_project() {
   require "make_project.sh $1" bash "$FIXTURES/make_project.sh" "$1" "$INDEX_URL"
 }
 
-# add_late_add_to_mcore: the mcore extra gains the late_add package; uv.lock
-# is re-locked against the index (a lock change as a user makes one).
+# add_late_add_to_mcore [DIR]: the mcore extra of the project in DIR
+# (default $PROJ) gains the late_add package; uv.lock is re-locked against
+# the index (a lock change as a user makes one).
 add_late_add_to_mcore() {
-  python3 - "$PROJ/pyproject.toml" <<'PY'
+  local dir=${1:-$PROJ}
+  python3 - "$dir/pyproject.toml" <<'PY'
 import sys
 p = sys.argv[1]
 s = open(p).read()
@@ -132,7 +137,16 @@ assert old in s, "pyproject.toml has no %r" % old
 open(p, "w").write(s.replace(old, 'mcore = ["only_mcore", "late_add"]'))
 PY
   require "uv lock after adding late_add to the mcore extra" \
-    env -C "$PROJ" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock
+    env -C "$dir" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock -q
+}
+
+# expect_late_add_in_mcore: after add_late_add_to_mcore, the in-image
+# checks expect late_add in the McoreWorker venv and in the shipped cache
+# (the mcore extra syncs offline with it).
+expect_late_add_in_mcore() {
+  VENV_HAS[app.workers.McoreWorker]+=" late_add"
+  EXTRA_MODULE[mcore]=late_add
+  EXTRA_PACKAGES[mcore]+=" late_add"
 }
 
 # build_setup: everything a build test needs before its first build.

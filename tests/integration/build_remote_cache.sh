@@ -119,10 +119,8 @@ pod 5 "pod 5 builds after the lock change" --cache-from "$CREF" --cache-to "$CRE
 check_contains "pod 5: the uv cache was seeded from the registry" "$(cat "$T/p5.err")" "uv cache seeded from $CREF"
 check_ne "pod 5: uv ran" "0" "$(report_get "$T/r5.json" 'd["uv_runs"]')"
 check_eq "pod 5: the only wheel downloaded is late_add's" "/files/late_add-1.0.0-py3-none-any.whl" \
-  "$(index_wheel_gets_since "$M" | awk '{print $3}' | sort -u | tr '\n' ' ' | sed 's/ $//')"
-VENV_HAS[app.workers.McoreWorker]+=" late_add"
-EXTRA_MODULE[mcore]=late_add
-EXTRA_PACKAGES[mcore]+=" late_add"
+  "$(index_wheel_paths_since "$M")"
+expect_late_add_in_mcore
 incheck pod5 "oci:$T/o5:app"
 
 section "pod 6: the same lock on another machine: all from the cache pod 5 wrote"

@@ -622,16 +622,7 @@ assert diff == [len(b) - 1], "layers that differ: %r of %d" % (diff, len(b))'
 
   # ---- pod 4
   section "$v pod 4: uv.lock changes (late_add added to the mcore extra)"
-  python3 - "$W/pyproject.toml" <<'EOF'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-old = 'mcore = ["only_mcore"]'
-assert old in s, "pyproject.toml has no %r" % old
-open(p, "w").write(s.replace(old, 'mcore = ["only_mcore", "late_add"]'))
-EOF
-  require "$v: uv lock (against the index) after adding late_add" \
-    env -C "$W" XDG_CONFIG_HOME="$T/no-uv-config" UV_CACHE_DIR="$T/host-uv-cache" UV_PYTHON_DOWNLOADS=never "$UV_BIN" lock -q
+  add_late_add_to_mcore "$W"
   git -C "$W" commit -q -am "add late_add to mcore"
   require "$v: publish the lock change" git_publish "$W" "$BARE"
   IM=$(index_mark)
@@ -639,7 +630,7 @@ EOF
   report_check "$v pod 4: uv ran (the lock changed)" 'assert d["uv_runs"] > 0, d["uv_runs"]'
   check_eq "$v pod 4: the uv cache was seeded from the registry: the only wheel downloaded is late_add's" \
     "/files/late_add-1.0.0-py3-none-any.whl" \
-    "$(index_wheel_gets_since "$IM" | awk '{print $3}' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+    "$(index_wheel_paths_since "$IM")"
   check_eq "$v pod 4: the McoreWorker venv imports late_add" "late_add" \
     "$(in_image "$IMAGE" /opt/ray_venvs/app.workers.McoreWorker/bin/python -c 'import late_add; print(late_add.VALUE)' 2>&1)"
 }
