@@ -3,7 +3,6 @@
 #include <set>
 
 #include "oci/error.h"
-#include "src/parallel.h"
 
 namespace dockless {
 
@@ -29,12 +28,9 @@ void BuildCache::open(const std::vector<Reference>& from) {
 }
 
 void BuildCache::download(const Remote& cache, const std::vector<CachedLayer>& layers) const {
-  std::vector<Descriptor> missing;
-  for (const auto& l : layers)
-    if (!store_.contains(l.blob.descriptor.digest)) missing.push_back(l.blob.descriptor);
-  RegistryClient& client = transfer_.client(cache.ref.registry);
-  parallel_for_each(missing, transfer_.jobs(),
-                    [&](const Descriptor& d) { client.fetch_blob(cache.ref.repository, d, store_); });
+  std::vector<Descriptor> blobs;
+  for (const auto& l : layers) blobs.push_back(l.blob.descriptor);
+  transfer_.fetch_missing(cache.ref.registry, cache.ref.repository, blobs, store_);
 }
 
 std::optional<std::vector<CachedLayer>> BuildCache::find(

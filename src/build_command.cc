@@ -30,7 +30,6 @@
 #include "src/image_settings.h"
 #include "src/layer_cache.h"
 #include "src/layer_keys.h"
-#include "src/parallel.h"
 #include "src/registry_cache.h"
 #include "src/rootfs_snapshot.h"
 #include "src/uv_runner.h"
@@ -122,16 +121,10 @@ class Builder {
       outputs.push_back(loc);
     }
     std::vector<Reference> tags;
-    for (const auto& t : opt_.tags) {
-      try {
-        tags.push_back(Reference::parse(t.rfind("docker://", 0) == 0 ? t.substr(9) : t));
-      } catch (const Error& e) {
-        throw UsageError(std::string("--tag: ") + e.what());
-      }
-    }
+    for (const auto& t : opt_.tags) tags.push_back(parse_ref_option("--tag", t));
 
-    for (const auto& from : opt_.cache_from) parse_cache_ref("--cache-from", from);
-    if (!opt_.cache_to.empty()) parse_cache_ref("--cache-to", opt_.cache_to);
+    for (const auto& from : opt_.cache_from) parse_ref_option("--cache-from", from);
+    if (!opt_.cache_to.empty()) parse_ref_option("--cache-to", opt_.cache_to);
     load_source_and_spec();
     clamp_ = mtime_clamp_from_environment();
     platform_ = !opt_.platform.empty()          ? Platform::parse(opt_.platform)
@@ -146,7 +139,7 @@ class Builder {
     key_environments();
     {
       std::vector<Reference> from;
-      for (const auto& f : opt_.cache_from) from.push_back(parse_cache_ref("--cache-from", f));
+      for (const auto& f : opt_.cache_from) from.push_back(parse_ref_option("--cache-from", f));
       cache_.open(from);
     }
     plan_layers();
@@ -326,12 +319,7 @@ class Builder {
     std::vector<Digest> ids;
     for (const auto& l : base_layers_) ids.push_back(l.diff_id);
     if (path_exists(cache_dir_ / "snapshots" / (chain_id(ids).hex() + ".complete"))) return;
-    std::vector<Descriptor> missing;
-    for (const auto& l : base_layers_)
-      if (!store_.contains(l.descriptor.digest)) missing.push_back(l.descriptor);
-    RegistryClient& client = transfer_.client(base_.source_registry);
-    parallel_for_each(missing, transfer_.jobs(),
-                      [&](const Descriptor& d) { client.fetch_blob(base_.source_repo, d, store_); });
+    transfer_.fetch_missing(base_.source_registry, base_.source_repo, base_manifest_.layers, store_);
   }
 
   void key_environments() {
@@ -405,7 +393,8 @@ class Builder {
 
   // ---- caches: local, then --cache-from -----------------------------------
 
-  static Reference parse_cache_ref(const std::string& option, const std::string& text) {
+  /// A registry reference given to `option` ([docker://]REF); a bad one is a usage error.
+  static Reference parse_ref_option(const std::string& option, const std::string& text) {
     try {
       return Reference::parse(text.rfind("docker://", 0) == 0 ? text.substr(9) : text);
     } catch (const Error& e) {
@@ -778,7 +767,7 @@ class Builder {
   void write_cache_to() {
     if (opt_.cache_to.empty()) return;
     auto t = Clock::now();
-    Reference ref = parse_cache_ref("--cache-to", opt_.cache_to);
+    Reference ref = parse_ref_option("--cache-to", opt_.cache_to);
     BuildCacheIndex index = cache_meta();
     for (const auto& slot : slots_) index.entries.push_back(BuildCacheEntry{slot.key, slot.name, slot.layers});
     Digest d = cache_.write(ref, index);

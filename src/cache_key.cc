@@ -1,7 +1,5 @@
 #include "src/cache_key.h"
 
-#include "oci/error.h"
-#include "oci/file_util.h"
 
 namespace dockless {
 
@@ -25,16 +23,6 @@ CacheKey& CacheKey::add(std::string_view field, const std::vector<std::string>& 
 
 CacheKey& CacheKey::add(std::string_view field, bool value) {
   return add(field, std::string_view(value ? "true" : "false"));
-}
-
-CacheKey& CacheKey::add_file(std::string_view field, const std::filesystem::path& file) {
-  std::string content;
-  try {
-    content = read_file(file);
-  } catch (const Error&) {
-    return add(field, std::string_view("missing"));
-  }
-  return add(field, sha256_of(content).str());
 }
 
 std::string CacheKey::hex() const { return sha256_of(bytes_).hex(); }

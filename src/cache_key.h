@@ -3,7 +3,6 @@
 // went in, for `--explain-cache` (why did this layer miss?).
 #pragma once
 
-#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,8 +19,6 @@ class CacheKey {
   CacheKey& add(std::string_view field, std::string_view value);
   CacheKey& add(std::string_view field, const std::vector<std::string>& values);
   CacheKey& add(std::string_view field, bool value);
-  /// The SHA-256 of a file's content (a missing file hashes as "missing").
-  CacheKey& add_file(std::string_view field, const std::filesystem::path& file);
 
   /// Hex SHA-256 of everything added, in order.
   std::string hex() const;

@@ -73,6 +73,16 @@ RegistryClient& ImageTransfer::client(const std::string& registry) {
   return *it->second;
 }
 
+void ImageTransfer::fetch_missing(const std::string& registry, const std::string& repo,
+                                  const std::vector<Descriptor>& blobs, const BlobStore& store) {
+  std::vector<Descriptor> missing;
+  for (const auto& b : blobs)
+    if (!store.contains(b.digest)) missing.push_back(b);
+  if (missing.empty()) return;
+  RegistryClient& c = client(registry);
+  parallel_for_each(missing, opt_.jobs, [&](const Descriptor& d) { c.fetch_blob(repo, d, store); });
+}
+
 void ImageTransfer::record(const std::string& direction, const Descriptor& d,
                            const std::string& action, Clock::time_point start) {
   std::lock_guard<std::mutex> lock(report_mu_);

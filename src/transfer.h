@@ -75,6 +75,10 @@ class ImageTransfer {
   Progress& progress() { return progress_; }
   /// The client for one registry (made on first use, with these options).
   RegistryClient& client(const std::string& registry);
+  /// Downloads those of `blobs` that `store` lacks from registry/repo, in
+  /// parallel (--jobs), each verified.
+  void fetch_missing(const std::string& registry, const std::string& repo,
+                     const std::vector<Descriptor>& blobs, const BlobStore& store);
   int jobs() const { return opt_.jobs; }
   std::uint64_t chunk_size() const { return opt_.chunk_size; }
   /// The platform picked from an index by later loads.
