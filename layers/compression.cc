@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

@@ -3,8 +3,8 @@
 #include <cctype>
 #include <system_error>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 
 namespace dockless {
 

@@ -1,7 +1,7 @@
 #include "layers/layer_writer.h"
 
 #include "layers/hashing_sink.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "oci/media_types.h"
 
 namespace dockless {

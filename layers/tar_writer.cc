@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 
 namespace dockless {
 

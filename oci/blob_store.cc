@@ -6,7 +6,7 @@
 
 #include <cerrno>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

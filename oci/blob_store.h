@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "oci/digest.h"
-#include "oci/file_util.h"
+#include "base/file_util.h"
 
 namespace dockless {
 

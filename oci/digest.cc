@@ -1,6 +1,6 @@
 #include "oci/digest.h"
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

@@ -8,7 +8,7 @@
 #include <exception>
 #include <mutex>
 
-#include "oci/file_util.h"
+#include "base/file_util.h"
 
 namespace dockless {
 

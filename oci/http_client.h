@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

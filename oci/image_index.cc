@@ -1,6 +1,6 @@
 #include "oci/image_index.h"
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless::json {
 

@@ -15,8 +15,8 @@
 #include <mutex>
 #include <utility>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 #include "oci/json_util.h"
 
 extern char** environ;

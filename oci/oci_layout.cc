@@ -4,8 +4,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 #include "oci/media_types.h"
 
 namespace dockless {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace dockless {
 

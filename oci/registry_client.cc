@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <memory>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 #include "oci/json_util.h"
 #include "oci/media_types.h"
 

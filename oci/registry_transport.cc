@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "oci/file_util.h"
+#include "base/file_util.h"
 #include "oci/json_util.h"
 
 namespace dockless {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "oci/digest.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;

@@ -1,13 +1,13 @@
 // The build spec: where it is read from, every key's value, the messages for
 // bad specs (file, line and key), and --set overrides.
-#include "src/build_spec.h"
+#include "src/build/build_spec.h"
 
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 using dockless::BuildSpec;

@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "oci/digest.h"
-#include "src/cache_command.h"
-#include "src/cache_inventory.h"
-#include "src/cache_lock.h"
+#include "src/cache/cache_command.h"
+#include "src/cache/cache_inventory.h"
+#include "src/cache/cache_lock.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;

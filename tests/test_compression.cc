@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 namespace dockless::detail {

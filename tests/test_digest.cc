@@ -8,7 +8,7 @@
 #include <set>
 #include <string>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // docker-archive: write (Docker legacy + OCI layout in one tar, byte-stable),
 // read back (dockless's, hand-made legacy archives, Docker 25's multi-platform
 // index), verification of blob names, selection by RepoTags, and errors.
-#include "oci/docker_archive.h"
+#include "layers/docker_archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -16,8 +16,8 @@
 #include "layers/compression.h"
 #include "layers/layer_writer.h"
 #include "layers/tar_writer.h"
-#include "oci/error.h"
-#include "oci/file_util.h"
+#include "base/error.h"
+#include "base/file_util.h"
 #include "oci/image_config.h"
 #include "oci/image_index.h"
 #include "oci/json_util.h"

@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "oci/error.h"
-#include "src/git_source.h"
+#include "base/error.h"
+#include "src/build/git_source.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;

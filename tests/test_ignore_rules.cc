@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "layers/ignore_rules.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 using dockless::Error;

@@ -19,7 +19,7 @@
 
 #include "oci/descriptor.h"
 #include "oci/digest.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "oci/image_config.h"
 #include "oci/image_index.h"
 #include "oci/json_util.h"

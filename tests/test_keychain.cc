@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 namespace {

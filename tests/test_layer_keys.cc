@@ -1,7 +1,7 @@
 // Tests for src/layer_keys: changing each input a key covers changes the key,
 // and nothing else does (host paths, credentials, proxies, TLS, timeouts,
 // concurrency, the order of the uv environment, the fields of other kinds).
-#include "src/layer_keys.h"
+#include "src/cache/layer_keys.h"
 
 #include <catch2/catch.hpp>
 

@@ -21,7 +21,7 @@
 #include "layers/tar_writer.h"
 #include "oci/blob_store.h"
 #include "oci/digest.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "oci/media_types.h"
 #include "tests/test_support.h"
 

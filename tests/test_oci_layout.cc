@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "oci/digest.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "oci/media_types.h"
 #include "tests/test_support.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "oci/error.h"
+#include "base/error.h"
 
 using dockless::Error;
 using dockless::Reference;

@@ -3,10 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include "oci/auth_challenge.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "oci/http_client.h"
 #include "oci/registry_transport.h"
-#include "src/image_location.h"
+#include "src/transfer/image_location.h"
 
 using namespace dockless;
 

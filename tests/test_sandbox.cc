@@ -31,9 +31,9 @@
 #include <thread>
 #include <vector>
 
-#include "oci/error.h"
-#include "oci/file_util.h"
-#include "src/sandbox.h"
+#include "base/error.h"
+#include "base/file_util.h"
+#include "src/sandbox/sandbox.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;

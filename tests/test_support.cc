@@ -5,7 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "oci/file_util.h"
+#include "base/file_util.h"
 
 namespace dockless::test {
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "layers/byte_sink.h"
-#include "oci/error.h"
+#include "base/error.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;

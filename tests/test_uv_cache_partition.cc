@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "layers/uv_cache_partition.h"
-#include "oci/file_util.h"
+#include "src/build/uv_cache_partition.h"
+#include "base/file_util.h"
 #include "tests/test_support.h"
 
 using namespace dockless;

@@ -1,0 +1,42 @@
+// `dockless build`: a uv project's image — base layers as they are, then uv,
+// the uv cache (split by which venvs use it), one layer per venv, and the
+// source tree — with every layer cached by the hash of its inputs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "layers/compression.h"
+#include "oci/digest.h"
+#include "src/sandbox/sandbox.h"
+#include "src/transfer/transfer.h"
+
+namespace dockless {
+
+struct BuildOptions {
+  std::filesystem::path project_dir = ".";  ///< DIR / --source
+  std::filesystem::path spec_file;          ///< --file; "" = dockless.toml or pyproject.toml
+  std::vector<std::string> overrides;       ///< --set key=value
+  std::string git_url, git_ref;             ///< --git / --git-ref
+  std::vector<std::string> skip;            ///< --skip NAME|TAG
+  std::vector<std::string> outputs;         ///< --output oci:DIR[:TAG] | docker-archive:FILE[:REF]
+  std::vector<std::string> tags;            ///< --tag REF (pushed with --push)
+  bool push = false;
+  std::string platform;                     ///< --platform; "" = spec, else the host's
+  Isolation isolation = Isolation::kUserns;
+  bool force_host = false;
+  std::filesystem::path uv_binary;          ///< --uv; "" = uv on PATH
+  CompressionOptions compression;
+  TransferOptions transfer;                 ///< registry options, cache dir, jobs, quiet
+  std::filesystem::path report_file;        ///< --report FILE.json
+  bool explain_cache = false;               ///< print every layer's key inputs
+  bool no_cache = false;                    ///< --no-cache: rebuild every venv and layer
+  std::vector<std::string> cache_from;      ///< --cache-from REF: registry build caches to read
+  std::string cache_to;                     ///< --cache-to REF: where to write this build's cache
+};
+
+/// Builds and writes every output; returns the image's manifest digest.
+Digest run_build(const BuildOptions& options);
+
+}  // namespace dockless

@@ -1,0 +1,355 @@
+#include "src/build/uv_cache_partition.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <system_error>
+
+#include "oci/digest.h"
+#include "base/error.h"
+#include "base/file_util.h"
+
+namespace dockless {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// PEP 503 normalisation: lowercase, runs of '-', '_', '.' become '-'.
+std::string normalise_name(const std::string& name) {
+  std::string out;
+  bool sep = false;
+  for (char c : name) {
+    if (c == '-' || c == '_' || c == '.') {
+      sep = true;
+      continue;
+    }
+    if (sep && !out.empty()) out += '-';
+    sep = false;
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+/// "beta-1.0.0.dist-info" -> ("beta", "beta-1.0.0.dist-info" key normalised).
+bool split_dist_info(const std::string& dir, std::string& package, std::string& key) {
+  const std::string suffix = ".dist-info";
+  if (dir.size() <= suffix.size() || dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  std::string stem = dir.substr(0, dir.size() - suffix.size());
+  auto dash = stem.find('-');
+  if (dash == std::string::npos) return false;
+  package = normalise_name(stem.substr(0, dash));
+  key = package + "-" + stem.substr(dash + 1);
+  return true;
+}
+
+std::vector<std::string> list_dir(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    out.push_back(it->path().filename().string());
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw Error("cannot read " + dir.string() + ": " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// Runs of id characters (uv's archive ids are URL-safe base64 words).
+std::vector<std::string> words_in(const std::string& bytes) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : bytes) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') {
+      cur += c;
+    } else {
+      if (cur.size() >= 8 && cur.size() <= 64) out.push_back(cur);
+      cur.clear();
+    }
+  }
+  if (cur.size() >= 8 && cur.size() <= 64) out.push_back(cur);
+  return out;
+}
+
+struct Archives {
+  std::map<std::string, std::string> package_of;                // id -> normalised package
+  std::map<std::string, std::set<std::string>> ids_of_distinfo;  // key -> ids
+  std::map<std::string, std::set<std::string>> users_of;        // id -> env names
+};
+
+Archives scan_archives(const fs::path& root) {
+  Archives a;
+  for (const auto& id : list_dir(root / "archive-v0")) {
+    for (const auto& entry : list_dir(root / "archive-v0" / id)) {
+      std::string package, key;
+      if (split_dist_info(entry, package, key)) {
+        a.package_of[id] = package;
+        a.ids_of_distinfo[key].insert(id);
+      }
+    }
+  }
+  return a;
+}
+
+/// The archive ids an environment has installed.
+std::set<std::string> ids_used_by(const fs::path& venv, const Archives& a) {
+  std::set<std::string> ids;
+  std::vector<fs::path> site_dirs;
+  for (const char* lib : {"lib", "lib64"})
+    for (const auto& py : list_dir(venv / lib))
+      if (py.rfind("python", 0) == 0) site_dirs.push_back(venv / lib / py / "site-packages");
+  for (const auto& site : site_dirs) {
+    for (const auto& entry : list_dir(site)) {
+      std::string package, key;
+      if (!split_dist_info(entry, package, key)) continue;
+      // Symlink mode: the METADATA link names the exact archive.
+      std::error_code ec;
+      fs::path target = fs::read_symlink(site / entry / "METADATA", ec);
+      bool exact = false;
+      if (!ec) {
+        std::string t = target.string();
+        auto pos = t.find("/archive-v0/");
+        if (pos != std::string::npos) {
+          std::string id = t.substr(pos + 12, t.find('/', pos + 12) - pos - 12);
+          if (a.package_of.count(id)) {
+            ids.insert(id);
+            exact = true;
+          }
+        }
+      }
+      if (!exact) {
+        auto it = a.ids_of_distinfo.find(key);
+        if (it != a.ids_of_distinfo.end()) ids.insert(it->second.begin(), it->second.end());
+      }
+    }
+  }
+  return ids;
+}
+
+bool is_bucket_skipped(const std::string& top) {
+  // Temporary build environments and `uv run --with` environments are not
+  // part of what a sync needs offline.
+  return top.rfind("builds-v", 0) == 0 || top.rfind("environments-v", 0) == 0 ||
+         top.rfind(".tmp", 0) == 0;
+}
+
+}  // namespace
+
+bool CachePart::includes(const std::string& rel, bool is_dir) const {
+  // At or below a listed path?
+  std::string prefix = rel;
+  for (;;) {
+    if (paths.count(prefix)) return true;
+    auto slash = prefix.rfind('/');
+    if (slash == std::string::npos) break;
+    prefix.resize(slash);
+  }
+  if (!is_dir) return false;
+  // A directory above a listed path?
+  auto it = paths.lower_bound(rel + "/");
+  return it != paths.end() && it->compare(0, rel.size() + 1, rel + "/") == 0;
+}
+
+std::string cache_part_name(const CachePart& part) {
+  if (part.users.empty()) return "common";
+  std::string names;
+  for (const auto& u : part.users) names += (names.empty() ? "" : "+") + u;
+  return (part.users.size() == 1 ? "env:" : "shared:") + names;
+}
+
+std::vector<CachePart> partition_uv_cache(const fs::path& root,
+                                          const std::map<std::string, fs::path>& envs) {
+  Archives a = scan_archives(root);
+  std::map<std::string, std::set<std::string>> users_of_package;
+  for (const auto& [env, venv] : envs) {
+    for (const auto& id : ids_used_by(venv, a)) {
+      a.users_of[id].insert(env);
+      users_of_package[a.package_of[id]].insert(env);
+    }
+  }
+
+  std::map<std::set<std::string>, std::set<std::string>> parts;
+  auto add = [&](const std::set<std::string>& users, const std::string& rel) {
+    parts[users].insert(rel);
+  };
+
+  for (const auto& [id, users] : a.users_of) add(users, "archive-v0/" + id);
+
+  // Everything outside archive-v0: attribute each file by the archive ids it
+  // names, else by a package directory in its path, else it is common when it
+  // sits in a bucket every sync reads (root files, interpreter info).
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::string rel = it->path().lexically_relative(root).generic_string();
+    std::string top = rel.substr(0, rel.find('/'));
+    if (top == "archive-v0" || is_bucket_skipped(top)) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
+    std::set<std::string> users;
+    bool attributed = false;
+    if (it->is_regular_file(ec) && it->file_size(ec) < (1 << 20)) {
+      std::ifstream in(it->path(), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (const auto& w : words_in(bytes)) {
+        auto u = a.users_of.find(w);
+        if (u != a.users_of.end()) {
+          users.insert(u->second.begin(), u->second.end());
+          attributed = true;
+        } else if (a.package_of.count(w)) {
+          attributed = true;  // names an archive no enabled env uses
+        }
+      }
+    }
+    if (!attributed) {
+      std::string seg_path = rel;
+      std::size_t pos = 0;
+      while (pos <= seg_path.size()) {
+        auto slash = seg_path.find('/', pos);
+        std::string seg = seg_path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+        auto p = users_of_package.find(normalise_name(seg));
+        if (p != users_of_package.end()) {
+          users.insert(p->second.begin(), p->second.end());
+          attributed = true;
+          break;
+        }
+        if (slash == std::string::npos) break;
+        pos = slash + 1;
+      }
+    }
+    if (attributed) {
+      if (!users.empty()) add(users, rel);  // else: only unused archives need it
+      continue;
+    }
+    bool root_file = rel.find('/') == std::string::npos;
+    bool common_bucket = top.rfind("interpreter-v", 0) == 0 ||
+                         (top.rfind("sdists-v", 0) == 0 && rel.find('/', top.size() + 1) == std::string::npos) ;
+    if (root_file || common_bucket) add({}, rel);
+  }
+  if (ec) throw Error("cannot read uv cache " + root.string() + ": " + ec.message());
+
+  std::vector<CachePart> out;
+  for (auto& [users, paths] : parts) out.push_back(CachePart{users, std::move(paths)});
+  std::sort(out.begin(), out.end(), [](const CachePart& x, const CachePart& y) {
+    if (x.users.size() != y.users.size()) {
+      // common, then shared (larger sets first), then single environments.
+      auto rank = [](const CachePart& p) {
+        return p.users.empty() ? 0 : p.users.size() == 1 ? 2 : 1;
+      };
+      if (rank(x) != rank(y)) return rank(x) < rank(y);
+      return x.users.size() > y.users.size();
+    }
+    return x.users < y.users;
+  });
+  return out;
+}
+
+namespace {
+
+/// 16 URL-safe base64 characters of the SHA-256 of what identifies an
+/// archive: the same length and alphabet as uv's own ids.
+std::string derived_id(const fs::path& archive) {
+  std::string material;
+  for (const auto& entry : list_dir(archive)) {
+    std::string package, key;
+    material += entry + "\n";
+    if (split_dist_info(entry, package, key)) {
+      try {
+        material += read_file(archive / entry / "RECORD");
+      } catch (const Error&) {
+      }
+    }
+  }
+  Digest d = sha256_of(material);
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string id;
+  const std::string& hex = d.hex();
+  for (std::size_t i = 0; id.size() < 16; i += 2) {
+    int byte = std::stoi(hex.substr(i, 2), nullptr, 16);
+    id += kAlphabet[byte & 63];
+  }
+  return id;
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (std::size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+    s.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+int canonicalize_archive_ids(const fs::path& root, const std::string& image_cache_dir,
+                             const std::vector<fs::path>& venvs) {
+  std::map<std::string, std::string> renamed;  // old id -> new id
+  for (const auto& id : list_dir(root / "archive-v0")) {
+    fs::path dir = root / "archive-v0" / id;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::string want = derived_id(dir);
+    if (want == id || want.size() != id.size()) continue;
+    fs::path target = root / "archive-v0" / want;
+    if (fs::exists(target, ec)) {
+      fs::remove_all(dir, ec);  // the same content unpacked twice: keep one
+    } else if (::rename(dir.c_str(), target.c_str()) != 0) {
+      throw_errno("cannot rename " + dir.string());
+    }
+    renamed[id] = want;
+  }
+  if (renamed.empty()) return 0;
+
+  // uv's pointer files name archives by id.
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string rel = it->path().lexically_relative(root).generic_string();
+    if (rel.rfind("archive-v0", 0) == 0) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_symlink(ec)) {
+      // uv 0.13 also links wheels-v*/.../<version>-<tag> -> ../../archive-v0/<id>.
+      std::string target = fs::read_symlink(it->path(), ec).string();
+      std::string fixed = target;
+      for (const auto& [from, to] : renamed) replace_all(fixed, "archive-v0/" + from, "archive-v0/" + to);
+      if (fixed != target) {
+        fs::path tmp = temp_path_beside(it->path());
+        fs::create_symlink(fixed, tmp);
+        if (::rename(tmp.c_str(), it->path().c_str()) != 0)
+          throw_errno("cannot replace " + it->path().string());
+      }
+      continue;
+    }
+    if (!it->is_regular_file(ec) || it->file_size(ec) > (1 << 20)) continue;
+    std::string bytes = read_file(it->path());
+    std::string patched = bytes;
+    for (const auto& [from, to] : renamed) replace_all(patched, from, to);
+    if (patched != bytes) write_file_atomic(it->path(), patched);
+  }
+  if (ec) throw Error("cannot read uv cache " + root.string() + ": " + ec.message());
+
+  // Venv symlinks: <image cache dir>/archive-v0/<id>/...
+  const std::string prefix = image_cache_dir + "/archive-v0/";
+  for (const auto& venv : venvs) {
+    for (fs::recursive_directory_iterator it(venv, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_symlink(ec)) continue;
+      std::string target = fs::read_symlink(it->path(), ec).string();
+      if (target.rfind(prefix, 0) != 0) continue;
+      std::string id = target.substr(prefix.size(), target.find('/', prefix.size()) - prefix.size());
+      auto r = renamed.find(id);
+      if (r == renamed.end()) continue;
+      std::string fixed = prefix + r->second + target.substr(prefix.size() + id.size());
+      // The venv is not published yet (no reader): replace in place, two
+      // syscalls a link instead of three.
+      if (::unlink(it->path().c_str()) != 0 || ::symlink(fixed.c_str(), it->path().c_str()) != 0)
+        throw_errno("cannot replace " + it->path().string());
+    }
+    if (ec) throw Error("cannot read " + venv.string() + ": " + ec.message());
+  }
+  return static_cast<int>(renamed.size());
+}
+
+}  // namespace dockless

@@ -1,0 +1,204 @@
+#include "src/build/uv_runner.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/file_util.h"
+
+extern char** environ;
+
+namespace dockless {
+
+namespace {
+
+constexpr const char* kSandboxUv = "/.dockless/bin/uv";
+constexpr const char* kSandboxPath =
+    "/.dockless/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+bool is_passthrough(const std::string& name) {
+  static const char* const kExact[] = {
+      "UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+      "UV_NATIVE_TLS", "UV_INSECURE_HOST", "UV_HTTP_TIMEOUT", "UV_OFFLINE", "UV_INDEX_STRATEGY",
+      "UV_KEYRING_PROVIDER", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY",
+      "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+      "UV_HTTP_RETRIES", "UV_PYTHON_INSTALL_MIRROR"};
+  for (const char* e : kExact)
+    if (name == e) return true;
+  // UV_INDEX_<NAME>_USERNAME / _PASSWORD, UV_CONCURRENT_DOWNLOADS / _BUILDS / _INSTALLS.
+  return name.rfind("UV_INDEX_", 0) == 0 || name.rfind("UV_CONCURRENT_", 0) == 0;
+}
+
+/// Runs argv on the host and returns its stdout; throws Error on failure.
+std::string capture(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  UniqueFd out(fds[0]);
+  if (rc != 0) throw_errno("cannot run " + argv[0], rc);
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    std::size_t n = read_some(out.get(), buf, sizeof buf, argv[0]);
+    if (n == 0) break;
+    text.append(buf, n);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error(argv[0] + " " + (argv.size() > 1 ? argv[1] : "") + " failed");
+  return text;
+}
+
+void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::string& step,
+              const std::vector<std::string>& argv, const std::vector<std::string>& vars) {
+  SandboxSpec s;
+  s.isolation = c.isolation;
+  s.force_host = c.force_host;
+  s.rootfs = c.rootfs;
+  s.scratch = c.scratch / step;
+  std::error_code ec;
+  std::filesystem::remove_all(s.scratch, ec);
+  std::filesystem::create_directories(s.scratch, ec);
+  if (ec) throw Error("cannot create " + s.scratch.string() + ": " + ec.message());
+  s.binds.push_back({c.uv_binary, kSandboxUv, true});
+  s.binds.push_back({c.host_cache, c.image_cache_dir, false});
+  s.binds.push_back({env.host_dir, env.image_path, false});
+  s.binds.push_back({c.project_tree, c.image_project_dir, true});
+  for (const auto& b : c.extra_binds) s.binds.push_back(b);
+  s.argv = argv;
+  s.env = vars;
+  s.workdir = c.image_project_dir;
+  std::string prefix = "[" + env.name + "] ";
+  std::string reason;  // uv's own "error: ..." line, for the one-line message
+  s.on_output = [&](std::string_view line) {
+    if (line.rfind("error:", 0) == 0 && reason.empty()) reason = std::string(line);
+    if (c.on_output) c.on_output(prefix + std::string(line));
+  };
+  // How the sandbox was made when the first choice was refused (overlay, a
+  // device node...): worth a line when something later fails.
+  s.on_note = [&](std::string_view note) {
+    if (c.on_output) c.on_output(prefix + std::string(note));
+  };
+  int status = run_in_sandbox(s);
+  std::filesystem::remove_all(s.scratch, ec);
+  if (status != 0) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    throw Error("venv " + env.name + ": `" + cmd + "` failed with exit status " +
+                std::to_string(status) + (reason.empty() ? " (its output is above)" : ": " + reason));
+  }
+}
+
+}  // namespace
+
+void collect_passthrough_env(std::vector<std::string>& env, std::vector<BindMount>& binds) {
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = kv.substr(0, eq);
+    if (!is_passthrough(name)) continue;
+    env.push_back(kv);
+    if (name == "SSL_CERT_FILE") {
+      struct stat st;
+      std::string path = kv.substr(eq + 1);
+      if (!path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        binds.push_back({path, path, true});
+    }
+  }
+}
+
+std::filesystem::path find_uv(const std::filesystem::path& explicit_path) {
+  auto executable = [](const std::filesystem::path& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (!explicit_path.empty()) {
+    if (!executable(explicit_path))
+      throw Error("--uv " + explicit_path.string() + ": not an executable file");
+    return std::filesystem::absolute(explicit_path);
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t pos = 0;
+  while (pos <= dirs.size()) {
+    auto colon = dirs.find(':', pos);
+    std::string dir = dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+    if (!dir.empty()) {
+      std::filesystem::path candidate = std::filesystem::path(dir) / "uv";
+      if (executable(candidate)) return std::filesystem::canonical(candidate);
+    }
+    if (colon == std::string::npos) break;
+    pos = colon + 1;
+  }
+  throw Error("uv not found on PATH: install it (pip install uv) or pass --uv PATH");
+}
+
+std::string uv_version(const std::filesystem::path& uv_binary) {
+  std::string out = capture({uv_binary.string(), "--version"});
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.rfind("uv ", 0) != 0) throw Error(uv_binary.string() + " --version: unexpected output");
+  return out;
+}
+
+void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
+  if (c.python.empty() || c.python[0] != '/')
+    throw Error("uv.python = \"" + c.python +
+                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
+  std::vector<std::string> vars = {
+      std::string("PATH=") + kSandboxPath,
+      "HOME=/root",
+      "LANG=C.UTF-8",
+      "NO_COLOR=1",
+      "UV_NO_PROGRESS=1",
+      "UV_PYTHON_DOWNLOADS=never",
+      "UV_CACHE_DIR=" + c.image_cache_dir,
+      "UV_PROJECT_ENVIRONMENT=" + env.image_path,
+      "UV_LINK_MODE=" + c.link_mode,
+      "SOURCE_DATE_EPOCH=" + std::to_string(c.source_date_epoch),
+  };
+  if (c.compile_bytecode) {
+    // Layers clamp mtimes, so mtime-based pycs would go stale: hash-based ones don't.
+    vars.push_back("UV_COMPILE_BYTECODE=1");
+    vars.push_back("PYC_INVALIDATION_MODE=checked-hash");
+  }
+  for (const auto& v : c.passthrough_env) vars.push_back(v);
+
+  run_step(c, env, "venv",
+           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
+  std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--no-install-project",
+                                   "--python", env.image_path + "/bin/python"};
+  for (const auto& e : env.extras) {
+    sync.push_back("--extra");
+    sync.push_back(e);
+  }
+  if (env.all_groups) {
+    sync.push_back("--all-groups");
+  } else {
+    for (const auto& g : env.groups) {
+      sync.push_back("--group");
+      sync.push_back(g);
+    }
+  }
+  if (env.no_default_groups) sync.push_back("--no-default-groups");
+  run_step(c, env, "sync", sync, vars);
+}
+
+}  // namespace dockless

@@ -1,0 +1,117 @@
+#include "src/cache/layer_keys.h"
+
+#include <algorithm>
+
+namespace dockless {
+
+namespace {
+
+const char* kind_name(KeyKind k) {
+  switch (k) {
+    case KeyKind::kEnvironment: return "environment";
+    case KeyKind::kUvBinary: return "uv-binary";
+    case KeyKind::kUvCache: return "uv-cache";
+    case KeyKind::kUvCachePiece: return "uv-cache-piece";
+    case KeyKind::kVenv: return "venv";
+    case KeyKind::kSource: return "source";
+  }
+  return "?";
+}
+
+/// "https://user:secret@host/simple" -> "https://host/simple" (also inside
+/// space-separated lists, as UV_EXTRA_INDEX_URL allows).
+std::string without_userinfo(const std::string& value) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < value.size()) {
+    std::size_t end = value.find(' ', pos);
+    if (end == std::string::npos) end = value.size();
+    std::string item = value.substr(pos, end - pos);
+    std::size_t scheme = item.find("://");
+    if (scheme != std::string::npos) {
+      std::size_t host = scheme + 3;
+      std::size_t slash = item.find('/', host);
+      std::size_t at = item.rfind('@', slash == std::string::npos ? item.size() : slash);
+      if (at != std::string::npos && at >= host) item.erase(host, at + 1 - host);
+    }
+    out += (out.empty() ? "" : " ") + item;
+    pos = end + 1;
+  }
+  return out;
+}
+
+/// Variables that choose where packages come from. The others of the
+/// passthrough list (proxies, TLS, timeouts, retries, concurrency, keyring,
+/// credentials) change how uv fetches, never what it installs.
+bool decides_what_is_installed(const std::string& name) {
+  static const char* const kNames[] = {"UV_DEFAULT_INDEX",   "UV_INDEX",         "UV_INDEX_URL",
+                                       "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",    "UV_INDEX_STRATEGY",
+                                       "UV_OFFLINE",         "UV_PYTHON_INSTALL_MIRROR"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+}  // namespace
+
+std::vector<std::string> uv_env_for_key(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  for (const auto& kv : env) {
+    std::size_t eq = kv.find('=');
+    std::string name = kv.substr(0, eq);
+    if (eq == std::string::npos || !decides_what_is_installed(name)) continue;
+    out.push_back(name + "=" + without_userinfo(kv.substr(eq + 1)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+CacheKey cache_key(const KeyInputs& in) {
+  CacheKey k(kind_name(in.kind));
+  if (in.kind != KeyKind::kEnvironment) {
+    k.add("mtime-clamp", std::to_string(in.format.mtime_clamp))
+        .add("compression", std::string(compression_name(in.format.compression)))
+        .add("compression-level", std::to_string(in.format.level));
+  }
+  switch (in.kind) {
+    case KeyKind::kEnvironment: {
+      const EnvironmentInputs& e = in.environment;
+      k.add("base", e.base)
+          .add("platform", e.platform)
+          .add("uv", e.uv)
+          .add("python", e.python)
+          .add("uv.lock", e.uv_lock)
+          .add("pyproject.toml", e.pyproject)
+          .add("path", e.venv_path)
+          .add("cache-dir", e.cache_dir)
+          .add("link-mode", e.link_mode)
+          .add("compile-bytecode", e.compile_bytecode)
+          .add("extras", e.extras)
+          .add("groups", e.groups)
+          .add("all-groups", e.all_groups)
+          .add("no-default-groups", e.no_default_groups)
+          .add("uv-environment", uv_env_for_key(e.uv_env));
+      break;
+    }
+    case KeyKind::kUvBinary:
+      k.add("uv", in.uv).add("path", in.uv_path);
+      break;
+    case KeyKind::kUvCache: {
+      k.add("cache-dir", in.cache_dir);
+      std::vector<std::string> envs;
+      for (const auto& [name, key] : in.environments) envs.push_back(name + "=" + key);
+      k.add("environments", envs);
+      break;
+    }
+    case KeyKind::kUvCachePiece:
+      k.add("cache-dir", in.cache_dir).add("part", in.part).add("piece", in.piece).add("files", in.listing);
+      break;
+    case KeyKind::kVenv:
+      k.add("environment", in.environment_key);
+      break;
+    case KeyKind::kSource:
+      k.add("tar", in.source_tar);
+      break;
+  }
+  return k;
+}
+
+}  // namespace dockless

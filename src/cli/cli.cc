@@ -1,0 +1,408 @@
+#include "src/cli/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "base/error.h"
+#include "base/file_util.h"
+#include "src/build/build_command.h"
+#include "src/cache/cache_command.h"
+#include "src/cache/cache_dir.h"
+#include "src/cache/cache_lock.h"
+#include "src/build/import_command.h"
+#include "src/transfer/inspect_command.h"
+#include "src/transfer/transfer.h"
+
+namespace dockless {
+
+namespace {
+
+/// Raw option text as CLI11 fills it; turned into typed options afterwards so
+/// every validation error is a UsageError with our wording.
+struct ImportArgs {
+  std::string rootfs, output, platform, compression = "gzip", workdir, user, entrypoint, cmd, chown;
+  int level = 0;
+  std::vector<std::string> env, labels;
+};
+
+struct InspectArgs {
+  std::string image, format = "both", platform;
+};
+
+Platform platform_option(const std::string& text) {
+  if (text.empty()) return Platform::host();
+  try {
+    return Platform::parse(text);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--platform: ") + e.what());
+  }
+}
+
+struct BuildArgs {
+  std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
+  std::vector<std::string> sets, skip, outputs, tags, cache_from;
+  std::string cache_to;
+  bool push = false, force = false, explain = false, no_cache = false;
+  int level = 0;
+};
+
+/// Options of every command that talks to a registry.
+struct RegistryArgs {
+  std::vector<std::string> insecure;
+  std::string ca_cert, authfile, creds, platform, report, chunk_size, cache_dir;
+  int jobs = 4;
+  int retries = 3;
+  bool quiet = false, all_platforms = false;
+};
+
+/// --cache-dir, for every command that uses dockless's cache.
+void add_cache_dir_option(CLI::App* cmd, std::string& cache_dir) {
+  cmd->add_option("--cache-dir", cache_dir, "dockless's cache (default: $XDG_CACHE_HOME/dockless)");
+}
+
+std::filesystem::path cache_dir_or_default(const std::string& cache_dir) {
+  return cache_dir.empty() ? default_cache_dir() : std::filesystem::path(cache_dir);
+}
+
+void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
+  cmd->add_option("--insecure-registry", a.insecure,
+                  "HOST[:PORT] that may use plain HTTP or unverified TLS (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--ca-cert", a.ca_cert, "PEM file of a CA to trust besides the system's");
+  cmd->add_option("--authfile", a.authfile, "Credentials file (containers auth.json or docker config.json)");
+  cmd->add_option("--creds", a.creds, "USER:PASS for every registry (or DOCKLESS_USERNAME/DOCKLESS_PASSWORD)");
+  cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (default: this machine's)");
+  cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index");
+  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers (default 4)");
+  cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
+  cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
+  cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
+  cmd->add_option("--report", a.report, "Write a JSON report of every blob transferred, mounted or skipped");
+  add_cache_dir_option(cmd, a.cache_dir);
+}
+
+std::uint64_t parse_size(const std::string& text, const char* option) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  std::string unit = text.substr(i);
+  std::uint64_t mult = unit.empty() || unit == "B"          ? 1
+                       : unit == "K" || unit == "KiB" || unit == "k" ? 1024
+                       : unit == "M" || unit == "MiB"        ? 1024 * 1024
+                       : unit == "G" || unit == "GiB"        ? 1024ULL * 1024 * 1024
+                                                             : 0;
+  if (i == 0 || i > 12 || mult == 0)
+    throw UsageError(std::string(option) + " \"" + text + "\": expected a size like 5242880, 512K or 8M");
+  return std::stoull(text.substr(0, i)) * mult;
+}
+
+TransferOptions to_transfer_options(const RegistryArgs& a) {
+  TransferOptions o;
+  o.registry.insecure_hosts = a.insecure;
+  if (!a.ca_cert.empty()) o.registry.ca_pem = read_file(a.ca_cert);
+  if (a.retries < 0 || a.retries > 20) throw UsageError("--retries must be between 0 and 20");
+  o.registry.max_attempts = a.retries + 1;
+  if (!a.creds.empty()) o.keychain.explicit_creds = parse_creds(a.creds);
+  o.keychain.authfile = a.authfile;
+  o.platform = platform_option(a.platform);
+  o.all_platforms = a.all_platforms;
+  if (a.jobs < 1 || a.jobs > 64) throw UsageError("--jobs must be between 1 and 64");
+  o.jobs = a.jobs;
+  if (!a.chunk_size.empty()) o.chunk_size = parse_size(a.chunk_size, "--chunk-size");
+  o.quiet = a.quiet;
+  o.report_file = a.report;
+  o.cache_dir = cache_dir_or_default(a.cache_dir);
+  return o;
+}
+
+/// --keep-days: a whole number of days, 0 (everything goes) to 100 years.
+int parse_keep_days(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(text) > 36500)
+    throw UsageError("--keep-days \"" + text + "\": expected a whole number of days from 0 to 36500");
+  return std::stoi(text);
+}
+
+std::pair<uid_t, gid_t> parse_owner(const std::string& text) {
+  auto colon = text.find(':');
+  std::string u = text.substr(0, colon);
+  std::string g = colon == std::string::npos ? u : text.substr(colon + 1);
+  auto number = [&](const std::string& s) {
+    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+      throw UsageError("--chown \"" + text + "\": expected numeric UID[:GID]");
+    return static_cast<unsigned>(std::stoul(s));
+  };
+  return {number(u), number(g)};
+}
+
+ImportOptions to_import_options(const ImportArgs& a) {
+  ImportOptions o;
+  o.rootfs = a.rootfs;
+  o.output = LayoutRef::parse(a.output);
+  for (const auto& e : a.env) o.settings.env.push_back(parse_key_value(e, "--env"));
+  for (const auto& l : a.labels) o.settings.labels.insert(parse_key_value(l, "--label"));
+  if (!a.workdir.empty()) o.settings.workdir = a.workdir;
+  if (!a.user.empty()) o.settings.user = a.user;
+  if (!a.entrypoint.empty()) o.settings.entrypoint = parse_command(a.entrypoint, "--entrypoint");
+  if (!a.cmd.empty()) o.settings.cmd = parse_command(a.cmd, "--cmd");
+  o.platform = platform_option(a.platform);
+  try {
+    o.compression.kind = parse_compression(a.compression);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--compression: ") + e.what());
+  }
+  o.compression.level = a.level;
+  if (!a.chown.empty()) o.chown = parse_owner(a.chown);
+  return o;
+}
+
+InspectOptions to_inspect_options(const InspectArgs& a) {
+  InspectOptions o;
+  o.image = LayoutRef::parse(a.image);
+  if (a.format == "manifest") o.format = InspectFormat::kManifest;
+  else if (a.format == "config") o.format = InspectFormat::kConfig;
+  else if (a.format == "both") o.format = InspectFormat::kBoth;
+  else throw UsageError("--format \"" + a.format + "\": expected manifest, config or both");
+  o.platform = platform_option(a.platform);
+  return o;
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"dockless: a rootless, daemonless OCI image builder for uv projects", "dockless"};
+  app.set_version_flag("--version", std::string("dockless ") + DOCKLESS_VERSION);
+  app.require_subcommand(0, 1);
+  app.fallthrough(false);
+
+  ImportArgs imp;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Import a root filesystem (directory or tar[.gz|.zst]) as a one-layer image");
+  import_cmd->add_option("rootfs", imp.rootfs, "Root filesystem: a directory or a tar file")
+      ->required();
+  import_cmd->add_option("-o,--output", imp.output, "Where to write: oci:DIR[:TAG] (TAG: latest)")
+      ->required();
+  import_cmd->add_option("--env", imp.env, "Environment variable KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
+  import_cmd->add_option("--label", imp.labels, "Label KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
+  import_cmd->add_option("--workdir", imp.workdir, "Working directory of the container");
+  import_cmd->add_option("--user", imp.user, "User (and group) the container runs as");
+  import_cmd->add_option("--entrypoint", imp.entrypoint,
+                         "Entrypoint: JSON array, or a string run by /bin/sh -c");
+  import_cmd->add_option("--cmd", imp.cmd, "Command: JSON array, or a string run by /bin/sh -c");
+  import_cmd->add_option("--platform", imp.platform, "os/arch[/variant] (default: this machine's)");
+  import_cmd->add_option("--compression", imp.compression, "Layer compression: gzip, zstd or none");
+  import_cmd->add_option("--compression-level", imp.level,
+                         "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  bool import_quiet = false;
+  import_cmd->add_flag("-q,--quiet", import_quiet, "Accepted for symmetry: import prints only the digest");
+  import_cmd->add_option("--chown", imp.chown,
+                         "Write every entry as owned by UID[:GID] (default: keep the files' owners)");
+
+  InspectArgs ins;
+  CLI::App* inspect_cmd =
+      app.add_subcommand("inspect", "Print an image's manifest and config as JSON");
+  inspect_cmd->add_option("image", ins.image, "The image: oci:DIR[:TAG]")->required();
+  inspect_cmd->add_option("--format", ins.format, "manifest, config or both (default)");
+  inspect_cmd->add_option("--platform", ins.platform,
+                          "Platform to pick when the tag names an index (default: this machine's)");
+
+  RegistryArgs pull_args;
+  std::string pull_ref, pull_output;
+  CLI::App* pull_cmd = app.add_subcommand("pull", "Pull an image from a registry");
+  pull_cmd->add_option("reference", pull_ref, "Image reference, e.g. localhost:5000/app:1")->required();
+  pull_cmd->add_option("-o,--output", pull_output, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  add_registry_options(pull_cmd, pull_args);
+
+  RegistryArgs push_args;
+  std::string push_src, push_ref;
+  CLI::App* push_cmd = app.add_subcommand("push", "Push an image to a registry");
+  push_cmd->add_option("source", push_src, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  push_cmd->add_option("reference", push_ref, "Destination, e.g. localhost:5000/app:1")->required();
+  add_registry_options(push_cmd, push_args);
+
+  RegistryArgs copy_args;
+  std::string copy_src, copy_dst;
+  CLI::App* copy_cmd = app.add_subcommand(
+      "copy", "Copy an image between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
+  copy_cmd->add_option("source", copy_src, "Where the image is")->required();
+  copy_cmd->add_option("destination", copy_dst, "Where it goes")->required();
+  add_registry_options(copy_cmd, copy_args);
+
+  RegistryArgs build_args;
+  BuildArgs bld;
+  CLI::App* build_cmd = app.add_subcommand(
+      "build", "Build a uv project's image: base, uv, uv cache, one layer per venv, source");
+  build_cmd->add_option("dir", bld.dir, "Project directory (default: .)");
+  build_cmd->add_option("--source", bld.source, "Project directory (same as DIR)");
+  build_cmd->add_option("-f,--file", bld.file, "Spec file (default: DIR/dockless.toml, else [tool.dockless] in pyproject.toml)");
+  build_cmd->add_option("--set", bld.sets, "Override a spec key: KEY=VALUE, e.g. image.base=localhost:5000/py:12 (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("--git", bld.git, "Build from this git repository instead of a local tree");
+  build_cmd->add_option("--git-ref", bld.git_ref, "Branch, tag or commit of --git (default: its default branch)");
+  build_cmd->add_option("--skip", bld.skip, "Leave out venvs with this name or tag, and this cache extra (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("-o,--output", bld.outputs, "oci:DIR[:TAG] or docker-archive:FILE[:REF] (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("-t,--tag", bld.tags, "Image reference to name (and with --push, push) the image (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_flag("--push", bld.push, "Push to every --tag");
+  build_cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
+  build_cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
+  build_cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
+  build_cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
+  build_cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  build_cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
+  build_cmd->add_flag("--no-cache", bld.no_cache, "Rebuild every venv and layer (the uv download cache stays)");
+  build_cmd->add_option("--cache-from", bld.cache_from, "Registry ref of a build cache to reuse layers from (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
+  add_registry_options(build_cmd, build_args);
+
+  std::string cache_dir, keep_days = "0";
+  bool cache_verbose = false, dry_run = false;
+  CLI::App* cache_cmd = app.add_subcommand("cache", "Show or prune dockless's cache");
+  cache_cmd->require_subcommand(1);
+  CLI::App* cache_ls_cmd = cache_cmd->add_subcommand(
+      "ls", "Show what the cache holds: layer entries, blobs, venvs, snapshots, uv caches, git mirrors");
+  add_cache_dir_option(cache_ls_cmd, cache_dir);
+  cache_ls_cmd->add_flag("-v,--verbose", cache_verbose, "List every item");
+  CLI::App* cache_prune_cmd = cache_cmd->add_subcommand(
+      "prune", "Remove what no build used in the last --keep-days days (waits for running builds)");
+  add_cache_dir_option(cache_prune_cmd, cache_dir);
+  cache_prune_cmd->add_option("--keep-days", keep_days,
+                              "Keep what was used in the last N days (default 0: remove everything)")
+      ->type_name("N");
+  cache_prune_cmd->add_flag("--dry-run", dry_run, "Only print what would be removed");
+  cache_prune_cmd->add_flag("-v,--verbose", cache_verbose, "Print every item removed");
+
+  std::string help_topic;
+  CLI::App* help_cmd = app.add_subcommand("help", "Show help for dockless or a subcommand");
+  help_cmd->add_option("subcommand", help_topic, "Subcommand to describe");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version: to stdout
+    std::string where = app.get_subcommands().empty()
+                            ? std::string("dockless --help")
+                            : "dockless " + app.get_subcommands().front()->get_name() + " --help";
+    throw UsageError(one_line(e.what()) + " (see '" + where + "')");
+  }
+
+  if (import_cmd->parsed()) {
+    Digest d = run_import(to_import_options(imp));
+    std::cout << d.str() << "\n";
+    return 0;
+  }
+  if (inspect_cmd->parsed()) {
+    std::cout << run_inspect(to_inspect_options(ins));
+    return 0;
+  }
+  auto copy = [](const std::string& src, const std::string& dst, const RegistryArgs& args) {
+    TransferOptions options = to_transfer_options(args);
+    CacheLock in_use = CacheLock::shared(options.cache_dir);
+    Digest d = run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+    std::cout << d.str() << "\n";
+    return 0;
+  };
+  if (pull_cmd->parsed()) {
+    ImageLocation src = ImageLocation::parse(pull_ref);
+    if (!src.is_registry()) throw UsageError("pull: \"" + pull_ref + "\" is not a registry reference");
+    ImageLocation dst = ImageLocation::parse(pull_output);
+    if (dst.is_registry()) throw UsageError("pull --output: expected oci:DIR[:TAG] or docker-archive:FILE[:REF]");
+    return copy(pull_ref, pull_output, pull_args);
+  }
+  if (push_cmd->parsed()) {
+    ImageLocation src = ImageLocation::parse(push_src);
+    if (src.is_registry()) throw UsageError("push: the source must be oci:DIR[:TAG] or docker-archive:FILE[:REF] (use copy between registries)");
+    ImageLocation dst = ImageLocation::parse(push_ref);
+    if (!dst.is_registry()) throw UsageError("push: \"" + push_ref + "\" is not a registry reference");
+    return copy(push_src, push_ref, push_args);
+  }
+  if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
+  if (cache_ls_cmd->parsed()) {
+    auto now = std::chrono::system_clock::now();
+    std::cout << format_cache_ls(take_cache_inventory(cache_dir_or_default(cache_dir)), cache_verbose, now);
+    return 0;
+  }
+  if (cache_prune_cmd->parsed()) {
+    PruneOptions o;
+    o.keep_days = parse_keep_days(keep_days);
+    o.cache_dir = cache_dir_or_default(cache_dir);
+    o.dry_run = dry_run;
+    o.on_wait = [] { std::fprintf(stderr, "waiting for running dockless commands to finish\n"); };
+    PruneResult r = prune_cache(o);
+    std::cout << format_prune_result(r, cache_verbose, o.now) << std::flush;
+    if (!r.failures.empty())
+      throw Error("could not remove " + std::to_string(r.failures.size()) + " item(s); the first: " +
+                  r.failures.front());
+    return 0;
+  }
+  if (build_cmd->parsed()) {
+    BuildOptions o;
+    if (!bld.dir.empty() && !bld.source.empty() && bld.dir != bld.source)
+      throw UsageError("give the project directory once: DIR or --source DIR");
+    o.project_dir = !bld.source.empty() ? bld.source : !bld.dir.empty() ? bld.dir : ".";
+    o.spec_file = bld.file;
+    o.overrides = bld.sets;
+    o.git_url = bld.git;
+    o.git_ref = bld.git_ref;
+    if (!bld.git_ref.empty() && bld.git.empty()) throw UsageError("--git-ref needs --git URL");
+    o.skip = bld.skip;
+    o.outputs = bld.outputs;
+    o.tags = bld.tags;
+    o.push = bld.push;
+    o.platform = build_args.platform;
+    o.isolation = parse_isolation(bld.isolation);
+    o.force_host = bld.force;
+    o.uv_binary = bld.uv;
+    try {
+      o.compression.kind = parse_compression(bld.compression);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--compression: ") + e.what());
+    }
+    o.compression.level = bld.level;
+    RegistryArgs reg = build_args;
+    reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
+    o.transfer = to_transfer_options(reg);
+    if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
+    o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
+    o.transfer.report_file.clear();
+    o.explain_cache = bld.explain;
+    o.no_cache = bld.no_cache;
+    o.cache_from = bld.cache_from;
+    o.cache_to = bld.cache_to;
+    CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
+    Digest d = run_build(o);
+    std::cout << d.str() << "\n";
+    return 0;
+  }
+  // app.help() would describe the selected subcommand ("help" itself).
+  auto top_help = [&app] { return app.get_formatter()->make_help(&app, "dockless", CLI::AppFormatMode::Normal); };
+  if (help_cmd->parsed() && help_topic.empty()) {
+    std::cout << top_help();
+    return 0;
+  }
+  if (help_cmd->parsed() && !help_topic.empty()) {
+    for (CLI::App* sub : app.get_subcommands({}))
+      if (sub->get_name() == help_topic) {
+        std::cout << sub->help();
+        return 0;
+      }
+    throw UsageError("no subcommand \"" + help_topic + "\" (see 'dockless help')");
+  }
+  std::cout << top_help();
+  return 0;
+}
+
+}  // namespace dockless

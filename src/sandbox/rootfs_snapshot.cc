@@ -1,0 +1,58 @@
+#include "src/sandbox/rootfs_snapshot.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layers/unpacker.h"
+#include "base/error.h"
+#include "base/file_util.h"
+
+namespace dockless {
+
+Digest chain_id(const std::vector<Digest>& diff_ids) {
+  if (diff_ids.empty()) return sha256_of("");
+  Digest chain = diff_ids.front();
+  for (std::size_t i = 1; i < diff_ids.size(); ++i)
+    chain = sha256_of(chain.str() + " " + diff_ids[i].str());
+  return chain;
+}
+
+
+std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
+                                             const std::vector<LayerBlob>& layers,
+                                             const std::filesystem::path& snapshots_dir) {
+  std::vector<Digest> ids;
+  for (const auto& l : layers) ids.push_back(l.diff_id);
+  std::filesystem::path dir = snapshots_dir / chain_id(ids).hex();
+  std::filesystem::path stamp = snapshots_dir / (chain_id(ids).hex() + ".complete");
+  struct stat st;
+  if (::stat(stamp.c_str(), &st) == 0) return dir;
+
+  std::error_code ec;
+  std::filesystem::create_directories(snapshots_dir, ec);
+  if (ec) throw Error("cannot create " + snapshots_dir.string() + ": " + ec.message());
+  // One builder at a time per snapshot; the others wait and then reuse it.
+  std::filesystem::path lock_path = snapshots_dir / (chain_id(ids).hex() + ".lock");
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock) throw_errno("cannot open " + lock_path.string());
+  if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + lock_path.string());
+  if (::stat(stamp.c_str(), &st) == 0) return dir;
+
+  remove_tree(dir);  // left by a build that died before its stamp
+  std::filesystem::path tmp = temp_path_beside(dir);
+  std::filesystem::create_directories(tmp, ec);
+  if (ec) throw Error("cannot create " + tmp.string() + ": " + ec.message());
+  try {
+    for (const auto& l : layers) unpack_layer(store.path_of(l.descriptor.digest), tmp);
+    if (::rename(tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  write_file_atomic(stamp, "complete\n");
+  return dir;
+}
+
+}  // namespace dockless

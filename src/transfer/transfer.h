@@ -1,0 +1,124 @@
+// Copying images between an OCI layout, a docker-archive and a registry:
+// what `pull`, `push` and `copy` do, and how `build` fetches its base and
+// writes its outputs. Every image passes through a local blob store (the
+// destination layout's, or dockless's cache), so each blob is verified once
+// and never fetched twice.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "oci/blob_store.h"
+#include "oci/descriptor.h"
+#include "oci/image_index.h"
+#include "oci/keychain.h"
+#include "oci/oci_layout.h"
+#include "oci/platform.h"
+#include "oci/registry_client.h"
+#include "oci/registry_transport.h"
+#include "src/transfer/image_location.h"
+#include "src/transfer/progress.h"
+
+namespace dockless {
+
+struct TransferOptions {
+  RegistryOptions registry;
+  KeychainOptions keychain;
+  Platform platform;           ///< which manifest of an index to take
+  bool all_platforms = false;  ///< keep the whole index
+  int jobs = 4;                ///< parallel blob transfers
+  std::uint64_t chunk_size = 0;  ///< 0: monolithic uploads
+  bool quiet = false;
+  std::filesystem::path report_file;  ///< JSON report; empty: none
+  std::filesystem::path cache_dir;
+};
+
+/// An image whose blobs are all in `store`. `top` is a manifest or an index.
+struct LocalImage {
+  const BlobStore* store = nullptr;
+  Descriptor top;
+  /// Where the image's blobs also live in a registry (for cross-repository
+  /// mounts when pushing to the same registry); empty when unknown.
+  std::string source_registry, source_repo;
+  /// Blobs that are not in `store` but in another repository (layers a build
+  /// took from a registry cache): digest -> (registry, repository).
+  std::map<std::string, std::pair<std::string, std::string>> remote_blobs;
+};
+
+class ImageTransfer {
+ public:
+  explicit ImageTransfer(const TransferOptions& options);
+  ~ImageTransfer();
+
+  /// Brings src into a local store: `work_store` for registries and
+  /// archives, the layout's own store for oci:. An index is narrowed to the
+  /// options' platform unless all_platforms.
+  /// With `layers_on_demand` (a copy within one registry), layer blobs stay
+  /// in the registry: store() mounts them, and fetches only what it must.
+  LocalImage load(const ImageLocation& src, const BlobStore& work_store,
+                  bool layers_on_demand = false);
+
+  /// Writes image to dst; returns the digest dst holds at the top.
+  /// `default_tag` names the image in a docker-archive when dst gives none.
+  Digest store(const LocalImage& image, const ImageLocation& dst, const std::string& default_tag);
+
+  /// Writes the JSON report of every blob moved so far (when asked for).
+  void write_report(const std::string& source, const std::string& destination, const Digest& top);
+
+  Progress& progress() { return progress_; }
+  /// The client for one registry (made on first use, with these options).
+  RegistryClient& client(const std::string& registry);
+  /// Downloads those of `blobs` that `store` lacks from registry/repo, in
+  /// parallel (--jobs), each verified.
+  void fetch_missing(const std::string& registry, const std::string& repo,
+                     const std::vector<Descriptor>& blobs, const BlobStore& store);
+  int jobs() const { return opt_.jobs; }
+  std::uint64_t chunk_size() const { return opt_.chunk_size; }
+  /// The platform picked from an index by later loads.
+  void set_platform(const Platform& p) { opt_.platform = p; }
+
+ private:
+  struct ReportEntry {
+    std::string direction;  // pull, push
+    Digest digest;
+    std::int64_t size = 0;
+    std::string action;  // transferred, mounted, skipped
+    double seconds = 0;
+  };
+
+  void record(const std::string& direction, const Descriptor& d, const std::string& action,
+              std::chrono::steady_clock::time_point start);
+  LocalImage load_layout(const LayoutRef& ref);
+  LocalImage load_registry(const Reference& ref, const BlobStore& store, bool layers_on_demand);
+  Descriptor select_platform(const ImageIndex& index, const std::string& what) const;
+  Digest store_layout(const LocalImage& image, const LayoutRef& ref);
+  Digest store_archive(const LocalImage& image, const DockerArchiveRef& ref,
+                       const std::string& default_tag);
+  Digest store_registry(const LocalImage& image, const Reference& ref);
+
+  TransferOptions opt_;
+  Keychain keychain_;
+  Progress progress_;
+  std::chrono::steady_clock::time_point started_;
+  std::map<std::string, std::unique_ptr<RegistryClient>> clients_;
+  std::vector<std::unique_ptr<OciLayout>> layouts_;  // opened sources, kept alive
+  std::mutex report_mu_;
+  std::vector<ReportEntry> report_;
+  std::set<std::string> reported_;
+};
+
+/// Config and layers of one manifest (its bytes must be in store).
+std::vector<Descriptor> manifest_blobs(const BlobStore& store, const Descriptor& manifest);
+
+/// Copies src to dst; returns the digest of what dst now holds at the top
+/// (the manifest, or the index with --all-platforms).
+Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options);
+
+}  // namespace dockless
