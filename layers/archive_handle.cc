@@ -25,8 +25,8 @@ std::string archive_message(archive* a) {
 
 TarStreamWriter::TarStreamWriter(ByteSink& out) : out_(out), a_(archive_write_new()) {
   if (!a_) throw Error("libarchive: out of memory");
-  // One 512-byte block at the end, not a padded 10 KiB record: the bytes
-  // are hashed, so they must not depend on libarchive's blocking.
+  // The stream ends after tar's end-of-archive blocks, not padded out to a
+  // 10 KiB record: the bytes are hashed, so they must not depend on blocking.
   if (archive_write_set_format_pax_restricted(a_.get()) != ARCHIVE_OK ||
       archive_write_set_bytes_in_last_block(a_.get(), 1) != ARCHIVE_OK ||
       archive_write_open(a_.get(), this, nullptr, &TarStreamWriter::on_write, nullptr) != ARCHIVE_OK)
