@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <utility>
 
 #include "base/error.h"
 
@@ -97,21 +98,39 @@ void fsync_dir(const std::filesystem::path& dir) {
   if (::fsync(fd.get()) != 0 && errno != EINVAL) throw_errno("cannot sync " + dir.string());
 }
 
+AtomicFile::AtomicFile(std::filesystem::path final_path)
+    : final_(std::move(final_path)), temp_(temp_path_beside(final_)) {
+  fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd_) throw_errno("cannot create " + temp_.string());
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) ::unlink(temp_.c_str());
+}
+
+void AtomicFile::write(const void* data, std::size_t size) {
+  write_all(fd_.get(), data, size, temp_.string());
+}
+
+void AtomicFile::truncate() {
+  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) != 0)
+    throw_errno("cannot truncate " + temp_.string());
+}
+
+void AtomicFile::commit() { commit_as(final_); }
+
+void AtomicFile::commit_as(const std::filesystem::path& final_path) {
+  if (::fsync(fd_.get()) != 0) throw_errno("cannot sync " + temp_.string());
+  fd_.reset();
+  if (::rename(temp_.c_str(), final_path.c_str()) != 0) throw_errno("cannot rename to " + final_path.string());
+  committed_ = true;
+  fsync_dir(final_path.parent_path().empty() ? "." : final_path.parent_path());
+}
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  std::filesystem::path dir = path.parent_path().empty() ? "." : path.parent_path();
-  std::filesystem::path tmp = temp_path_beside(path);
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd) throw_errno("cannot create " + tmp.string());
-  try {
-    write_all(fd.get(), content.data(), content.size(), tmp.string());
-    if (::fsync(fd.get()) != 0) throw_errno("cannot sync " + tmp.string());
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("cannot rename to " + path.string());
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  fsync_dir(dir);
+  AtomicFile file(path);
+  file.write(content.data(), content.size());
+  file.commit();
 }
 
 }  // namespace dockless

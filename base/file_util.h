@@ -42,6 +42,36 @@ std::string read_file(const std::filesystem::path& path);
 /// fsync, rename, fsync of the directory. Readers see the old or the new file.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
+/// A file written under a temp name beside its final one and renamed into
+/// place on commit() (after an fsync; the directory is fsynced after the
+/// rename), so readers see the old file or the whole new one. Dropped before
+/// commit(), it removes its temp file.
+class AtomicFile {
+ public:
+  /// Creates the temp file (mode 0644) in final_path's directory.
+  explicit AtomicFile(std::filesystem::path final_path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  int fd() const { return fd_.get(); }
+  const std::filesystem::path& temp_path() const { return temp_; }
+  void write(const void* data, std::size_t size);
+  /// Back to empty (a download that must start over).
+  void truncate();
+  /// fsync, rename onto the final path, fsync of the directory.
+  void commit();
+  /// The same, onto another name in the same directory (known only at the
+  /// end, like a blob's digest).
+  void commit_as(const std::filesystem::path& final_path);
+
+ private:
+  std::filesystem::path final_;
+  std::filesystem::path temp_;
+  UniqueFd fd_;
+  bool committed_ = false;
+};
+
 /// fsyncs a directory so a rename inside it is durable.
 void fsync_dir(const std::filesystem::path& dir);
 

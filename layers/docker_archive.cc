@@ -19,6 +19,8 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "layers/archive_handle.h"
+#include "layers/byte_sink.h"
 #include "oci/image_config.h"
 #include "oci/image_index.h"
 #include "oci/json_util.h"
@@ -43,11 +45,6 @@ constexpr std::size_t kChunk = 1 << 20;
 constexpr la_int64_t kMaxMetadataSize = 64 << 20;
 /// How deep index.json may nest image indexes before we stop looking.
 constexpr int kMaxIndexDepth = 4;
-
-std::string archive_message(archive* a) {
-  const char* msg = archive_error_string(a);
-  return msg ? msg : "libarchive error";
-}
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -78,27 +75,28 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
 
 // ---------------------------------------------------------------- writing
 
-/// A libarchive tar writer whose bytes go to an fd. Exceptions from the
-/// write callback cannot cross libarchive's C frames: they are parked and
-/// rethrown.
+/// Bytes pushed into an AtomicFile (the archive being written).
+class FileSink : public ByteSink {
+ public:
+  explicit FileSink(AtomicFile& file) : file_(file) {}
+  void write(const void* data, std::size_t size) override { file_.write(data, size); }
+  void finish() override {}
+
+ private:
+  AtomicFile& file_;
+};
+
+/// The archive's tar stream: directories, small files from memory and blobs
+/// streamed (and verified) from a store.
 class TarOut {
  public:
-  TarOut(int fd, std::string what) : fd_(fd), what_(std::move(what)), a_(archive_write_new()) {
-    if (a_ == nullptr) throw Error("libarchive: out of memory");
-    if (archive_write_set_format_pax_restricted(a_) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(a_, 1) != ARCHIVE_OK ||
-        archive_write_open(a_, this, nullptr, &TarOut::on_write, nullptr) != ARCHIVE_OK)
-      fail("cannot start tar stream");
-  }
-  ~TarOut() { archive_write_free(a_); }
-  TarOut(const TarOut&) = delete;
-  TarOut& operator=(const TarOut&) = delete;
+  explicit TarOut(ByteSink& out) : tar_(out) {}
 
   void directory(const std::string& name) { header(name, AE_IFDIR, 0755, 0); }
 
   void file(const std::string& name, std::string_view data) {
     header(name, AE_IFREG, 0644, static_cast<la_int64_t>(data.size()));
-    if (!data.empty()) write_data(data.data(), data.size(), name);
+    if (!data.empty()) tar_.data(data.data(), data.size(), name);
   }
 
   /// Streams the blob d from store, hashing it; a blob whose size or digest
@@ -124,7 +122,7 @@ class TarOut {
       total += n;
       if (total > static_cast<std::uint64_t>(st.st_size)) break;
       hash.update(buf.get(), n);
-      write_data(buf.get(), n, name);
+      tar_.data(buf.get(), n, name);
     }
     if (total != static_cast<std::uint64_t>(st.st_size))
       throw Error("blob " + d.digest.str() + " in " + store.root().string() +
@@ -135,18 +133,11 @@ class TarOut {
                   " is corrupt: its content has digest " + actual.str());
   }
 
-  void close() {
-    if (archive_write_close(a_) != ARCHIVE_OK) fail("cannot finish tar stream");
-  }
+  void close() { tar_.close(); }
 
  private:
-  struct EntryFree {
-    void operator()(archive_entry* e) const { archive_entry_free(e); }
-  };
-
   void header(const std::string& name, unsigned type, unsigned perm, la_int64_t size) {
-    std::unique_ptr<archive_entry, EntryFree> e(archive_entry_new());
-    if (!e) throw Error("libarchive: out of memory");
+    ArchiveEntryHandle e = new_archive_entry();
     archive_entry_set_pathname(e.get(), name.c_str());
     archive_entry_set_filetype(e.get(), type);
     archive_entry_set_perm(e.get(), perm);
@@ -154,35 +145,10 @@ class TarOut {
     archive_entry_set_mtime(e.get(), kEntryMtime, 0);
     archive_entry_set_uid(e.get(), 0);
     archive_entry_set_gid(e.get(), 0);
-    if (archive_write_header(a_, e.get()) < ARCHIVE_WARN) fail("cannot write tar header for " + name);
+    tar_.header(e.get(), name);
   }
 
-  void write_data(const void* data, std::size_t size, const std::string& name) {
-    la_ssize_t n = archive_write_data(a_, data, size);
-    if (n < 0 || static_cast<std::size_t>(n) != size) fail("cannot write tar data for " + name);
-  }
-
-  static la_ssize_t on_write(archive*, void* self, const void* buf, size_t size) {
-    auto* me = static_cast<TarOut*>(self);
-    try {
-      write_all(me->fd_, buf, size, me->what_);
-      return static_cast<la_ssize_t>(size);
-    } catch (...) {
-      me->pending_ = std::current_exception();
-      return -1;
-    }
-  }
-
-  [[noreturn]] void fail(const std::string& what) {
-    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
-    const char* msg = archive_error_string(a_);
-    throw Error(what + ": " + (msg ? msg : "libarchive error"));
-  }
-
-  int fd_;
-  std::string what_;
-  archive* a_;
-  std::exception_ptr pending_;
+  TarStreamWriter tar_;
 };
 
 /// The repo tags to write, parsed, checked and without duplicates.
@@ -336,7 +302,7 @@ class ArchiveReader {
   void scan() {
     UniqueFd fd(::open(file_.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) throw_errno("cannot open docker-archive " + file_.string());
-    std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+    ArchiveReadHandle a = new_archive_reader();
     if (!a) throw Error("libarchive: out of memory");
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
@@ -668,102 +634,115 @@ std::string docker_repo_tag(const Reference& ref) {
   return repo + ":" + ref.tag;
 }
 
+namespace {
+
+/// The manifest's bytes and parsed form, checked to be one container image.
+Manifest load_image_manifest(const BlobStore& store, const Descriptor& manifest, std::string& bytes) {
+  if (media_type::is_index(manifest.media_type))
+    throw Error("manifest " + manifest.digest.str() +
+                " is an image index; a docker-archive holds one platform's image (pick one)");
+  bytes = store.read(manifest.digest);
+  if (static_cast<std::int64_t>(bytes.size()) != manifest.size)
+    throw Error("manifest " + manifest.digest.str() + " has " + std::to_string(bytes.size()) +
+                " bytes, its descriptor says " + std::to_string(manifest.size));
+  Manifest m;
+  try {
+    m = Manifest::parse(bytes);
+  } catch (const Error& e) {
+    throw Error("manifest " + manifest.digest.str() + ": " + e.what());
+  }
+  if (m.config.media_type != media_type::kOciConfig && m.config.media_type != media_type::kDockerConfig)
+    throw Error("manifest " + manifest.digest.str() + " is not a container image (config type " +
+                in_quotes(m.config.media_type) + ")");
+  return m;
+}
+
+/// What goes into the archive besides the blobs, and the blobs themselves.
+struct ArchiveContent {
+  const Descriptor& manifest;
+  std::string manifest_bytes;
+  Manifest m;
+  std::vector<std::string> familiar;  ///< manifest.json's RepoTags
+  std::map<std::string, std::map<std::string, std::string>> repositories;
+  ImageIndex index;
+  std::map<Digest, Descriptor> blobs;  ///< other than the manifest, by name (each once)
+};
+
+// index.json: one entry per name, as Docker 25 writes it.
+ImageIndex archive_index(const Descriptor& manifest, const Manifest& m, const std::vector<Reference>& refs) {
+  Descriptor base;
+  base.media_type = manifest.media_type.empty()
+                        ? (m.media_type.empty() ? std::string(media_type::kOciManifest) : m.media_type)
+                        : manifest.media_type;
+  base.digest = manifest.digest;
+  base.size = manifest.size;
+  base.platform = manifest.platform;
+  base.platform_unknown = manifest.platform_unknown;
+  base.artifact_type = manifest.artifact_type;
+  ImageIndex index;
+  index.media_type = std::string(media_type::kOciIndex);
+  for (const auto& r : refs) {
+    Descriptor d = base;
+    d.annotations[kContainerdNameKey] = r.str();
+    d.annotations[kRefNameKey] = r.tag;
+    index.manifests.push_back(std::move(d));
+  }
+  if (refs.empty()) index.manifests.push_back(base);
+  return index;
+}
+
+ArchiveContent archive_content(const BlobStore& store, const Descriptor& manifest,
+                               const std::vector<std::string>& repo_tags) {
+  ArchiveContent c{manifest, {}, {}, {}, {}, {}, {}};
+  c.m = load_image_manifest(store, manifest, c.manifest_bytes);
+  std::vector<Reference> refs = parse_repo_tags(repo_tags);
+  // manifest.json and repositories use Docker's familiar names.
+  for (const auto& r : refs) {
+    c.familiar.push_back(docker_repo_tag(r));
+    const std::string& full = c.familiar.back();
+    if (!c.m.layers.empty())
+      c.repositories[full.substr(0, full.size() - r.tag.size() - 1)][r.tag] = c.m.layers.back().digest.hex();
+  }
+  c.index = archive_index(manifest, c.m, refs);
+  c.blobs.emplace(c.m.config.digest, c.m.config);
+  for (const auto& l : c.m.layers) c.blobs.emplace(l.digest, l);
+  c.blobs.erase(manifest.digest);
+  return c;
+}
+
+void write_archive_tar(TarOut& tar, const BlobStore& store, const ArchiveContent& c) {
+  tar.directory("blobs/");
+  tar.directory("blobs/sha256/");
+  // Sorted by name: the manifest goes where its digest puts it.
+  bool manifest_done = false;
+  for (const auto& [digest, desc] : c.blobs) {
+    if (!manifest_done && c.manifest.digest < digest) {
+      tar.file(blob_entry_name(c.manifest.digest), c.manifest_bytes);
+      manifest_done = true;
+    }
+    tar.blob(store, desc);
+  }
+  if (!manifest_done) tar.file(blob_entry_name(c.manifest.digest), c.manifest_bytes);
+  tar.file("index.json", c.index.to_json());
+  tar.file("manifest.json", manifest_json_text(c.m, c.familiar));
+  tar.file("oci-layout", kLayoutHeader);
+  tar.file("repositories", repositories_text(c.repositories));
+  tar.close();
+}
+
+}  // namespace
+
 void write_docker_archive(const std::filesystem::path& file, const BlobStore& store,
                           const Descriptor& manifest, const std::vector<std::string>& repo_tags) {
-  const std::string where = "cannot write docker-archive " + file.string() + ": ";
   try {
-    if (media_type::is_index(manifest.media_type))
-      throw Error("manifest " + manifest.digest.str() +
-                  " is an image index; a docker-archive holds one platform's image (pick one)");
-    std::string manifest_bytes = store.read(manifest.digest);
-    if (static_cast<std::int64_t>(manifest_bytes.size()) != manifest.size)
-      throw Error("manifest " + manifest.digest.str() + " has " +
-                  std::to_string(manifest_bytes.size()) + " bytes, its descriptor says " +
-                  std::to_string(manifest.size));
-    Manifest m;
-    try {
-      m = Manifest::parse(manifest_bytes);
-    } catch (const Error& e) {
-      throw Error("manifest " + manifest.digest.str() + ": " + e.what());
-    }
-    if (m.config.media_type != media_type::kOciConfig &&
-        m.config.media_type != media_type::kDockerConfig)
-      throw Error("manifest " + manifest.digest.str() + " is not a container image (config type " +
-                  in_quotes(m.config.media_type) + ")");
-
-    std::vector<Reference> refs = parse_repo_tags(repo_tags);
-
-    // manifest.json and repositories use Docker's familiar names.
-    std::vector<std::string> familiar;
-    std::map<std::string, std::map<std::string, std::string>> repositories;
-    for (const auto& r : refs) {
-      familiar.push_back(docker_repo_tag(r));
-      const std::string& full = familiar.back();
-      if (!m.layers.empty())
-        repositories[full.substr(0, full.size() - r.tag.size() - 1)][r.tag] =
-            m.layers.back().digest.hex();
-    }
-
-    // index.json: one entry per name, as Docker 25 writes it.
-    Descriptor base;
-    base.media_type = manifest.media_type.empty()
-                          ? (m.media_type.empty() ? std::string(media_type::kOciManifest) : m.media_type)
-                          : manifest.media_type;
-    base.digest = manifest.digest;
-    base.size = manifest.size;
-    base.platform = manifest.platform;
-    base.platform_unknown = manifest.platform_unknown;
-    base.artifact_type = manifest.artifact_type;
-    ImageIndex index;
-    index.media_type = std::string(media_type::kOciIndex);
-    for (const auto& r : refs) {
-      Descriptor d = base;
-      d.annotations[kContainerdNameKey] = r.str();
-      d.annotations[kRefNameKey] = r.tag;
-      index.manifests.push_back(std::move(d));
-    }
-    if (refs.empty()) index.manifests.push_back(base);
-
-    // Blobs other than the manifest, by name (each once).
-    std::map<Digest, Descriptor> blobs;
-    blobs.emplace(m.config.digest, m.config);
-    for (const auto& l : m.layers) blobs.emplace(l.digest, l);
-    blobs.erase(manifest.digest);
-
-    std::filesystem::path dir = file.parent_path().empty() ? "." : file.parent_path();
-    std::filesystem::path tmp = temp_path_beside(file);
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!fd) throw_errno("cannot create " + tmp.string());
-    try {
-      TarOut tar(fd.get(), tmp.string());
-      tar.directory("blobs/");
-      tar.directory("blobs/sha256/");
-      // Sorted by name: the manifest goes where its digest puts it.
-      bool manifest_done = false;
-      for (const auto& [digest, desc] : blobs) {
-        if (!manifest_done && manifest.digest < digest) {
-          tar.file(blob_entry_name(manifest.digest), manifest_bytes);
-          manifest_done = true;
-        }
-        tar.blob(store, desc);
-      }
-      if (!manifest_done) tar.file(blob_entry_name(manifest.digest), manifest_bytes);
-      tar.file("index.json", index.to_json());
-      tar.file("manifest.json", manifest_json_text(m, familiar));
-      tar.file("oci-layout", kLayoutHeader);
-      tar.file("repositories", repositories_text(repositories));
-      tar.close();
-      if (::fsync(fd.get()) != 0) throw_errno("cannot sync " + tmp.string());
-      fd.reset();
-      if (::rename(tmp.c_str(), file.c_str()) != 0) throw_errno("cannot rename to " + file.string());
-    } catch (...) {
-      fd.reset();
-      ::unlink(tmp.c_str());
-      throw;
-    }
-    fsync_dir(dir);
+    const ArchiveContent content = archive_content(store, manifest, repo_tags);
+    AtomicFile out(file);
+    FileSink sink(out);
+    TarOut tar(sink);
+    write_archive_tar(tar, store, content);
+    out.commit();
   } catch (const Error& e) {
-    throw Error(where + e.what());
+    throw Error("cannot write docker-archive " + file.string() + ": " + e.what());
   }
 }
 

@@ -20,6 +20,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "layers/archive_handle.h"
 
 namespace dockless {
 
@@ -33,60 +34,6 @@ std::int64_t mtime_clamp_from_environment() {
 }
 
 namespace {
-
-/// libarchive writer whose output goes to a ByteSink. Exceptions thrown by the
-/// sink cannot cross libarchive's C frames: they are parked and rethrown.
-class ArchiveOut {
- public:
-  explicit ArchiveOut(ByteSink& out) : out_(out), a_(archive_write_new()) {
-    if (a_ == nullptr) throw Error("libarchive: out of memory");
-    archive_write_set_format_pax_restricted(a_);
-    archive_write_set_bytes_in_last_block(a_, 1);
-    if (archive_write_open(a_, this, nullptr, &ArchiveOut::on_write, nullptr) != ARCHIVE_OK)
-      fail("cannot start tar stream");
-  }
-  ~ArchiveOut() { archive_write_free(a_); }
-  ArchiveOut(const ArchiveOut&) = delete;
-  ArchiveOut& operator=(const ArchiveOut&) = delete;
-
-  void header(archive_entry* e, const std::string& name) {
-    if (archive_write_header(a_, e) < ARCHIVE_WARN) fail("cannot write tar header for " + name);
-  }
-  void data(const void* buf, std::size_t size, const std::string& name) {
-    la_ssize_t n = archive_write_data(a_, buf, size);
-    if (n < 0 || static_cast<std::size_t>(n) != size) fail("cannot write tar data for " + name);
-  }
-  void close() {
-    if (archive_write_close(a_) != ARCHIVE_OK) fail("cannot finish tar stream");
-    out_.finish();
-  }
-
- private:
-  static la_ssize_t on_write(archive*, void* self, const void* buf, size_t size) {
-    auto* me = static_cast<ArchiveOut*>(self);
-    try {
-      me->out_.write(buf, size);
-      return static_cast<la_ssize_t>(size);
-    } catch (...) {
-      me->pending_ = std::current_exception();
-      return -1;
-    }
-  }
-  [[noreturn]] void fail(const std::string& what) {
-    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
-    const char* msg = archive_error_string(a_);
-    throw Error(what + ": " + (msg ? msg : "libarchive error"));
-  }
-
-  ByteSink& out_;
-  archive* a_;
-  std::exception_ptr pending_;
-};
-
-struct EntryDeleter {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
 
 /// Strips "./" and "/" prefixes and trailing "/"; "" is the root.
 std::string normalise_name(std::string name) {
@@ -110,7 +57,7 @@ std::string normalise_name(std::string name) {
 
 /// Emits the directories leading to `prefix` ("opt/venv" -> "opt"), and
 /// `prefix` itself when `include_self`, as 0755 dirs with the clamp time.
-std::uint64_t emit_parents(ArchiveOut& out, const std::string& prefix, const TarOptions& opt,
+std::uint64_t emit_parents(TarStreamWriter& out, const std::string& prefix, const TarOptions& opt,
                            bool include_self) {
   std::uint64_t n = 0;
   std::size_t pos = 0;
@@ -118,7 +65,7 @@ std::uint64_t emit_parents(ArchiveOut& out, const std::string& prefix, const Tar
     std::size_t slash = prefix.find('/', pos);
     if (slash == std::string::npos && !include_self) break;
     std::string name = prefix.substr(0, slash);
-    EntryPtr e(archive_entry_new());
+    ArchiveEntryHandle e(archive_entry_new());
     archive_entry_set_pathname(e.get(), name.c_str());
     archive_entry_set_filetype(e.get(), AE_IFDIR);
     archive_entry_set_perm(e.get(), 0755);
@@ -135,7 +82,7 @@ std::uint64_t emit_parents(ArchiveOut& out, const std::string& prefix, const Tar
 
 class DirectoryTar {
  public:
-  DirectoryTar(const TarOptions& options, ArchiveOut& out) : opt_(options), out_(out) {}
+  DirectoryTar(const TarOptions& options, TarStreamWriter& out) : opt_(options), out_(out) {}
 
   void run(const std::filesystem::path& dir) {
     UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -225,7 +172,7 @@ class DirectoryTar {
   /// Writes one entry. For regular files, dirfd/name locate the data.
   void emit(const std::string& tar_name, const std::string& host_path, const struct stat& st,
             int dirfd, const std::string& name) {
-    EntryPtr e(archive_entry_new());
+    ArchiveEntryHandle e(archive_entry_new());
     archive_entry_set_pathname(e.get(), tar_name.c_str());
     archive_entry_set_perm(e.get(), st.st_mode & 07777);
     archive_entry_set_uid(e.get(), opt_.uid ? *opt_.uid : st.st_uid);
@@ -324,29 +271,26 @@ class DirectoryTar {
   }
 
   const TarOptions& opt_;
-  ArchiveOut& out_;
+  TarStreamWriter& out_;
   std::map<std::pair<dev_t, ino_t>, std::string> hardlinks_;
   std::vector<char> buffer_;
-};
-
-struct ReadDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
 };
 
 }  // namespace
 
 TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
                              ByteSink& out) {
-  ArchiveOut archive_out(out);
+  TarStreamWriter archive_out(out);
   DirectoryTar tar(options, archive_out);
   tar.run(dir);
   archive_out.close();
+  out.finish();
   return tar.stats;
 }
 
 TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& options,
                      ByteSink& out) {
-  std::unique_ptr<archive, ReadDeleter> in(archive_read_new());
+  ArchiveReadHandle in = new_archive_reader();
   archive_read_support_filter_all(in.get());
   archive_read_support_format_tar(in.get());
   archive_read_support_format_gnutar(in.get());
@@ -355,7 +299,7 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
     throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
 
   std::string prefix = normalise_name(options.dest);
-  ArchiveOut archive_out(out);
+  TarStreamWriter archive_out(out);
   TarStats stats;
   if (!prefix.empty()) {
     stats.entries += emit_parents(archive_out, prefix, options, /*include_self=*/true);
@@ -371,7 +315,7 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
       throw Error("cannot read " + what + ": " + archive_error_string(in.get()));
     std::string name = normalise_name(archive_entry_pathname(src) ? archive_entry_pathname(src) : "");
     if (name.empty()) continue;  // the root itself: its mode is the runtime's business
-    EntryPtr e(archive_entry_clone(src));
+    ArchiveEntryHandle e(archive_entry_clone(src));
     archive_entry_set_pathname(e.get(), (prefix + name).c_str());
     if (const char* link = archive_entry_hardlink(src)) {
       archive_entry_set_hardlink(e.get(), (prefix + normalise_name(link)).c_str());
@@ -402,6 +346,7 @@ TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& op
     }
   }
   archive_out.close();
+  out.finish();
   return stats;
 }
 

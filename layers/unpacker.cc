@@ -8,9 +8,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -29,6 +27,8 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/open_in_root.h"
+#include "layers/archive_handle.h"
 
 namespace dockless {
 
@@ -39,7 +39,6 @@ namespace {
 
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
-constexpr std::uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
 // Shows a (possibly hostile) name on one line: control bytes escaped, and the
 // middle of an absurdly long name cut out.
@@ -91,19 +90,6 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-int openat2_fd(int dirfd, const std::string& path, std::uint64_t flags) {
-  open_how how{};
-  how.flags = flags | O_CLOEXEC;
-  how.resolve = kResolve;
-  const char* p = path.empty() ? "." : path.c_str();
-  // EAGAIN: a concurrent rename somewhere made the kernel give up; retry a bit.
-  for (int tries = 0;; ++tries) {
-    long fd = ::syscall(SYS_openat2, dirfd, p, &how, sizeof how);
-    if (fd >= 0) return static_cast<int>(fd);
-    if ((errno != EINTR && errno != EAGAIN) || tries > 100) return -1;
-  }
-}
-
 std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 struct InodeId {
@@ -121,10 +107,6 @@ struct DirMeta {
   mode_t mode = 0;
   bool has_time = false;
   timespec mtime{};
-};
-
-struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
 };
 
 class Unpacker {
@@ -202,7 +184,7 @@ class Unpacker {
 };
 
 UnpackStats Unpacker::run() {
-  std::unique_ptr<archive, ArchiveDeleter> a(archive_read_new());
+  ArchiveReadHandle a(archive_read_new());
   if (!a) throw Error("layer " + layer_ + ": out of memory");
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
@@ -273,7 +255,7 @@ void Unpacker::apply(archive* a, archive_entry* e) {
 
 int Unpacker::parent_fd(const std::string& dir, bool create) {
   if (cached_valid_ && cached_dir_ == dir) return cached_fd_.get();
-  UniqueFd fd(openat2_fd(root_.get(), dir, O_PATH | O_DIRECTORY));
+  UniqueFd fd(openat2_in_root(root_.get(), dir.c_str(), O_PATH | O_DIRECTORY));
   if (!fd) {
     // A whiteout under a missing (or non-directory) parent has nothing to hide.
     if (!create && (errno == ENOENT || errno == ENOTDIR)) return -1;
@@ -291,7 +273,7 @@ int Unpacker::parent_fd(const std::string& dir, bool create) {
 // resolved from the root again, so a symlink met on the way stays scoped to
 // the root, and mkdirat only ever gets a plain name in a resolved directory.
 UniqueFd Unpacker::open_dir_creating(const std::string& dir) {
-  UniqueFd cur(openat2_fd(root_.get(), "", O_PATH | O_DIRECTORY));
+  UniqueFd cur(openat2_in_root(root_.get(), "", O_PATH | O_DIRECTORY));
   if (!cur) fail_errno("cannot open the root");
   std::size_t pos = 0;
   while (pos < dir.size()) {
@@ -299,7 +281,7 @@ UniqueFd Unpacker::open_dir_creating(const std::string& dir) {
     if (end == std::string::npos) end = dir.size();
     const std::string prefix = dir.substr(0, end);
     const std::string comp = dir.substr(pos, end - pos);
-    UniqueFd next(openat2_fd(root_.get(), prefix, O_PATH | O_DIRECTORY));
+    UniqueFd next(openat2_in_root(root_.get(), prefix.c_str(), O_PATH | O_DIRECTORY));
     if (!next && errno == ENOENT) {
       if (!is_root_) ensure_writable(cur.get(), parent_of(prefix));
       if (::mkdirat(cur.get(), comp.c_str(), 0700) != 0) {
@@ -308,7 +290,7 @@ UniqueFd Unpacker::open_dir_creating(const std::string& dir) {
         // Docker fails here too; creating its target would be a guess.
         fail("parent " + shown_name(prefix) + " is a symlink to a missing directory");
       }
-      next.reset(openat2_fd(root_.get(), prefix, O_PATH | O_DIRECTORY));
+      next.reset(openat2_in_root(root_.get(), prefix.c_str(), O_PATH | O_DIRECTORY));
       if (!next) fail_errno("cannot open new directory " + shown_name(prefix));
       struct stat st;
       if (::fstat(next.get(), &st) != 0) fail_errno("cannot stat " + shown_name(prefix));
@@ -621,7 +603,7 @@ void Unpacker::apply_hardlink(archive_entry* e, const std::string& path) {
   }
   ++stats_.entries;
   // The final component is not followed: a link to a symlink links the symlink.
-  UniqueFd tfd(openat2_fd(root_.get(), *target, O_PATH | O_NOFOLLOW));
+  UniqueFd tfd(openat2_in_root(root_.get(), target->c_str(), O_PATH | O_NOFOLLOW));
   if (!tfd) {
     if (errno == ENOENT) fail("hardlink target " + shown_name(*target) + " does not exist");
     fail_errno("hardlink target " + shown_name(*target));
@@ -708,7 +690,7 @@ void Unpacker::finish_dirs() {
     entry_ = *path;
     // Readable even for a non-root unpacker: every directory listed here has
     // had the owner's rwx bits since this layer touched it.
-    UniqueFd fd(openat2_fd(root_.get(), *path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    UniqueFd fd(openat2_in_root(root_.get(), path->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     if (!fd) {
       // Replaced or removed later in the layer: nothing to apply.
       if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;

@@ -10,26 +10,19 @@
 
 namespace dockless {
 
-BlobWriter::BlobWriter(const BlobStore& store) : store_(store), hash_(std::make_unique<Sha256>()) {
-  temp_ = temp_path_beside(store.blob_dir() / "blob");
-  fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd_) throw_errno("cannot create blob file in " + store.blob_dir().string());
-}
-
-BlobWriter::~BlobWriter() {
-  if (!done_) ::unlink(temp_.c_str());
-}
+// The temp name is beside a placeholder: the blob's own name is known at commit().
+BlobWriter::BlobWriter(const BlobStore& store)
+    : store_(store), file_(store.blob_dir() / "blob"), hash_(std::make_unique<Sha256>()) {}
 
 void BlobWriter::reset() {
-  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) != 0)
-    throw_errno("cannot truncate " + temp_.string());
+  file_.truncate();
   hash_ = std::make_unique<Sha256>();
   size_ = 0;
 }
 
 void BlobWriter::write(const void* data, std::size_t size) {
   hash_->update(data, size);
-  write_all(fd_.get(), data, size, temp_.string());
+  file_.write(data, size);
   size_ += size;
 }
 
@@ -38,12 +31,7 @@ Digest BlobWriter::commit(const std::optional<Digest>& expected) {
   if (expected && *expected != actual)
     throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
                 " (nothing stored)");
-  if (::fsync(fd_.get()) != 0) throw_errno("cannot sync " + temp_.string());
-  fd_.reset();
-  std::filesystem::path final_path = store_.path_of(actual);
-  if (::rename(temp_.c_str(), final_path.c_str()) != 0) throw_errno("cannot store blob " + actual.str());
-  done_ = true;
-  fsync_dir(store_.blob_dir());
+  file_.commit_as(store_.path_of(actual));
   return actual;
 }
 

@@ -24,7 +24,6 @@ class BlobStore;
 class BlobWriter {
  public:
   explicit BlobWriter(const BlobStore& store);
-  ~BlobWriter();
   BlobWriter(const BlobWriter&) = delete;
   BlobWriter& operator=(const BlobWriter&) = delete;
 
@@ -38,11 +37,9 @@ class BlobWriter {
 
  private:
   const BlobStore& store_;
-  std::filesystem::path temp_;
-  UniqueFd fd_;
+  AtomicFile file_;
   std::unique_ptr<Sha256> hash_;
   std::uint64_t size_ = 0;
-  bool done_ = false;
 };
 
 class BlobStore {

@@ -1,14 +1,9 @@
 #include "oci/keychain.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
@@ -17,16 +12,14 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/process.h"
 #include "oci/json_util.h"
-
-extern char** environ;
 
 namespace dockless {
 
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kDockerHub = "docker.io";
 // The key `docker login` writes for Docker Hub, and the URL helpers expect.
@@ -38,9 +31,6 @@ constexpr std::string_view kTokenUser = "<token>";
 constexpr std::size_t kMaxHelperOutput = 1 << 20;
 // Stderr text quoted in an error is cut here: a message is one line.
 constexpr std::size_t kMaxQuotedStderr = 200;
-// While the helper runs, how often we look whether it exited (pipes may be
-// held open by a grandchild such as gpg-agent, so EOF alone is not enough).
-constexpr int kPollSliceMs = 20;
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -150,135 +140,35 @@ const rapidjson::Value* find_member(const rapidjson::Value& obj, std::string_vie
 
 // ---- credential helpers ------------------------------------------------------
 
-struct ProcessResult {
-  int status = 0;  // as from waitpid
-  std::string out;
-  std::string err;
-};
-
-void make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
-  int fds[2];
-  // CLOEXEC so the child keeps only the ends dup2'd onto 0/1/2.
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("cannot create a pipe for a credential helper");
-  read_end.reset(fds[0]);
-  write_end.reset(fds[1]);
-}
-
-// Reads what is available; returns false at EOF.
-bool read_available(int fd, std::string& into, const std::string& program) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) {
-      into.append(buf, static_cast<std::size_t>(n));
-      if (into.size() > kMaxHelperOutput)
-        throw Error("credential helper " + program + " wrote more than 1 MiB");
-      continue;
-    }
-    if (n == 0) return false;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-    throw_errno("cannot read the output of credential helper " + program);
-  }
-}
-
-void set_nonblocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-    throw_errno("cannot configure a pipe for a credential helper");
-}
-
-// Kills and reaps the child if the reading loop throws, so no zombie stays.
-class ChildGuard {
- public:
-  explicit ChildGuard(pid_t pid) : pid_(pid) {}
-  ~ChildGuard() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  ChildGuard(const ChildGuard&) = delete;
-  ChildGuard& operator=(const ChildGuard&) = delete;
-  void reaped() { pid_ = -1; }
-
- private:
-  pid_t pid_;
-};
-
 // Runs `program get` (looked up on PATH, no shell) with `input` on stdin and
 // collects stdout and stderr, killing it after `timeout`. `origin` says where
-// the helper was configured, for messages.
+// the helper was configured, for messages. Pipes may be held open by a
+// grandchild such as gpg-agent: run_process stops reading when the helper exits.
 ProcessResult run_helper_process(const std::string& program, std::string_view input,
                                  std::chrono::milliseconds timeout, const std::string& origin) {
-  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
-  make_pipe(in_r, in_w);
-  make_pipe(out_r, out_w);
-  make_pipe(err_r, err_w);
-  // The input (a server URL) fits in the pipe buffer, so it is written before
-  // the child starts: no deadlock, and no SIGPIPE if the helper never reads it.
   if (input.size() > 4096) throw Error("server URL too long for credential helper " + program);
-  write_all(in_w.get(), input.data(), input.size(), "the input of credential helper " + program);
-  in_w.reset();
-
-  posix_spawn_file_actions_t actions;
-  if (int rc = posix_spawn_file_actions_init(&actions); rc != 0)
-    throw_errno("cannot start credential helper " + program, rc);
-  posix_spawn_file_actions_adddup2(&actions, in_r.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
-  std::string arg0 = program;
-  std::string arg1 = "get";
-  std::array<char*, 3> argv{arg0.data(), arg1.data(), nullptr};
-  pid_t pid = -1;
-  // posix_spawnp searches PATH like a shell would, without running one.
-  int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  // EACCES too: a PATH entry this user may not search hides the helper.
-  if (rc == ENOENT || rc == EACCES)
-    throw Error("credential helper " + program + " (" + origin + ") is not on PATH" +
-                (rc == EACCES ? " (or not executable by this user)" : ""));
-  if (rc != 0) throw_errno("cannot start credential helper " + program + " (" + origin + ")", rc);
-  ChildGuard guard(pid);
-  in_r.reset();
-  out_w.reset();
-  err_w.reset();
-  set_nonblocking(out_r.get());
-  set_nonblocking(err_r.get());
-
+  Command c;
+  c.argv = {program, "get"};
+  c.in = ProcessInput::text(std::string(input));
+  c.out = ProcessOutput::capture(kMaxHelperOutput);
+  c.err = ProcessOutput::capture(kMaxHelperOutput);
+  c.timeout = timeout;
   ProcessResult result;
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    pid_t w = ::waitpid(pid, &result.status, WNOHANG);
-    if (w < 0 && errno != EINTR) throw_errno("cannot wait for credential helper " + program);
-    if (w == pid) {
-      guard.reaped();
-      // It exited: what it wrote is in the pipes. Take it and stop, even if a
-      // grandchild still holds the write ends.
-      if (out_r) read_available(out_r.get(), result.out, program);
-      if (err_r) read_available(err_r.get(), result.err, program);
-      return result;
-    }
-    auto remaining =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (remaining <= 0)
-      throw Error("credential helper " + program + " (" + origin + ") did not answer within " +
-                  std::to_string(timeout.count()) + " ms; killed it");
-    std::array<pollfd, 2> fds{};
-    nfds_t n = 0;
-    if (out_r) fds[n++] = pollfd{out_r.get(), POLLIN, 0};
-    if (err_r) fds[n++] = pollfd{err_r.get(), POLLIN, 0};
-    int slice = static_cast<int>(std::min<long long>(remaining, kPollSliceMs));
-    int ready = ::poll(fds.data(), n, slice);
-    if (ready < 0 && errno != EINTR) throw_errno("cannot poll credential helper " + program);
-    for (nfds_t i = 0; ready > 0 && i < n; ++i) {
-      if (fds[i].revents == 0) continue;
-      UniqueFd& fd = fds[i].fd == out_r.get() ? out_r : err_r;
-      std::string& into = fds[i].fd == out_r.get() ? result.out : result.err;
-      if (!read_available(fd.get(), into, program)) fd.reset();
-    }
+  try {
+    result = run_process(c);
+  } catch (const SpawnError& e) {
+    // EACCES too: a PATH entry this user may not search hides the helper.
+    if (e.errnum() == ENOENT || e.errnum() == EACCES)
+      throw Error("credential helper " + program + " (" + origin + ") is not on PATH" +
+                  (e.errnum() == EACCES ? " (or not executable by this user)" : ""));
+    throw_errno("cannot start credential helper " + program + " (" + origin + ")", e.errnum());
   }
+  if (result.timed_out)
+    throw Error("credential helper " + program + " (" + origin + ") did not answer within " +
+                std::to_string(timeout.count()) + " ms; killed it");
+  if (result.out_truncated || result.err_truncated)
+    throw Error("credential helper " + program + " wrote more than 1 MiB");
+  return result;
 }
 
 std::string first_line(std::string_view s) {
@@ -308,10 +198,10 @@ std::optional<Credentials> ask_helper(const std::string& name, const std::string
   const std::string server_url = helper_server_url(registry);
   ProcessResult run = run_helper_process(program, server_url, timeout, origin);
 
-  if (WIFSIGNALED(run.status))
+  if (run.signal != 0)
     throw Error("credential helper " + program + " (" + origin + ") was killed by signal " +
-                std::to_string(WTERMSIG(run.status)));
-  int code = WIFEXITED(run.status) ? WEXITSTATUS(run.status) : -1;
+                std::to_string(run.signal));
+  int code = run.status;
   if (code != 0) {
     // docker-credential-helpers print this on stdout and exit 1.
     if (contains_ci(run.out, kHelperNotFound) || contains_ci(run.err, kHelperNotFound))

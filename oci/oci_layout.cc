@@ -1,10 +1,10 @@
 #include "oci/oci_layout.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "base/error.h"
+#include "base/file_lock.h"
 #include "base/file_util.h"
 #include "oci/media_types.h"
 
@@ -106,9 +106,7 @@ Descriptor OciLayout::resolve(const std::string& tag) const {
 
 void OciLayout::set_tag(Descriptor manifest, const std::string& tag) const {
   // flock on oci-layout serialises read-modify-write of index.json.
-  UniqueFd lock(::open((dir_ / "oci-layout").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!lock) throw_errno("cannot open " + (dir_ / "oci-layout").string());
-  if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + dir_.string());
+  FileLock lock(dir_ / "oci-layout", LockMode::kExclusive);
   ImageIndex idx = read_index();
   if (idx.media_type.empty()) idx.media_type = std::string(media_type::kOciIndex);
   std::vector<Descriptor> kept;

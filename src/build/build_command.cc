@@ -18,6 +18,7 @@
 #include "layers/unpacker.h"
 #include "src/build/uv_cache_partition.h"
 #include "base/error.h"
+#include "base/file_lock.h"
 #include "base/file_util.h"
 #include "src/cache/last_used.h"
 #include "oci/image_config.h"
@@ -680,9 +681,7 @@ class Builder {
     // One build at a time changes this uv cache (uv runs, archive renames).
     fs::create_directories(host_uv_cache_.parent_path());
     fs::path lock_path = host_uv_cache_.string() + ".lock";
-    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!lock) throw_errno("cannot open " + lock_path.string());
-    if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + lock_path.string());
+    FileLock lock(lock_path, LockMode::kExclusive);
     seed_uv_cache();
     fs::create_directories(host_uv_cache_);
 

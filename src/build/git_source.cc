@@ -4,11 +4,8 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +21,10 @@
 #include "oci/digest.h"
 #include "base/error.h"
 #include "base/edit_distance.h"
+#include "base/file_lock.h"
 #include "base/file_util.h"
+#include "base/process.h"
+#include "layers/archive_handle.h"
 #include "src/cache/last_used.h"
 
 extern char** environ;
@@ -195,28 +195,17 @@ class Git {
 
   /// Runs `git ARGS`, stdout captured.
   GitResult run(const std::vector<std::string>& args) const {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("cannot create a pipe for git");
-    UniqueFd rd(p[0]), wr(p[1]);
-    UniqueFd err = stderr_file();
-    pid_t pid = spawn(args, wr.get(), err.get());
-    wr.reset();
-    GitResult r;
+    Command c = command(args);
+    c.out = ProcessOutput::capture();
+    // git's reason is at the end of what it says.
+    c.err = ProcessOutput::capture(kMaxStderr, ProcessOutput::Keep::kTail);
+    ProcessResult p;
     try {
-      char buf[65536];
-      for (;;) {
-        std::size_t n = read_some(rd.get(), buf, sizeof buf, "git's output");
-        if (n == 0) break;
-        r.out.append(buf, n);
-      }
-    } catch (...) {
-      rd.reset();
-      wait(pid);
-      throw;
+      p = run_process(c);
+    } catch (const SpawnError& e) {
+      explain(e);
     }
-    r.status = wait(pid);
-    r.err = read_back(err.get());
-    return r;
+    return GitResult{p.status, std::move(p.out), std::move(p.err)};
   }
 
   /// Runs `git ARGS`; returns stdout, throws when git fails.
@@ -227,16 +216,15 @@ class Git {
   }
 
   /// Starts `git ARGS` with stdout into `stdout_fd`; stderr goes to `err`.
-  pid_t start(const std::vector<std::string>& args, int stdout_fd, int err) const {
-    return spawn(args, stdout_fd, err);
-  }
-  static int wait(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) throw_errno("cannot wait for git");
+  ChildGuard start(const std::vector<std::string>& args, int stdout_fd, int err) const {
+    Command c = command(args);
+    c.out = ProcessOutput::fd(stdout_fd);
+    c.err = ProcessOutput::fd(err);
+    try {
+      return spawn_process(c);
+    } catch (const SpawnError& e) {
+      explain(e);
     }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
   }
   static UniqueFd stderr_file() {
     UniqueFd fd(::memfd_create("git-stderr", MFD_CLOEXEC));
@@ -251,7 +239,7 @@ class Git {
       std::size_t n = read_some(fd, buf, sizeof buf, "git's messages");
       if (n == 0) break;
       text.append(buf, n);
-      if (text.size() > (1u << 20)) text.erase(0, text.size() - (1u << 19));  // keep the tail
+      if (text.size() > kMaxStderr) text.erase(0, text.size() - kMaxStderr / 2);  // keep the tail
     }
     return text;
   }
@@ -296,40 +284,23 @@ class Git {
   }
 
  private:
-  pid_t spawn(const std::vector<std::string>& args, int stdout_fd, int stderr_fd) const {
-    // Every run: no hooks, no reflogs, no background gc outliving the lock.
-    std::vector<std::string> full = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.logAllRefUpdates=false",
-                                     "-c", "gc.autoDetach=false"};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env = env_;
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
+  // The messages git writes are kept up to this much (their end).
+  static constexpr std::size_t kMaxStderr = 1u << 20;
 
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, "git", &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc == ENOENT) throw Error("git source " + redact_url(url_) + ": git is not installed (not found on PATH)");
-    if (rc != 0) throw_errno("git source " + redact_url(url_) + ": cannot run git", rc);
-    return pid;
+  Command command(const std::vector<std::string>& args) const {
+    Command c;
+    // Every run: no hooks, no reflogs, no background gc outliving the lock.
+    c.argv = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.logAllRefUpdates=false", "-c",
+              "gc.autoDetach=false"};
+    c.argv.insert(c.argv.end(), args.begin(), args.end());
+    c.env = env_;
+    return c;
+  }
+
+  [[noreturn]] void explain(const SpawnError& e) const {
+    if (e.errnum() == ENOENT)
+      throw Error("git source " + redact_url(url_) + ": git is not installed (not found on PATH)");
+    throw_errno("git source " + redact_url(url_) + ": cannot run git", e.errnum());
   }
 
   std::string url_;
@@ -337,41 +308,14 @@ class Git {
   std::vector<std::string> env_;
 };
 
-// ---- the mirror's lock ----------------------------------------------------------
-
-class FileLock {
- public:
-  explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    if (!fd_) throw_errno("cannot open lock file " + path.string());
-    lock(LOCK_EX, path);
-  }
-  void make_shared(const fs::path& path) { lock(LOCK_SH, path); }
-  void release() { fd_.reset(); }
-
- private:
-  void lock(int op, const fs::path& path) {
-    while (::flock(fd_.get(), op) != 0) {
-      if (errno != EINTR) throw_errno("cannot lock " + path.string());
-    }
-  }
-  UniqueFd fd_;
-};
-
 // ---- extracting `git archive` -----------------------------------------------------
-
-struct ArchiveReadFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct ArchiveWriteFree {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
 
 /// Extracts the tar stream on `fd` below `dest` (an existing, symlink-free
 /// absolute path). Only regular files, directories and symlinks, with names
 /// that stay inside.
 void extract_tar(int fd, const fs::path& dest) {
-  std::unique_ptr<archive, ArchiveReadFree> in(archive_read_new());
-  std::unique_ptr<archive, ArchiveWriteFree> out(archive_write_disk_new());
+  ArchiveReadHandle in(archive_read_new());
+  ArchiveWriteHandle out(archive_write_disk_new());
   if (!in || !out) throw Error("cannot extract git archive: out of memory");
   archive_read_support_format_tar(in.get());
   if (archive_read_open_fd(in.get(), fd, 65536) != ARCHIVE_OK)
@@ -421,12 +365,11 @@ void export_commit(const Git& git, const fs::path& mirror, const std::string& co
   // Modes exactly 0644/0755, and no line-ending rewrite from the user's config.
   const std::vector<std::string> args = {"-C", mirror.string(), "-c", "tar.umask=0022", "-c", "core.autocrlf=false",
                                          "archive", "--format=tar", commit};
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("cannot create a pipe for git");
-  UniqueFd rd(p[0]), wr(p[1]);
+  Pipe tar = make_pipe("git");
   UniqueFd err = Git::stderr_file();
-  pid_t pid = git.start(args, wr.get(), err.get());
-  wr.reset();
+  ChildGuard child = git.start(args, tar.write.get(), err.get());
+  tar.write.reset();
+  UniqueFd rd = std::move(tar.read);
   std::exception_ptr extract_error;
   try {
     extract_tar(rd.get(), dest);
@@ -438,7 +381,7 @@ void export_commit(const Git& git, const fs::path& mirror, const std::string& co
   }
   rd.reset();  // git stops (SIGPIPE) if extraction gave up early
   GitResult r;
-  r.status = Git::wait(pid);
+  r.status = child.wait();
   r.err = Git::read_back(err.get());
   if (r.status != 0 && !(extract_error && r.status == 128 + SIGPIPE))
     git.fail(args, r, "cannot export commit " + commit);  // git's reason first
@@ -637,7 +580,7 @@ GitCheckout fetch_impl(const GitSource& source, const fs::path& cache_dir, const
   fs::create_directories(cache_dir / "git");
   // One mirror per repository, whatever credentials reach it.
   const fs::path mirror = cache_dir / "git" / (sha256_of(redact_url(url)).hex() + ".git");
-  FileLock lock(mirror.string() + ".lock");
+  FileLock lock(mirror.string() + ".lock", LockMode::kExclusive);
   if (!fs::exists(mirror / "HEAD")) {
     fs::remove_all(mirror);  // what an interrupted creation may have left
     init_mirror(git, mirror, "");
@@ -667,7 +610,7 @@ GitCheckout fetch_impl(const GitSource& source, const fs::path& cache_dir, const
   }
   if (!resolved) not_found(git, mirror, ref);
 
-  lock.make_shared(mirror.string() + ".lock");  // readers may share; a fetch waits
+  lock.change(LockMode::kShared);  // readers may share; a fetch waits
   bool created = false;
   try {
     fs::create_directories(dest.parent_path());
@@ -678,7 +621,7 @@ GitCheckout fetch_impl(const GitSource& source, const fs::path& cache_dir, const
     export_commit(git, mirror, resolved->commit, real_dest);
     if (keep_git_dir) make_git_dir(git, mirror, *resolved, real_dest);
     std::vector<Submodule> submodules = list_submodules(git, mirror, resolved->commit, real_dest);
-    lock.release();  // a submodule may share this mirror: never wait on ourselves
+    lock.unlock();  // a submodule may share this mirror: never wait on ourselves
 
     if (!submodules.empty() && depth >= kMaxSubmoduleDepth)
       throw Error("git source " + redact_url(url) + ": submodules nested deeper than " +

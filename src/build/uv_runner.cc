@@ -1,9 +1,6 @@
 #include "src/build/uv_runner.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/process.h"
 
 extern char** environ;
 
@@ -37,33 +35,12 @@ bool is_passthrough(const std::string& name) {
 
 /// Runs argv on the host and returns its stdout; throws Error on failure.
 std::string capture(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  UniqueFd out(fds[0]);
-  if (rc != 0) throw_errno("cannot run " + argv[0], rc);
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    std::size_t n = read_some(out.get(), buf, sizeof buf, argv[0]);
-    if (n == 0) break;
-    text.append(buf, n);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw Error(argv[0] + " " + (argv.size() > 1 ? argv[1] : "") + " failed");
-  return text;
+  Command c;
+  c.argv = argv;
+  c.out = ProcessOutput::capture();
+  ProcessResult r = run_process(c);
+  if (r.status != 0) throw Error(argv[0] + " " + (argv.size() > 1 ? argv[1] : "") + " failed");
+  return r.out;
 }
 
 void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::string& step,

@@ -1,9 +1,7 @@
 #include "src/cache/cache_lock.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-
-#include <cerrno>
+#include <system_error>
+#include <utility>
 
 #include "base/error.h"
 
@@ -11,38 +9,26 @@ namespace dockless {
 
 namespace {
 
-UniqueFd open_lock_file(const std::filesystem::path& cache_dir) {
+std::filesystem::path lock_file(const std::filesystem::path& cache_dir) {
   std::error_code ec;
   std::filesystem::create_directories(cache_dir, ec);
   if (ec) throw Error("cannot create " + cache_dir.string() + ": " + ec.message());
-  std::filesystem::path file = cache_dir / "lock";
-  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd) throw_errno("cannot open " + file.string());
-  return fd;
-}
-
-void lock(int fd, int op, const std::filesystem::path& cache_dir) {
-  while (::flock(fd, op) != 0) {
-    if (errno != EINTR) throw_errno("cannot lock " + (cache_dir / "lock").string());
-  }
+  return cache_dir / "lock";
 }
 
 }  // namespace
 
 CacheLock CacheLock::shared(const std::filesystem::path& cache_dir) {
-  UniqueFd fd = open_lock_file(cache_dir);
-  lock(fd.get(), LOCK_SH, cache_dir);
-  return CacheLock(std::move(fd));
+  return CacheLock(FileLock(lock_file(cache_dir), LockMode::kShared));
 }
 
 CacheLock CacheLock::exclusive(const std::filesystem::path& cache_dir,
                                const std::function<void()>& on_wait) {
-  UniqueFd fd = open_lock_file(cache_dir);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return CacheLock(std::move(fd));
-  if (errno != EWOULDBLOCK) throw_errno("cannot lock " + (cache_dir / "lock").string());
+  const std::filesystem::path file = lock_file(cache_dir);
+  if (std::optional<FileLock> now = FileLock::try_lock(file, LockMode::kExclusive))
+    return CacheLock(std::move(*now));
   if (on_wait) on_wait();
-  lock(fd.get(), LOCK_EX, cache_dir);
-  return CacheLock(std::move(fd));
+  return CacheLock(FileLock(file, LockMode::kExclusive));
 }
 
 }  // namespace dockless

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "base/file_util.h"
+#include "base/file_lock.h"
 
 namespace dockless {
 
@@ -21,8 +21,8 @@ class CacheLock {
                              const std::function<void()>& on_wait = {});
 
  private:
-  explicit CacheLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;  // the flock goes with the descriptor
+  explicit CacheLock(FileLock lock) : lock_(std::move(lock)) {}
+  FileLock lock_;
 };
 
 }  // namespace dockless

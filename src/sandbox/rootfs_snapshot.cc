@@ -1,12 +1,12 @@
 #include "src/sandbox/rootfs_snapshot.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "layers/unpacker.h"
 #include "base/error.h"
+#include "base/file_lock.h"
 #include "base/file_util.h"
 
 namespace dockless {
@@ -35,9 +35,7 @@ std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
   if (ec) throw Error("cannot create " + snapshots_dir.string() + ": " + ec.message());
   // One builder at a time per snapshot; the others wait and then reuse it.
   std::filesystem::path lock_path = snapshots_dir / (chain_id(ids).hex() + ".lock");
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock) throw_errno("cannot open " + lock_path.string());
-  if (::flock(lock.get(), LOCK_EX) != 0) throw_errno("cannot lock " + lock_path.string());
+  FileLock lock(lock_path, LockMode::kExclusive);
   if (::stat(stamp.c_str(), &st) == 0) return dir;
 
   remove_tree(dir);  // left by a build that died before its stamp
