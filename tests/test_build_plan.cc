@@ -122,7 +122,7 @@ TEST_CASE("layers come in image order: uv, the uv cache, workers in spec order, 
   CHECK(p.slots[0].kind == SlotKind::kUvBinary);
   CHECK(p.slots[0].image_path == "/usr/local/bin/uv");
   CHECK(p.slots[1].kind == SlotKind::kUvCache);
-  CHECK(p.slots[1].envs == std::vector<std::string>{"main", kSglang, kVllm});
+  CHECK(p.slots[1].envs == std::vector<std::string>{kSglang, kVllm, "main"});
   CHECK(p.slots[2].kind == SlotKind::kVenv);
   CHECK(p.slots[2].image_path == "/opt/ray_venvs/" + kVllm);
   CHECK(p.slots[2].envs == std::vector<std::string>{kVllm});
@@ -142,7 +142,7 @@ TEST_CASE("no uv path and no shipped cache leave those slots out; cache extras f
   BuildPlan p = plan(spec, nemo_inputs());
   CHECK(p.environments.back().name == "cache:tests");
   CHECK_FALSE(p.environments.back().shipped);
-  CHECK(slot(p, "uv cache").envs == std::vector<std::string>{"cache:tests", "main", kSglang, kVllm});
+  CHECK(slot(p, "uv cache").envs == std::vector<std::string>{kSglang, kVllm, "cache:tests", "main"});
   CHECK(names(p).size() == 6);  // no venv layer for the cache filler
 
   spec.uv.uv_path = "";
@@ -162,7 +162,7 @@ TEST_CASE("--skip removes the venv slots of a name or a tag; the others keep the
   CHECK(novllm.skipped() == std::vector<std::string>{kVllm});
   // Every slot but the uv cache (split by the environments it serves) keeps its key.
   CHECK(changed(full, novllm) == std::set<std::string>{"uv cache"});
-  CHECK(slot(novllm, "uv cache").envs == std::vector<std::string>{"main", kSglang});
+  CHECK(slot(novllm, "uv cache").envs == std::vector<std::string>{kSglang, "main"});
 
   CHECK(names(plan(spec, in, {kSglang})) ==
         std::vector<std::string>{"uv 0.9.1", "uv cache", "venv " + kVllm, "venv main", "source /opt/app"});
@@ -182,7 +182,7 @@ TEST_CASE("--skip of a venv made here keys the uv cache like the full build", "[
   cache.made.insert(env(full, kVllm).key);
   BuildPlan novllm = plan_build(spec, {"vllm"}, in, cache);
   CHECK(slot(novllm, "uv cache").key == slot(full, "uv cache").key);
-  CHECK(slot(novllm, "uv cache").envs == std::vector<std::string>{"main", kSglang, kVllm});
+  CHECK(slot(novllm, "uv cache").envs == std::vector<std::string>{kSglang, kVllm, "main"});
 }
 
 TEST_CASE("a variant takes the full build's uv cache and ships only its enabled parts", "[build_plan]") {

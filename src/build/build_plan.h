@@ -45,7 +45,7 @@ struct LayerSlot {
   std::string name;        ///< "uv 0.9.1", "uv cache", "venv main", "source /opt/app"
   std::string image_path;  ///< where its files are in the image
   /// The environments it serves: a venv's own name; the uv cache's users
-  /// (the key covers them). Empty for uv and the source.
+  /// (the key covers them), sorted by name. Empty for uv and the source.
   std::vector<std::string> envs;
   std::string key;                      ///< cache_key() of its inputs (hex)
   std::vector<std::string> key_inputs;  ///< what went into the key (--explain-cache)
