@@ -159,6 +159,60 @@ std::string cache_part_name(const CachePart& part) {
   return (part.users.size() == 1 ? "env:" : "shared:") + names;
 }
 
+namespace {
+
+/// Which environments use a file outside archive-v0: those of the archive
+/// ids it names, else those of a package directory in its path. False when
+/// neither attributes it. `ec` is the walk's error code (a read error ends the walk).
+bool attribute_file(const fs::directory_entry& file, const std::string& rel, const Archives& a,
+                    const std::map<std::string, std::set<std::string>>& users_of_package,
+                    std::set<std::string>& users, std::error_code& ec) {
+  bool attributed = false;
+  if (file.is_regular_file(ec) && file.file_size(ec) < (1 << 20)) {
+    std::ifstream in(file.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const auto& w : words_in(bytes)) {
+      auto u = a.users_of.find(w);
+      if (u != a.users_of.end()) {
+        users.insert(u->second.begin(), u->second.end());
+        attributed = true;
+      } else if (a.package_of.count(w)) {
+        attributed = true;  // names an archive no enabled env uses
+      }
+    }
+  }
+  if (attributed) return true;
+  std::size_t pos = 0;
+  while (pos <= rel.size()) {
+    auto slash = rel.find('/', pos);
+    std::string seg = rel.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    auto p = users_of_package.find(normalise_name(seg));
+    if (p != users_of_package.end()) {
+      users.insert(p->second.begin(), p->second.end());
+      return true;
+    }
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return false;
+}
+
+/// common, then shared (larger sets first), then single environments.
+void sort_parts(std::vector<CachePart>& parts) {
+  std::sort(parts.begin(), parts.end(), [](const CachePart& x, const CachePart& y) {
+    if (x.users.size() != y.users.size()) {
+      auto rank = [](const CachePart& p) {
+        return p.users.empty() ? 0 : p.users.size() == 1 ? 2 : 1;
+      };
+      if (rank(x) != rank(y)) return rank(x) < rank(y);
+      return x.users.size() > y.users.size();
+    }
+    return x.users < y.users;
+  });
+}
+
+}  // namespace
+
 std::vector<CachePart> partition_uv_cache(const fs::path& root,
                                           const std::map<std::string, fs::path>& envs) {
   Archives a = scan_archives(root);
@@ -191,37 +245,7 @@ std::vector<CachePart> partition_uv_cache(const fs::path& root,
     }
     if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
     std::set<std::string> users;
-    bool attributed = false;
-    if (it->is_regular_file(ec) && it->file_size(ec) < (1 << 20)) {
-      std::ifstream in(it->path(), std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      for (const auto& w : words_in(bytes)) {
-        auto u = a.users_of.find(w);
-        if (u != a.users_of.end()) {
-          users.insert(u->second.begin(), u->second.end());
-          attributed = true;
-        } else if (a.package_of.count(w)) {
-          attributed = true;  // names an archive no enabled env uses
-        }
-      }
-    }
-    if (!attributed) {
-      std::string seg_path = rel;
-      std::size_t pos = 0;
-      while (pos <= seg_path.size()) {
-        auto slash = seg_path.find('/', pos);
-        std::string seg = seg_path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-        auto p = users_of_package.find(normalise_name(seg));
-        if (p != users_of_package.end()) {
-          users.insert(p->second.begin(), p->second.end());
-          attributed = true;
-          break;
-        }
-        if (slash == std::string::npos) break;
-        pos = slash + 1;
-      }
-    }
-    if (attributed) {
+    if (attribute_file(*it, rel, a, users_of_package, users, ec)) {
       if (!users.empty()) add(users, rel);  // else: only unused archives need it
       continue;
     }
@@ -234,17 +258,7 @@ std::vector<CachePart> partition_uv_cache(const fs::path& root,
 
   std::vector<CachePart> out;
   for (auto& [users, paths] : parts) out.push_back(CachePart{users, std::move(paths)});
-  std::sort(out.begin(), out.end(), [](const CachePart& x, const CachePart& y) {
-    if (x.users.size() != y.users.size()) {
-      // common, then shared (larger sets first), then single environments.
-      auto rank = [](const CachePart& p) {
-        return p.users.empty() ? 0 : p.users.size() == 1 ? 2 : 1;
-      };
-      if (rank(x) != rank(y)) return rank(x) < rank(y);
-      return x.users.size() > y.users.size();
-    }
-    return x.users < y.users;
-  });
+  sort_parts(out);
   return out;
 }
 

@@ -1,0 +1,262 @@
+#include "src/build/build_executor.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "base/error.h"
+#include "base/file_util.h"
+#include "oci/digest.h"
+#include "src/build/build_outputs.h"
+#include "src/build/build_state.h"
+#include "src/build/env_builder.h"
+#include "src/build/uv_layers.h"
+#include "src/build/uv_runner.h"
+#include "src/cache/last_used.h"
+
+namespace dockless {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string file_digest(const fs::path& file) {
+  try {
+    return sha256_of(read_file(file)).str();
+  } catch (const Error&) {
+    return "missing";
+  }
+}
+
+/// The plan's view of the caches: environment markers under
+/// <cache>/envs, layers in the local layer cache and the --cache-from
+/// registries. Remembers how long each layer lookup took, for the report.
+class BuildCacheState : public CacheState {
+ public:
+  explicit BuildCacheState(BuildState& s) : s_(s) {}
+  bool environment_made(const std::string& env_key) override {
+    fs::path marker = s_.cache_dir / "envs" / (env_key + ".complete");
+    if (!path_exists(marker)) return false;
+    mark_used(marker);
+    return true;
+  }
+  std::optional<std::vector<CachedLayer>> find_layers(
+      const std::string& key, std::string& origin, const std::function<bool(const CachedLayer&)>& wanted) override {
+    auto t = Clock::now();
+    auto found = s_.cache.find(key, origin, wanted);
+    seconds[key] += seconds_since(t);
+    return found;
+  }
+  std::map<std::string, double> seconds;
+
+ private:
+  BuildState& s_;
+};
+
+/// Where the image goes: --output locations and --tag references.
+struct Destinations {
+  std::vector<ImageLocation> outputs;
+  std::vector<Reference> tags;
+};
+
+class BuildExecutor {
+ public:
+  explicit BuildExecutor(const BuildOptions& options) : s_(options), cache_state_(s_) {}
+
+  Digest run() {
+    auto start = Clock::now();
+    Destinations dest = check_destinations();
+    load_source_and_spec();
+    choose_platform();
+    select_environments();
+    fetch_base();
+    find_uv();
+    key_environments();
+    open_caches();
+    hash_source();
+    plan_layers();
+    make_environments(s_);
+    write_layers();
+    Descriptor manifest = assemble_image(s_);
+    mark_image_used(s_, manifest);
+    write_outputs(s_, manifest, dest.outputs, dest.tags);
+    write_cache_to(s_);
+    write_report(s_, manifest.digest, seconds_since(start));
+    s_.note("built " + manifest.digest.str() + " in " + format_seconds(seconds_since(start)) + " (" +
+            std::to_string(s_.uv_runs) + " uv run" + (s_.uv_runs == 1 ? "" : "s") + ")");
+    return manifest.digest;
+  }
+
+ private:
+  const BuildOptions& opt() const { return s_.opt; }
+
+  /// Usage errors first: every output, tag and cache reference parses.
+  Destinations check_destinations() const {
+    if (opt().outputs.empty() && !(opt().push && !opt().tags.empty()))
+      throw UsageError("nothing to write: give --output oci:DIR[:TAG] or docker-archive:FILE, or --tag REF --push");
+    if (opt().push && opt().tags.empty()) throw UsageError("--push needs at least one --tag REF");
+    Destinations d;
+    for (const auto& o : opt().outputs) {
+      ImageLocation loc = ImageLocation::parse(o);
+      if (loc.is_registry()) throw UsageError("--output " + o + ": use --tag REF --push for a registry");
+      d.outputs.push_back(loc);
+    }
+    for (const auto& t : opt().tags) d.tags.push_back(parse_ref_option("--tag", t));
+    for (const auto& from : opt().cache_from) parse_ref_option("--cache-from", from);
+    if (!opt().cache_to.empty()) parse_ref_option("--cache-to", opt().cache_to);
+    return d;
+  }
+
+  void load_source_and_spec() {
+    s_.work_dir = s_.cache_dir / "work" / ("build-" + std::to_string(::getpid()));
+    remove_tree(s_.work_dir);
+    fs::create_directories(s_.work_dir);
+    s_.source = load_project_source(opt(), s_.cache_dir, s_.work_dir);
+    const std::string& commit = s_.source.git_commit;
+    s_.note("spec " + s_.spec().file.string() + (commit.empty() ? "" : " at " + commit.substr(0, 12)));
+  }
+
+  void choose_platform() {
+    s_.clamp = mtime_clamp_from_environment();
+    s_.platform = !opt().platform.empty()          ? Platform::parse(opt().platform)
+                  : !s_.spec().image.platform.empty() ? Platform::parse(s_.spec().image.platform)
+                                                      : Platform::host();
+    s_.transfer.set_platform(s_.platform);
+  }
+
+  void select_environments() {
+    s_.plan.environments = dockless::select_environments(s_.spec(), opt().skip);
+    const fs::path& root = s_.source.project_root;
+    if (!s_.plan.environments.empty() && !path_exists(root / "uv.lock"))
+      throw Error("no uv.lock in " + root.string() + ": dockless installs with --frozen; run `uv lock` first");
+  }
+
+  void fetch_base() {
+    auto t = Clock::now();
+    bool push_only = opt().outputs.empty();
+    s_.base = fetch_base_image(s_.spec().image.base, s_.platform, push_only, s_.transfer, s_.store);
+    s_.note("base " + s_.spec().image.base + " " + s_.base.image.top.digest.short_hex() + " (" +
+            std::to_string(s_.base.layers.size()) + " layers) in " + format_seconds(seconds_since(t)));
+  }
+
+  /// uv runs the environments and/or ships in the image.
+  void find_uv() {
+    if (s_.plan.environments.empty() && s_.spec().uv.uv_path.empty()) return;
+    s_.uv = identify_uv(dockless::find_uv(opt().uv_binary), s_.cache_dir);
+  }
+
+  void key_environments() {
+    // One persistent uv cache per platform and uv version (bucket layouts
+    // change between uv releases).
+    std::string platform_dir = s_.platform.str();
+    std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
+    s_.host_uv_cache = s_.cache_dir / "uv" /
+                       (platform_dir + "-uv" + (s_.uv.short_version.empty() ? "none" : s_.uv.short_version));
+    collect_passthrough_env(s_.passthrough, s_.extra_binds);
+    inputs_.platform = s_.platform.str();
+    inputs_.base_digest = s_.base.image.top.digest.str();
+    inputs_.uv_sha = s_.uv.sha;
+    inputs_.uv_short_version = s_.uv.short_version;
+    inputs_.uv_lock = file_digest(s_.source.project_root / "uv.lock");
+    inputs_.pyproject = file_digest(s_.source.project_root / "pyproject.toml");
+    inputs_.uv_env = s_.passthrough;
+    inputs_.format.mtime_clamp = s_.clamp;
+    inputs_.format.compression = opt().compression.kind;
+    inputs_.format.level = opt().compression.level;
+    inputs_.no_cache = opt().no_cache;
+    dockless::key_environments(s_.plan.environments, s_.spec(), inputs_, cache_state_);
+    if (opt().explain_cache)
+      for (const auto& e : s_.plan.environments) explain("environment " + e.name, e.key, e.key_inputs);
+  }
+
+  void open_caches() {
+    std::vector<Reference> from;
+    for (const auto& f : opt().cache_from) from.push_back(parse_ref_option("--cache-from", f));
+    s_.cache.open(from);
+  }
+
+  /// The source tree's tar, for its key (one uncompressed pass).
+  void hash_source() {
+    auto t = Clock::now();
+    s_.source_layer = std::make_unique<SourceLayer>(s_.source, s_.clamp);
+    inputs_.source_tar = s_.source_layer->tar_digest();
+    source_seconds_ = seconds_since(t);
+  }
+
+  /// Keys every layer and looks each up; marks the environments that a
+  /// missing layer needs.
+  void plan_layers() {
+    s_.plan.slots = dockless::plan_layers(s_.plan.environments, s_.spec(), inputs_, cache_state_);
+    for (const auto& slot : s_.plan.slots) {
+      if (opt().explain_cache) explain("layer " + slot.name, slot.key, slot.key_inputs);
+      double seconds = cache_state_.seconds[slot.key];
+      if (slot.kind == SlotKind::kSource) {
+        seconds += source_seconds_;
+        if (slot.hit()) s_.source_layer->drop_copy();
+      }
+      s_.slot_seconds.push_back(seconds);
+    }
+  }
+
+  void explain(const std::string& what, const std::string& key, const std::vector<std::string>& inputs) {
+    s_.note("cache key of " + what + ": " + key.substr(0, 16));
+    for (const auto& line : inputs) s_.note("    " + line);
+  }
+
+  /// The layers of a slot no cache had.
+  std::vector<CachedLayer> build_slot(const LayerSlot& slot) {
+    switch (slot.kind) {
+      case SlotKind::kUvBinary:
+        return write_uv_binary_layer(s_, slot.name);
+      case SlotKind::kUvCache:
+        return write_uv_cache_layers(s_, std::set<std::string>(slot.envs.begin(), slot.envs.end()));
+      case SlotKind::kVenv:
+        for (const auto& e : s_.plan.environments)
+          if (e.name == slot.envs.front()) return write_venv_layer(s_, e, slot.name);
+        throw Error("no environment " + slot.envs.front() + " for " + slot.name);
+      case SlotKind::kSource:
+        return {{slot.name, s_.source_layer->write(opt().compression, s_.store), {}}};
+    }
+    throw Error("unknown layer slot " + slot.name);
+  }
+
+  /// Makes every layer no cache had, in image order, and lists them all.
+  void write_layers() {
+    for (std::size_t i = 0; i < s_.plan.slots.size(); ++i) {
+      LayerSlot& slot = s_.plan.slots[i];
+      if (!slot.hit()) {
+        auto t = Clock::now();
+        slot.layers = build_slot(slot);
+        s_.cache.put(slot.key, slot.layers);
+        s_.slot_seconds[i] += seconds_since(t);
+      }
+      bool first = true;
+      for (const auto& l : slot.layers) {
+        if (slot.kind == SlotKind::kUvCache && !s_.plan.ships(l)) continue;
+        s_.layers.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? s_.slot_seconds[i] : 0});
+        first = false;
+      }
+    }
+    for (const auto& l : s_.layers)
+      s_.note("layer " + l.name + ": " + l.blob.descriptor.digest.short_hex() + " " +
+              human_bytes(static_cast<std::uint64_t>(l.blob.descriptor.size)) +
+              (l.origin == "hit"      ? " (cached)"
+               : l.origin == "remote" ? " (from the build cache in the registry)"
+                                      : " (built in " + format_seconds(l.seconds) + ")"));
+  }
+
+  BuildState s_;
+  BuildCacheState cache_state_;
+  PlanInputs inputs_;
+  double source_seconds_ = 0;
+};
+
+}  // namespace
+
+Digest execute_build(const BuildOptions& options) {
+  BuildExecutor b(options);
+  return b.run();
+}
+
+}  // namespace dockless

@@ -1,0 +1,93 @@
+// What a build in progress knows, shared by its steps (build_executor.cc
+// runs them in order; env_builder, uv_layers and build_outputs implement
+// them): the options, the stores and caches, the spec and source, the base,
+// uv, the plan, and the layers and outputs made so far.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/layer_writer.h"
+#include "layers/tar_writer.h"
+#include "oci/blob_store.h"
+#include "oci/platform.h"
+#include "oci/reference.h"
+#include "src/build/base_image.h"
+#include "src/build/build_command.h"
+#include "src/build/build_plan.h"
+#include "src/build/source_layer.h"
+#include "src/build/uv_tool.h"
+#include "src/cache/build_cache.h"
+#include "src/cache/layer_cache.h"
+#include "src/cache/registry_cache.h"
+#include "src/sandbox/sandbox.h"
+#include "src/transfer/transfer.h"
+
+namespace dockless {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t);
+/// "1.23 s"
+std::string format_seconds(double s);
+bool path_exists(const std::filesystem::path& p);
+/// A registry reference given to `option` ([docker://]REF); a bad one is a usage error.
+Reference parse_ref_option(const std::string& option, const std::string& text);
+
+/// One layer of the image after the base's, as the report lists it.
+struct LayerRecord {
+  std::string name;
+  LayerBlob blob;
+  std::string origin;  ///< "hit" (local cache), "remote" (--cache-from), "miss" (built)
+  double seconds = 0;
+};
+
+struct BuildState {
+  explicit BuildState(const BuildOptions& options);
+  ~BuildState();  ///< removes the work directory
+  BuildState(const BuildState&) = delete;
+  BuildState& operator=(const BuildState&) = delete;
+
+  void note(const std::string& line) { transfer.progress().note(line); }
+  void warn(const std::string& line) { transfer.progress().warn(line); }
+  const BuildSpec& spec() const { return source.spec; }
+  /// Where the venv of `env` is kept on this machine, by its key.
+  std::filesystem::path env_dir(const PlannedEnvironment& env) const { return cache_dir / "envs" / env.key; }
+  /// Tar options every layer of the build starts from.
+  TarOptions layer_tar() const;
+  /// Compresses a tar that `produce` writes into the store.
+  LayerBlob write_one(const std::function<void(ByteSink&)>& produce);
+  /// What a registry cache's uv cache layers must match to seed ours.
+  BuildCacheIndex cache_meta() const;
+
+  BuildOptions opt;
+  ImageTransfer transfer;
+  std::filesystem::path cache_dir;
+  BlobStore store;
+  LayerCache layer_cache;
+  BuildCache cache;
+
+  std::filesystem::path work_dir;  ///< this build's scratch space, removed at the end
+  ProjectSource source;
+  std::int64_t clamp = kDefaultMtimeClamp;
+  Platform platform;
+  BaseImage base;
+  UvTool uv;
+  std::filesystem::path host_uv_cache;  ///< persistent, per platform and uv version
+  std::vector<std::string> passthrough;
+  std::vector<BindMount> extra_binds;
+  std::unique_ptr<SourceLayer> source_layer;
+
+  BuildPlan plan;
+  std::vector<double> slot_seconds;  ///< per plan slot: lookup and build time
+  std::vector<LayerRecord> layers;   ///< after the base's, in image order
+  std::vector<std::string> output_names;
+  int uv_runs = 0;
+};
+
+}  // namespace dockless

@@ -1,0 +1,137 @@
+#include "src/build/env_builder.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "base/error.h"
+#include "base/file_lock.h"
+#include "base/file_util.h"
+#include "layers/unpacker.h"
+#include "src/build/uv_cache_partition.h"
+#include "src/build/uv_runner.h"
+#include "src/cache/last_used.h"
+
+namespace dockless {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A persisted venv still matches the host cache (symlink mode: its
+/// packages' archives are there; someone may have cleared the cache).
+bool env_dir_intact(const BuildState& s, const PlannedEnvironment& e) {
+  fs::path dir = s.env_dir(e);
+  const std::string& image_cache = s.spec().uv.cache_dir;
+  if (s.spec().uv.link_mode != "symlink") return path_exists(dir);
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename() != "METADATA" || !it->is_symlink(ec)) continue;
+    std::string target = fs::read_symlink(it->path(), ec).string();
+    if (target.rfind(image_cache + "/", 0) != 0) continue;
+    fs::path host = s.host_uv_cache / target.substr(image_cache.size() + 1);
+    if (!path_exists(host)) return false;
+  }
+  return !ec;
+}
+
+/// Fills an absent host uv cache from a --cache-from's uv cache layers, so
+/// uv downloads only what changed since that build.
+void seed_uv_cache(BuildState& s) {
+  if (path_exists(s.host_uv_cache)) return;
+  for (const BuildCache::RemoteEntry& r : s.cache.remote_slot("uv cache", s.cache_meta())) {
+    auto t = Clock::now();
+    fs::path staging = temp_path_beside(s.host_uv_cache);
+    try {
+      s.cache.download(*r.cache, r.entry->layers);
+      fs::create_directories(staging);
+      for (const auto& l : r.entry->layers) unpack_layer(s.store.path_of(l.blob.descriptor.digest), staging);
+      fs::path unpacked = staging / fs::path(s.spec().uv.cache_dir).relative_path();
+      fs::create_directories(s.host_uv_cache.parent_path());
+      if (::rename(unpacked.c_str(), s.host_uv_cache.c_str()) != 0)
+        throw_errno("cannot rename to " + s.host_uv_cache.string());
+      remove_tree(staging);
+      s.note("uv cache seeded from " + r.cache->ref.str() + " in " + format_seconds(seconds_since(t)));
+      return;
+    } catch (const Error& err) {
+      remove_tree(staging);
+      s.warn(std::string("uv cache not seeded from ") + r.cache->ref.str() + ": " + err.what());
+    }
+  }
+}
+
+UvRunnerConfig runner_config(BuildState& s, const fs::path& rootfs) {
+  UvRunnerConfig c;
+  c.isolation = s.opt.isolation;
+  c.force_host = s.opt.force_host;
+  c.rootfs = rootfs;
+  c.scratch = s.work_dir / "sandbox";
+  c.uv_binary = s.uv.binary;
+  c.host_cache = s.host_uv_cache;
+  c.image_cache_dir = s.spec().uv.cache_dir;
+  c.project_tree = s.source.project_root;
+  c.image_project_dir = s.spec().source.dest;
+  c.python = s.spec().uv.python;
+  c.link_mode = s.spec().uv.link_mode;
+  c.compile_bytecode = s.spec().uv.compile_bytecode;
+  c.source_date_epoch = s.clamp;
+  c.passthrough_env = s.passthrough;
+  c.extra_binds = s.extra_binds;
+  c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
+  return c;
+}
+
+/// One uv run into a fresh directory, renamed into place when complete.
+void make_environment(BuildState& s, const UvRunnerConfig& c, PlannedEnvironment& e) {
+  auto te = Clock::now();
+  fs::path dir = s.env_dir(e);
+  fs::path tmp = temp_path_beside(dir);
+  fs::create_directories(tmp);
+  try {
+    run_uv_environment(c, UvEnvironment{e.name, e.image_path, tmp, e.extras, e.groups, e.all_groups,
+                                        e.no_default_groups});
+    ++s.uv_runs;
+    // Content-derived archive names: clean builds give identical layers.
+    canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, {tmp});
+    remove_tree(dir);
+    if (::rename(tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
+    write_file_atomic(s.cache_dir / "envs" / (e.key + ".complete"), "complete\n");
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  e.ready = true;
+  s.note("environment " + e.name + " made in " + format_seconds(seconds_since(te)));
+}
+
+}  // namespace
+
+void make_environments(BuildState& s) {
+  std::vector<PlannedEnvironment*> todo;
+  for (auto& e : s.plan.environments) {
+    if (e.needed && e.ready && !env_dir_intact(s, e)) e.ready = false;
+    if (e.needed && !e.ready) todo.push_back(&e);
+  }
+  if (todo.empty()) return;
+  auto t = Clock::now();
+  fs::path rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  s.note("root filesystem of the base ready in " + format_seconds(seconds_since(t)));
+  fs::create_directories(s.cache_dir / "envs");
+  // One build at a time changes this uv cache (uv runs, archive renames).
+  fs::create_directories(s.host_uv_cache.parent_path());
+  fs::path lock_path = s.host_uv_cache.string() + ".lock";
+  FileLock lock(lock_path, LockMode::kExclusive);
+  seed_uv_cache(s);
+  fs::create_directories(s.host_uv_cache);
+
+  UvRunnerConfig c = runner_config(s, rootfs);
+  for (PlannedEnvironment* e : todo) make_environment(s, c, *e);
+}
+
+std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name) {
+  TarOptions t = s.layer_tar();
+  t.dest = env.image_path;
+  fs::path dir = s.env_dir(env);
+  return {{name, s.write_one([&](ByteSink& sink) { write_directory_tar(dir, t, sink); }), {}}};
+}
+
+}  // namespace dockless

@@ -1,0 +1,17 @@
+// Makes the environments the plan needs: uv runs in the base's root
+// filesystem, one per environment no cache has, against the persistent uv
+// cache (seeded from a --cache-from when this machine has none).
+#pragma once
+
+#include "src/build/build_state.h"
+
+namespace dockless {
+
+/// Makes every needed environment that is not made (or no longer whole)
+/// on this machine; counts the uv runs in `s.uv_runs`.
+void make_environments(BuildState& s);
+
+/// The layer of the shipped venv `env`, from its directory on this machine.
+std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name);
+
+}  // namespace dockless

@@ -1,0 +1,102 @@
+#include "src/build/uv_layers.h"
+
+#include <map>
+#include <optional>
+
+#include "base/error.h"
+#include "base/file_util.h"
+#include "src/build/uv_cache_partition.h"
+
+namespace dockless {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string file_digest(const fs::path& file) {
+  try {
+    return sha256_of(read_file(file)).str();
+  } catch (const Error&) {
+    return "missing";
+  }
+}
+
+/// A readable name for a cache part: its venvs when few, else how many
+/// (the key uses the full list).
+std::string part_label(const CachePart& part) {
+  if (part.users.size() <= 2) return cache_part_name(part);
+  std::string first = *part.users.begin();
+  return "shared by " + std::to_string(part.users.size()) + " environments: " + first + ", ... " +
+         sha256_of(cache_part_name(part)).short_hex(8);
+}
+
+/// One piece of a part: its layer from the layer cache (keyed by its file
+/// list), else written and recorded there.
+CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& piece, bool is_index) {
+  std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") + part_label(part) + ")";
+  // A piece whose files are unchanged is reused from an earlier build
+  // of another uv cache slot (e.g. after a uv.lock edit elsewhere).
+  KeyInputs in;
+  in.kind = KeyKind::kUvCachePiece;
+  in.format.mtime_clamp = s.clamp;
+  in.format.compression = s.opt.compression.kind;
+  in.format.level = s.opt.compression.level;
+  in.cache_dir = s.spec().uv.cache_dir;
+  in.part = cache_part_name(part);
+  in.piece = is_index ? "index" : "archives";
+  std::string listing;
+  for (const auto& p : piece.paths) {
+    listing += p + "\n";
+    // Pointer files may be rewritten by uv; archive dirs never are
+    // (their names are derived from their content).
+    if (is_index) listing += file_digest(s.host_uv_cache / p) + "\n";
+  }
+  in.listing = sha256_of(listing).str();
+  CacheKey k = cache_key(in);
+  std::optional<std::vector<CachedLayer>> reused = s.opt.no_cache ? std::nullopt : s.layer_cache.find(k.hex());
+  LayerBlob blob;
+  if (reused) {
+    blob = reused->front().blob;
+  } else {
+    blob = s.write_one([&](ByteSink& sink) {
+      TarOptions t = s.layer_tar();
+      t.dest = s.spec().uv.cache_dir;
+      t.include = [&piece](const std::string& rel, bool is_dir) { return piece.includes(rel, is_dir); };
+      write_directory_tar(s.host_uv_cache, t, sink);
+    });
+    s.layer_cache.put(k.hex(), {{name, blob, part.users}});
+  }
+  return CachedLayer{name, blob, part.users};
+}
+
+}  // namespace
+
+std::vector<CachedLayer> write_uv_binary_layer(BuildState& s, const std::string& name) {
+  fs::path staging = s.work_dir / "tools";
+  fs::path target = staging / fs::path(s.spec().uv.uv_path).relative_path();
+  fs::create_directories(target.parent_path());
+  fs::copy_file(s.uv.binary, target, fs::copy_options::overwrite_existing);
+  fs::permissions(target, fs::perms(0755));
+  TarOptions t = s.layer_tar();
+  return {{name, s.write_one([&](ByteSink& sink) { write_directory_tar(staging, t, sink); }), {}}};
+}
+
+std::vector<CachedLayer> write_uv_cache_layers(BuildState& s, const std::set<std::string>& users) {
+  std::map<std::string, fs::path> env_dirs;
+  for (const auto& e : s.plan.environments)
+    if (users.count(e.name)) env_dirs[e.name] = s.env_dir(e);
+  std::vector<CachedLayer> out;
+  for (const CachePart& part : partition_uv_cache(s.host_uv_cache, env_dirs)) {
+    // Unpacked wheels (big, reproducible) apart from uv's pointer files
+    // (small; they carry HTTP cache times, so they differ between clean
+    // builds): the big layer keeps its digest across clean builds.
+    CachePart archives, index;
+    archives.users = index.users = part.users;
+    for (const auto& p : part.paths) (p.rfind("archive-v0/", 0) == 0 ? archives : index).paths.insert(p);
+    if (!archives.paths.empty()) out.push_back(write_piece(s, part, archives, false));
+    if (!index.paths.empty()) out.push_back(write_piece(s, part, index, true));
+  }
+  return out;
+}
+
+}  // namespace dockless
