@@ -551,10 +551,10 @@ TEST_CASE("an unreadable credentials file is an error, not a skip", "[keychain]"
   CHECK_THAT(msg, Contains(sb.user_auth().string()));
 }
 
-// Root reads files regardless of their mode, so this case carries [nonroot],
-// not [keychain]: the unit_nonroot meson test runs it and is reported as
-// skipped under root.
-TEST_CASE("a credentials file without read permission is an error, not a skip", "[nonroot]") {
+// Root reads files regardless of their mode, so this case carries the hidden
+// tag [.nonroot], not [keychain]: only the unit_nonroot meson test runs it,
+// and meson reports it skipped under root.
+TEST_CASE("a credentials file without read permission is an error, not a skip", "[.nonroot]") {
   if (::geteuid() == 0) FAIL("root reads any file (meson test unit_nonroot skips under root)");
   Sandbox sb;
   write_text(sb.docker_config(), auths({{"reg.example.com", "u:p"}}));

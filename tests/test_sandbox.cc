@@ -202,9 +202,9 @@ void give_to_unprivileged(const fs::path& p) {
 }
 
 // Cases that need root (chroot mode, mounts in the test itself) carry the
-// [root] tag, not [sandbox]: the unit_root meson test runs them and is
-// reported as skipped without root. Run by hand without root they fail,
-// never pass.
+// hidden tag [.root], not [sandbox]: only the unit_root meson test runs
+// them, and meson reports it skipped without root. Run by hand without root
+// they fail, never pass.
 void require_root(const char* what) {
   if (::geteuid() != 0) FAIL("needs root: " << what << " (meson test unit_root skips without it)");
 }
@@ -458,7 +458,7 @@ TEST_CASE("userns: an exception in on_output kills the command", "[sandbox]") {
   }
 }
 
-TEST_CASE("chroot: same job as userns; bind dirs back in place", "[root]") {
+TEST_CASE("chroot: same job as userns; bind dirs back in place", "[.root]") {
   require_root("chroot mode");
   fs::path rootfs = fixture_rootfs();
   TempDir tmp;
@@ -499,7 +499,7 @@ TEST_CASE("chroot: same job as userns; bind dirs back in place", "[root]") {
   CHECK(dockless::read_file(tmp / "out/keep") == "kept");
 }
 
-TEST_CASE("chroot: a bind on another filesystem is copied in and back", "[root]") {
+TEST_CASE("chroot: a bind on another filesystem is copied in and back", "[.root]") {
   require_root("chroot mode");
   TempDir tmp;
   std::string tmpl = "/dev/shm/dockless-bind-XXXXXX";  // tmpfs: rename(2) gives EXDEV
@@ -531,7 +531,7 @@ TEST_CASE("chroot: refused when not root", "[sandbox]") {
   CHECK_THAT(out, Catch::StartsWith("sandbox (chroot): needs root"));
 }
 
-TEST_CASE("host: refused outside a container unless forced", "[root]") {
+TEST_CASE("host: refused outside a container unless forced", "[.root]") {
   require_root("host mode outside a container (the test chroots to get there)");
   TempDir tmp;
   // "Outside a container": chroot into an empty dir, where no marker exists.
@@ -676,7 +676,7 @@ TEST_CASE("userns unprivileged: the root-owned fixture as it is", "[sandbox]") {
   CHECK(dockless::read_file(tmp / "out/hello") == "hi");
 }
 
-TEST_CASE("userns as uid 65534 with a subuid range: newuidmap maps 1..65536", "[root]") {
+TEST_CASE("userns as uid 65534 with a subuid range: newuidmap maps 1..65536", "[.root]") {
   require_root("a private /etc/subuid for uid 65534");
   if (::access("/usr/bin/newuidmap", X_OK) != 0) FAIL("newuidmap is not installed (package uidmap)");
   TempDir tmp;
@@ -741,7 +741,7 @@ TEST_CASE("userns refused by seccomp: a clear Error that names the way out", "[s
         "try --isolation chroot (as root) or --isolation host");
 }
 
-TEST_CASE("userns: kernel overlay refused (scratch on overlayfs) falls back", "[root]") {
+TEST_CASE("userns: kernel overlay refused (scratch on overlayfs) falls back", "[.root]") {
   require_root("an overlay mount for the scratch dir");
   TempDir tmp;
   for (bool hide_fuse : {false, true}) {
