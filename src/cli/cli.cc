@@ -318,12 +318,17 @@ ProgressStyle progress_style(const RegistryArgs& args) {
   return choose_progress_style(args.progress, args.quiet, stderr);
 }
 
+// The printer goes (settling its live lines) before the digest reaches
+// stdout, often the same terminal: a later redraw would erase the digest.
 int run_copy_command(const std::string& src, const std::string& dst, const RegistryArgs& args) {
   TransferOptions options = to_transfer_options(args);
-  ProgressPrinter printer(progress_style(args), stderr);
-  options.progress = &printer;
+  ProgressStyle style = progress_style(args);
   CacheLock in_use = CacheLock::shared(options.cache_dir);
-  Digest d = run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+  Digest d = [&] {
+    ProgressPrinter printer(style, stderr);
+    options.progress = &printer;
+    return run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+  }();
   std::cout << d.str() << "\n";
   return 0;
 }
@@ -400,10 +405,13 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
 
 int run_build_command(const Commands& c) {
   BuildOptions o = to_build_options(c.bld, c.build_args);
-  ProgressPrinter printer(progress_style(c.build_args), stderr);
-  o.transfer.progress = &printer;
+  ProgressStyle style = progress_style(c.build_args);
   CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
-  Digest d = run_build(o);
+  Digest d = [&] {  // the printer settles before the digest is printed, as in run_copy_command
+    ProgressPrinter printer(style, stderr);
+    o.transfer.progress = &printer;
+    return run_build(o);
+  }();
   std::cout << d.str() << "\n";
   return 0;
 }
