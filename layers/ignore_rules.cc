@@ -259,6 +259,66 @@ bool IgnoreRules::Pattern::matches(std::string_view path) const {
   return match(match, 0, 0);
 }
 
+// Compiles exactly as patternmatcher does: the match kind starts as an
+// exact comparison and is degraded by wildcards.
+std::string IgnoreRules::Pattern::compile() {
+  kind = MatchKind::Exact;
+  tokens.clear();
+  std::string_view pat = text;
+  for (std::size_t i = 0, k = 0; i < pat.size(); ++k) {
+    const char ch = pat[i];
+    if (ch == '*') {
+      if (i + 1 < pat.size() && pat[i + 1] == '*') {
+        i += 2;
+        if (i < pat.size() && pat[i] == '/') ++i;  // "**/" is "**"
+        if (i == pat.size()) {
+          if (kind == MatchKind::Exact) {
+            kind = MatchKind::Prefix;
+          } else {
+            tokens.push_back({Token::Kind::AnyRest, 0, false, {}});
+            kind = MatchKind::Glob;
+          }
+        } else {
+          tokens.push_back({Token::Kind::AnyDirs, 0, false, {}});
+          kind = MatchKind::Glob;
+        }
+        if (k == 0) kind = MatchKind::Suffix;
+      } else {
+        tokens.push_back({Token::Kind::Star, 0, false, {}});
+        kind = MatchKind::Glob;
+        ++i;
+      }
+    } else if (ch == '?') {
+      tokens.push_back({Token::Kind::AnyChar, 0, false, {}});
+      kind = MatchKind::Glob;
+      ++i;
+    } else if (ch == '\\') {
+      if (std::string e = check_escape(pat, i + 1); !e.empty()) return e;
+      std::size_t width = decode_rune(pat, i + 1).width;
+      for (std::size_t b = 0; b < width; ++b)
+        tokens.push_back({Token::Kind::Literal, pat[i + 1 + b], false, {}});
+      kind = MatchKind::Glob;
+      i += 1 + width;
+    } else if (ch == '[') {
+      Token t{Token::Kind::Class, 0, false, {}};
+      if (std::string e = parse_class(pat, i, t.negated, t.ranges); !e.empty()) return e;
+      tokens.push_back(std::move(t));
+      kind = MatchKind::Glob;
+    } else if (ch == '^') {
+      // Not escaped by Docker: in its regexp an anchor, which only matches
+      // at the start (a literal '^' in an exact, prefix or suffix pattern).
+      tokens.push_back({Token::Kind::Start, 0, false, {}});
+      ++i;
+    } else {
+      if (ch == ']') kind = MatchKind::Glob;
+      tokens.push_back({Token::Kind::Literal, ch, false, {}});
+      ++i;
+    }
+  }
+  if (kind != MatchKind::Glob) tokens.clear();
+  return {};
+}
+
 IgnoreRules IgnoreRules::parse(std::string_view text, const std::string& file_name) {
   IgnoreRules rules;
   std::size_t line_no = 0;
@@ -302,63 +362,7 @@ IgnoreRules IgnoreRules::parse(std::string_view text, const std::string& file_na
     }
     p.text = pattern;
 
-    // Compile exactly as patternmatcher does: the match kind starts as an
-    // exact comparison and is degraded by wildcards.
-    MatchKind kind = MatchKind::Exact;
-    std::string_view pat = p.text;
-    for (std::size_t i = 0, k = 0; i < pat.size(); ++k) {
-      const char ch = pat[i];
-      if (ch == '*') {
-        if (i + 1 < pat.size() && pat[i + 1] == '*') {
-          i += 2;
-          if (i < pat.size() && pat[i] == '/') ++i;  // "**/" is "**"
-          if (i == pat.size()) {
-            if (kind == MatchKind::Exact) {
-              kind = MatchKind::Prefix;
-            } else {
-              p.tokens.push_back({Token::Kind::AnyRest, 0, false, {}});
-              kind = MatchKind::Glob;
-            }
-          } else {
-            p.tokens.push_back({Token::Kind::AnyDirs, 0, false, {}});
-            kind = MatchKind::Glob;
-          }
-          if (k == 0) kind = MatchKind::Suffix;
-        } else {
-          p.tokens.push_back({Token::Kind::Star, 0, false, {}});
-          kind = MatchKind::Glob;
-          ++i;
-        }
-      } else if (ch == '?') {
-        p.tokens.push_back({Token::Kind::AnyChar, 0, false, {}});
-        kind = MatchKind::Glob;
-        ++i;
-      } else if (ch == '\\') {
-        if (std::string e = check_escape(pat, i + 1); !e.empty()) throw fail(original, e);
-        std::size_t width = decode_rune(pat, i + 1).width;
-        for (std::size_t b = 0; b < width; ++b)
-          p.tokens.push_back({Token::Kind::Literal, pat[i + 1 + b], false, {}});
-        kind = MatchKind::Glob;
-        i += 1 + width;
-      } else if (ch == '[') {
-        Token t{Token::Kind::Class, 0, false, {}};
-        if (std::string e = parse_class(pat, i, t.negated, t.ranges); !e.empty())
-          throw fail(original, e);
-        p.tokens.push_back(std::move(t));
-        kind = MatchKind::Glob;
-      } else if (ch == '^') {
-        // Not escaped by Docker: in its regexp an anchor, which only matches
-        // at the start (a literal '^' in an exact, prefix or suffix pattern).
-        p.tokens.push_back({Token::Kind::Start, 0, false, {}});
-        ++i;
-      } else {
-        if (ch == ']') kind = MatchKind::Glob;
-        p.tokens.push_back({Token::Kind::Literal, ch, false, {}});
-        ++i;
-      }
-    }
-    p.kind = kind;
-    if (kind != MatchKind::Glob) p.tokens.clear();
+    if (std::string e = p.compile(); !e.empty()) throw fail(original, e);
 
     if (p.negate) {
       rules.has_exceptions_ = true;

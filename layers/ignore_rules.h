@@ -74,6 +74,9 @@ class IgnoreRules {
     MatchKind kind = MatchKind::Exact;
     std::vector<Token> tokens;  ///< for MatchKind::Glob
     bool matches(std::string_view path) const;
+    /// Fills kind and tokens from text exactly as patternmatcher compiles;
+    /// returns why the pattern is bad, empty when it is fine.
+    std::string compile();
   };
   /// Docker's MatchesUsingParentResults: `parent` holds, per pattern, whether
   /// the parent directory matched it (empty at the top level); fills `out`.

@@ -28,7 +28,7 @@ struct BuildOptions {
   bool force_host = false;
   std::filesystem::path uv_binary;          ///< --uv; "" = uv on PATH
   CompressionOptions compression;
-  TransferOptions transfer;                 ///< registry options, cache dir, jobs, quiet
+  TransferOptions transfer;                 ///< registry options, cache dir, jobs, progress sink
   std::filesystem::path report_file;        ///< --report FILE.json
   bool explain_cache = false;               ///< print every layer's key inputs
   bool no_cache = false;                    ///< --no-cache: rebuild every venv and layer

@@ -12,6 +12,7 @@
 #include "src/cache/cache_dir.h"
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
+#include "src/cli/progress_printer.h"
 #include "src/transfer/inspect_command.h"
 #include "src/transfer/transfer.h"
 
@@ -54,8 +55,16 @@ struct RegistryArgs {
   std::string ca_cert, authfile, creds, platform, report, chunk_size, cache_dir;
   int jobs = 4;
   int retries = 3;
+  std::string progress = "auto";
   bool quiet = false, all_platforms = false;
 };
+
+constexpr const char* kProgressHelp =
+    "How progress looks: auto (tty on a terminal, else plain), plain, tty or json (one object a line)";
+
+void add_progress_option(CLI::App* cmd, std::string& progress) {
+  cmd->add_option("--progress", progress, kProgressHelp)->type_name("MODE");
+}
 
 /// --cache-dir, for every command that uses dockless's cache.
 void add_cache_dir_option(CLI::App* cmd, std::string& cache_dir) {
@@ -79,6 +88,7 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
   cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
+  add_progress_option(cmd, a.progress);
   cmd->add_option("--report", a.report, "Write a JSON report of every blob transferred, mounted or skipped");
   add_cache_dir_option(cmd, a.cache_dir);
 }
@@ -110,7 +120,6 @@ TransferOptions to_transfer_options(const RegistryArgs& a) {
   if (a.jobs < 1 || a.jobs > 64) throw UsageError("--jobs must be between 1 and 64");
   o.jobs = a.jobs;
   if (!a.chunk_size.empty()) o.chunk_size = parse_size(a.chunk_size, "--chunk-size");
-  o.quiet = a.quiet;
   o.report_file = a.report;
   o.cache_dir = cache_dir_or_default(a.cache_dir);
   return o;
@@ -175,6 +184,278 @@ std::string one_line(std::string s) {
   return s;
 }
 
+/// Every subcommand and the raw option text CLI11 fills in. CLI11 keeps
+/// references to these fields, so one Commands lives (unmoved) for a whole
+/// run_cli.
+struct Commands {
+  CLI::App* import = nullptr;
+  ImportArgs imp;
+  bool import_quiet = false;
+  std::string import_progress = "auto";
+
+  CLI::App* inspect = nullptr;
+  InspectArgs ins;
+
+  CLI::App *pull = nullptr, *push = nullptr, *copy = nullptr;
+  RegistryArgs pull_args, push_args, copy_args;
+  std::string pull_ref, pull_output, push_src, push_ref, copy_src, copy_dst;
+
+  CLI::App* build = nullptr;
+  RegistryArgs build_args;
+  BuildArgs bld;
+
+  CLI::App *cache_ls = nullptr, *cache_prune = nullptr;
+  std::string cache_dir, keep_days = "0";
+  bool cache_verbose = false, dry_run = false;
+
+  CLI::App* help = nullptr;
+  std::string help_topic;
+};
+
+// code-limits: table
+void add_import_command(CLI::App& app, Commands& c) {
+  ImportArgs& imp = c.imp;
+  CLI::App* cmd = c.import = app.add_subcommand(
+      "import", "Import a root filesystem (directory or tar[.gz|.zst]) as a one-layer image");
+  cmd->add_option("rootfs", imp.rootfs, "Root filesystem: a directory or a tar file")->required();
+  cmd->add_option("-o,--output", imp.output, "Where to write: oci:DIR[:TAG] (TAG: latest)")->required();
+  cmd->add_option("--env", imp.env, "Environment variable KEY=VALUE (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--label", imp.labels, "Label KEY=VALUE (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--workdir", imp.workdir, "Working directory of the container");
+  cmd->add_option("--user", imp.user, "User (and group) the container runs as");
+  cmd->add_option("--entrypoint", imp.entrypoint, "Entrypoint: JSON array, or a string run by /bin/sh -c");
+  cmd->add_option("--cmd", imp.cmd, "Command: JSON array, or a string run by /bin/sh -c");
+  cmd->add_option("--platform", imp.platform, "os/arch[/variant] (default: this machine's)");
+  cmd->add_option("--compression", imp.compression, "Layer compression: gzip, zstd or none");
+  cmd->add_option("--compression-level", imp.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  cmd->add_flag("-q,--quiet", c.import_quiet, "Accepted for symmetry: import prints only the digest");
+  add_progress_option(cmd, c.import_progress);
+  cmd->add_option("--chown", imp.chown,
+                  "Write every entry as owned by UID[:GID] (default: keep the files' owners)");
+}
+
+// code-limits: table
+void add_inspect_command(CLI::App& app, Commands& c) {
+  CLI::App* cmd = c.inspect = app.add_subcommand("inspect", "Print an image's manifest and config as JSON");
+  cmd->add_option("image", c.ins.image, "The image: oci:DIR[:TAG]")->required();
+  cmd->add_option("--format", c.ins.format, "manifest, config or both (default)");
+  cmd->add_option("--platform", c.ins.platform,
+                  "Platform to pick when the tag names an index (default: this machine's)");
+}
+
+// code-limits: table
+void add_transfer_commands(CLI::App& app, Commands& c) {
+  c.pull = app.add_subcommand("pull", "Pull an image from a registry");
+  c.pull->add_option("reference", c.pull_ref, "Image reference, e.g. localhost:5000/app:1")->required();
+  c.pull->add_option("-o,--output", c.pull_output, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  add_registry_options(c.pull, c.pull_args);
+
+  c.push = app.add_subcommand("push", "Push an image to a registry");
+  c.push->add_option("source", c.push_src, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  c.push->add_option("reference", c.push_ref, "Destination, e.g. localhost:5000/app:1")->required();
+  add_registry_options(c.push, c.push_args);
+
+  c.copy = app.add_subcommand(
+      "copy", "Copy an image between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
+  c.copy->add_option("source", c.copy_src, "Where the image is")->required();
+  c.copy->add_option("destination", c.copy_dst, "Where it goes")->required();
+  add_registry_options(c.copy, c.copy_args);
+}
+
+// code-limits: table
+void add_build_command(CLI::App& app, Commands& c) {
+  BuildArgs& bld = c.bld;
+  CLI::App* cmd = c.build = app.add_subcommand(
+      "build", "Build a uv project's image: base, uv, uv cache, one layer per venv, source");
+  cmd->add_option("dir", bld.dir, "Project directory (default: .)");
+  cmd->add_option("--source", bld.source, "Project directory (same as DIR)");
+  cmd->add_option("-f,--file", bld.file, "Spec file (default: DIR/dockless.toml, else [tool.dockless] in pyproject.toml)");
+  cmd->add_option("--set", bld.sets, "Override a spec key: KEY=VALUE, e.g. image.base=localhost:5000/py:12 (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--git", bld.git, "Build from this git repository instead of a local tree");
+  cmd->add_option("--git-ref", bld.git_ref, "Branch, tag or commit of --git (default: its default branch)");
+  cmd->add_option("--skip", bld.skip, "Leave out venvs with this name or tag, and this cache extra (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("-o,--output", bld.outputs, "oci:DIR[:TAG] or docker-archive:FILE[:REF] (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("-t,--tag", bld.tags, "Image reference to name (and with --push, push) the image (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--push", bld.push, "Push to every --tag");
+  cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
+  cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
+  cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
+  cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
+  cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
+  cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
+  cmd->add_flag("--no-cache", bld.no_cache, "Rebuild every venv and layer (the uv download cache stays)");
+  cmd->add_option("--cache-from", bld.cache_from, "Registry ref of a build cache to reuse layers from (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
+  add_registry_options(cmd, c.build_args);
+}
+
+// code-limits: table
+void add_cache_commands(CLI::App& app, Commands& c) {
+  CLI::App* cache_cmd = app.add_subcommand("cache", "Show or prune dockless's cache");
+  cache_cmd->require_subcommand(1);
+  c.cache_ls = cache_cmd->add_subcommand(
+      "ls", "Show what the cache holds: layer entries, blobs, venvs, snapshots, uv caches, git mirrors");
+  add_cache_dir_option(c.cache_ls, c.cache_dir);
+  c.cache_ls->add_flag("-v,--verbose", c.cache_verbose, "List every item");
+  c.cache_prune = cache_cmd->add_subcommand(
+      "prune", "Remove what no build used in the last --keep-days days (waits for running builds)");
+  add_cache_dir_option(c.cache_prune, c.cache_dir);
+  c.cache_prune->add_option("--keep-days", c.keep_days,
+                            "Keep what was used in the last N days (default 0: remove everything)")
+      ->type_name("N");
+  c.cache_prune->add_flag("--dry-run", c.dry_run, "Only print what would be removed");
+  c.cache_prune->add_flag("-v,--verbose", c.cache_verbose, "Print every item removed");
+}
+
+/// The progress display the user asked for, on stderr (stdout carries the
+/// digest a command prints).
+ProgressStyle progress_style(const RegistryArgs& args) {
+  return choose_progress_style(args.progress, args.quiet, stderr);
+}
+
+// The printer goes (settling its live lines) before the digest reaches
+// stdout, often the same terminal: a later redraw would erase the digest.
+int run_copy_command(const std::string& src, const std::string& dst, const RegistryArgs& args) {
+  TransferOptions options = to_transfer_options(args);
+  ProgressStyle style = progress_style(args);
+  CacheLock in_use = CacheLock::shared(options.cache_dir);
+  Digest d = [&] {
+    ProgressPrinter printer(style, stderr);
+    options.progress = &printer;
+    return run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+  }();
+  std::cout << d.str() << "\n";
+  return 0;
+}
+
+int run_pull_command(const Commands& c) {
+  ImageLocation src = ImageLocation::parse(c.pull_ref);
+  if (!src.is_registry()) throw UsageError("pull: \"" + c.pull_ref + "\" is not a registry reference");
+  ImageLocation dst = ImageLocation::parse(c.pull_output);
+  if (dst.is_registry()) throw UsageError("pull --output: expected oci:DIR[:TAG] or docker-archive:FILE[:REF]");
+  return run_copy_command(c.pull_ref, c.pull_output, c.pull_args);
+}
+
+int run_push_command(const Commands& c) {
+  ImageLocation src = ImageLocation::parse(c.push_src);
+  if (src.is_registry())
+    throw UsageError("push: the source must be oci:DIR[:TAG] or docker-archive:FILE[:REF] (use copy between registries)");
+  ImageLocation dst = ImageLocation::parse(c.push_ref);
+  if (!dst.is_registry()) throw UsageError("push: \"" + c.push_ref + "\" is not a registry reference");
+  return run_copy_command(c.push_src, c.push_ref, c.push_args);
+}
+
+int run_cache_prune_command(const Commands& c) {
+  PruneOptions o;
+  o.keep_days = parse_keep_days(c.keep_days);
+  o.cache_dir = cache_dir_or_default(c.cache_dir);
+  o.dry_run = c.dry_run;
+  ProgressPrinter printer(choose_progress_style("auto", false, stderr), stderr);
+  Progress progress(&printer);
+  o.on_wait = [&progress] { progress.note("waiting for running dockless commands to finish"); };
+  PruneResult r = prune_cache(o);
+  std::cout << format_prune_result(r, c.cache_verbose, o.now) << std::flush;
+  if (!r.failures.empty())
+    throw Error("could not remove " + std::to_string(r.failures.size()) + " item(s); the first: " +
+                r.failures.front());
+  return 0;
+}
+
+BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_args) {
+  BuildOptions o;
+  if (!bld.dir.empty() && !bld.source.empty() && bld.dir != bld.source)
+    throw UsageError("give the project directory once: DIR or --source DIR");
+  o.project_dir = !bld.source.empty() ? bld.source : !bld.dir.empty() ? bld.dir : ".";
+  o.spec_file = bld.file;
+  o.overrides = bld.sets;
+  o.git_url = bld.git;
+  o.git_ref = bld.git_ref;
+  if (!bld.git_ref.empty() && bld.git.empty()) throw UsageError("--git-ref needs --git URL");
+  o.skip = bld.skip;
+  o.outputs = bld.outputs;
+  o.tags = bld.tags;
+  o.push = bld.push;
+  o.platform = build_args.platform;
+  o.isolation = parse_isolation(bld.isolation);
+  o.force_host = bld.force;
+  o.uv_binary = bld.uv;
+  try {
+    o.compression.kind = parse_compression(bld.compression);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--compression: ") + e.what());
+  }
+  o.compression.level = bld.level;
+  RegistryArgs reg = build_args;
+  reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
+  o.transfer = to_transfer_options(reg);
+  if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
+  o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
+  o.transfer.report_file.clear();
+  o.explain_cache = bld.explain;
+  o.no_cache = bld.no_cache;
+  o.cache_from = bld.cache_from;
+  o.cache_to = bld.cache_to;
+  return o;
+}
+
+int run_build_command(const Commands& c) {
+  BuildOptions o = to_build_options(c.bld, c.build_args);
+  ProgressStyle style = progress_style(c.build_args);
+  CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
+  Digest d = [&] {  // the printer settles before the digest is printed, as in run_copy_command
+    ProgressPrinter printer(style, stderr);
+    o.transfer.progress = &printer;
+    return run_build(o);
+  }();
+  std::cout << d.str() << "\n";
+  return 0;
+}
+
+/// `dockless help [SUBCOMMAND]`, and what a bare `dockless` prints.
+int run_help(CLI::App& app, const Commands& c) {
+  // app.help() would describe the selected subcommand ("help" itself).
+  if (!c.help->parsed() || c.help_topic.empty()) {
+    std::cout << app.get_formatter()->make_help(&app, "dockless", CLI::AppFormatMode::Normal);
+    return 0;
+  }
+  for (CLI::App* sub : app.get_subcommands({}))
+    if (sub->get_name() == c.help_topic) {
+      std::cout << sub->help();
+      return 0;
+    }
+  throw UsageError("no subcommand \"" + c.help_topic + "\" (see 'dockless help')");
+}
+
+/// Runs the subcommand the command line chose.
+int run_selected(CLI::App& app, const Commands& c) {
+  if (c.import->parsed()) {
+    choose_progress_style(c.import_progress, c.import_quiet, stderr);  // only checks the word
+    Digest d = run_import(to_import_options(c.imp));
+    std::cout << d.str() << "\n";
+    return 0;
+  }
+  if (c.inspect->parsed()) {
+    std::cout << run_inspect(to_inspect_options(c.ins));
+    return 0;
+  }
+  if (c.pull->parsed()) return run_pull_command(c);
+  if (c.push->parsed()) return run_push_command(c);
+  if (c.copy->parsed()) return run_copy_command(c.copy_src, c.copy_dst, c.copy_args);
+  if (c.cache_ls->parsed()) {
+    auto now = std::chrono::system_clock::now();
+    std::cout << format_cache_ls(take_cache_inventory(cache_dir_or_default(c.cache_dir)), c.cache_verbose, now);
+    return 0;
+  }
+  if (c.cache_prune->parsed()) return run_cache_prune_command(c);
+  if (c.build->parsed()) return run_build_command(c);
+  return run_help(app, c);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -183,111 +464,14 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.fallthrough(false);
 
-  ImportArgs imp;
-  CLI::App* import_cmd = app.add_subcommand(
-      "import", "Import a root filesystem (directory or tar[.gz|.zst]) as a one-layer image");
-  import_cmd->add_option("rootfs", imp.rootfs, "Root filesystem: a directory or a tar file")
-      ->required();
-  import_cmd->add_option("-o,--output", imp.output, "Where to write: oci:DIR[:TAG] (TAG: latest)")
-      ->required();
-  import_cmd->add_option("--env", imp.env, "Environment variable KEY=VALUE (repeatable)")
-      ->allow_extra_args(false);
-  import_cmd->add_option("--label", imp.labels, "Label KEY=VALUE (repeatable)")
-      ->allow_extra_args(false);
-  import_cmd->add_option("--workdir", imp.workdir, "Working directory of the container");
-  import_cmd->add_option("--user", imp.user, "User (and group) the container runs as");
-  import_cmd->add_option("--entrypoint", imp.entrypoint,
-                         "Entrypoint: JSON array, or a string run by /bin/sh -c");
-  import_cmd->add_option("--cmd", imp.cmd, "Command: JSON array, or a string run by /bin/sh -c");
-  import_cmd->add_option("--platform", imp.platform, "os/arch[/variant] (default: this machine's)");
-  import_cmd->add_option("--compression", imp.compression, "Layer compression: gzip, zstd or none");
-  import_cmd->add_option("--compression-level", imp.level,
-                         "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
-  bool import_quiet = false;
-  import_cmd->add_flag("-q,--quiet", import_quiet, "Accepted for symmetry: import prints only the digest");
-  import_cmd->add_option("--chown", imp.chown,
-                         "Write every entry as owned by UID[:GID] (default: keep the files' owners)");
-
-  InspectArgs ins;
-  CLI::App* inspect_cmd =
-      app.add_subcommand("inspect", "Print an image's manifest and config as JSON");
-  inspect_cmd->add_option("image", ins.image, "The image: oci:DIR[:TAG]")->required();
-  inspect_cmd->add_option("--format", ins.format, "manifest, config or both (default)");
-  inspect_cmd->add_option("--platform", ins.platform,
-                          "Platform to pick when the tag names an index (default: this machine's)");
-
-  RegistryArgs pull_args;
-  std::string pull_ref, pull_output;
-  CLI::App* pull_cmd = app.add_subcommand("pull", "Pull an image from a registry");
-  pull_cmd->add_option("reference", pull_ref, "Image reference, e.g. localhost:5000/app:1")->required();
-  pull_cmd->add_option("-o,--output", pull_output, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
-  add_registry_options(pull_cmd, pull_args);
-
-  RegistryArgs push_args;
-  std::string push_src, push_ref;
-  CLI::App* push_cmd = app.add_subcommand("push", "Push an image to a registry");
-  push_cmd->add_option("source", push_src, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
-  push_cmd->add_option("reference", push_ref, "Destination, e.g. localhost:5000/app:1")->required();
-  add_registry_options(push_cmd, push_args);
-
-  RegistryArgs copy_args;
-  std::string copy_src, copy_dst;
-  CLI::App* copy_cmd = app.add_subcommand(
-      "copy", "Copy an image between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
-  copy_cmd->add_option("source", copy_src, "Where the image is")->required();
-  copy_cmd->add_option("destination", copy_dst, "Where it goes")->required();
-  add_registry_options(copy_cmd, copy_args);
-
-  RegistryArgs build_args;
-  BuildArgs bld;
-  CLI::App* build_cmd = app.add_subcommand(
-      "build", "Build a uv project's image: base, uv, uv cache, one layer per venv, source");
-  build_cmd->add_option("dir", bld.dir, "Project directory (default: .)");
-  build_cmd->add_option("--source", bld.source, "Project directory (same as DIR)");
-  build_cmd->add_option("-f,--file", bld.file, "Spec file (default: DIR/dockless.toml, else [tool.dockless] in pyproject.toml)");
-  build_cmd->add_option("--set", bld.sets, "Override a spec key: KEY=VALUE, e.g. image.base=localhost:5000/py:12 (repeatable)")
-      ->allow_extra_args(false);
-  build_cmd->add_option("--git", bld.git, "Build from this git repository instead of a local tree");
-  build_cmd->add_option("--git-ref", bld.git_ref, "Branch, tag or commit of --git (default: its default branch)");
-  build_cmd->add_option("--skip", bld.skip, "Leave out venvs with this name or tag, and this cache extra (repeatable)")
-      ->allow_extra_args(false);
-  build_cmd->add_option("-o,--output", bld.outputs, "oci:DIR[:TAG] or docker-archive:FILE[:REF] (repeatable)")
-      ->allow_extra_args(false);
-  build_cmd->add_option("-t,--tag", bld.tags, "Image reference to name (and with --push, push) the image (repeatable)")
-      ->allow_extra_args(false);
-  build_cmd->add_flag("--push", bld.push, "Push to every --tag");
-  build_cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
-  build_cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
-  build_cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
-  build_cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
-  build_cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
-  build_cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
-  build_cmd->add_flag("--no-cache", bld.no_cache, "Rebuild every venv and layer (the uv download cache stays)");
-  build_cmd->add_option("--cache-from", bld.cache_from, "Registry ref of a build cache to reuse layers from (repeatable)")
-      ->allow_extra_args(false);
-  build_cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
-  add_registry_options(build_cmd, build_args);
-
-  std::string cache_dir, keep_days = "0";
-  bool cache_verbose = false, dry_run = false;
-  CLI::App* cache_cmd = app.add_subcommand("cache", "Show or prune dockless's cache");
-  cache_cmd->require_subcommand(1);
-  CLI::App* cache_ls_cmd = cache_cmd->add_subcommand(
-      "ls", "Show what the cache holds: layer entries, blobs, venvs, snapshots, uv caches, git mirrors");
-  add_cache_dir_option(cache_ls_cmd, cache_dir);
-  cache_ls_cmd->add_flag("-v,--verbose", cache_verbose, "List every item");
-  CLI::App* cache_prune_cmd = cache_cmd->add_subcommand(
-      "prune", "Remove what no build used in the last --keep-days days (waits for running builds)");
-  add_cache_dir_option(cache_prune_cmd, cache_dir);
-  cache_prune_cmd->add_option("--keep-days", keep_days,
-                              "Keep what was used in the last N days (default 0: remove everything)")
-      ->type_name("N");
-  cache_prune_cmd->add_flag("--dry-run", dry_run, "Only print what would be removed");
-  cache_prune_cmd->add_flag("-v,--verbose", cache_verbose, "Print every item removed");
-
-  std::string help_topic;
-  CLI::App* help_cmd = app.add_subcommand("help", "Show help for dockless or a subcommand");
-  help_cmd->add_option("subcommand", help_topic, "Subcommand to describe");
+  Commands c;
+  add_import_command(app, c);
+  add_inspect_command(app, c);
+  add_transfer_commands(app, c);
+  add_build_command(app, c);
+  add_cache_commands(app, c);
+  c.help = app.add_subcommand("help", "Show help for dockless or a subcommand");
+  c.help->add_option("subcommand", c.help_topic, "Subcommand to describe");
 
   try {
     app.parse(argc, argv);
@@ -298,111 +482,7 @@ int run_cli(int argc, char** argv) {
                             : "dockless " + app.get_subcommands().front()->get_name() + " --help";
     throw UsageError(one_line(e.what()) + " (see '" + where + "')");
   }
-
-  if (import_cmd->parsed()) {
-    Digest d = run_import(to_import_options(imp));
-    std::cout << d.str() << "\n";
-    return 0;
-  }
-  if (inspect_cmd->parsed()) {
-    std::cout << run_inspect(to_inspect_options(ins));
-    return 0;
-  }
-  auto copy = [](const std::string& src, const std::string& dst, const RegistryArgs& args) {
-    TransferOptions options = to_transfer_options(args);
-    CacheLock in_use = CacheLock::shared(options.cache_dir);
-    Digest d = run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
-    std::cout << d.str() << "\n";
-    return 0;
-  };
-  if (pull_cmd->parsed()) {
-    ImageLocation src = ImageLocation::parse(pull_ref);
-    if (!src.is_registry()) throw UsageError("pull: \"" + pull_ref + "\" is not a registry reference");
-    ImageLocation dst = ImageLocation::parse(pull_output);
-    if (dst.is_registry()) throw UsageError("pull --output: expected oci:DIR[:TAG] or docker-archive:FILE[:REF]");
-    return copy(pull_ref, pull_output, pull_args);
-  }
-  if (push_cmd->parsed()) {
-    ImageLocation src = ImageLocation::parse(push_src);
-    if (src.is_registry()) throw UsageError("push: the source must be oci:DIR[:TAG] or docker-archive:FILE[:REF] (use copy between registries)");
-    ImageLocation dst = ImageLocation::parse(push_ref);
-    if (!dst.is_registry()) throw UsageError("push: \"" + push_ref + "\" is not a registry reference");
-    return copy(push_src, push_ref, push_args);
-  }
-  if (copy_cmd->parsed()) return copy(copy_src, copy_dst, copy_args);
-  if (cache_ls_cmd->parsed()) {
-    auto now = std::chrono::system_clock::now();
-    std::cout << format_cache_ls(take_cache_inventory(cache_dir_or_default(cache_dir)), cache_verbose, now);
-    return 0;
-  }
-  if (cache_prune_cmd->parsed()) {
-    PruneOptions o;
-    o.keep_days = parse_keep_days(keep_days);
-    o.cache_dir = cache_dir_or_default(cache_dir);
-    o.dry_run = dry_run;
-    o.on_wait = [] { std::fprintf(stderr, "waiting for running dockless commands to finish\n"); };
-    PruneResult r = prune_cache(o);
-    std::cout << format_prune_result(r, cache_verbose, o.now) << std::flush;
-    if (!r.failures.empty())
-      throw Error("could not remove " + std::to_string(r.failures.size()) + " item(s); the first: " +
-                  r.failures.front());
-    return 0;
-  }
-  if (build_cmd->parsed()) {
-    BuildOptions o;
-    if (!bld.dir.empty() && !bld.source.empty() && bld.dir != bld.source)
-      throw UsageError("give the project directory once: DIR or --source DIR");
-    o.project_dir = !bld.source.empty() ? bld.source : !bld.dir.empty() ? bld.dir : ".";
-    o.spec_file = bld.file;
-    o.overrides = bld.sets;
-    o.git_url = bld.git;
-    o.git_ref = bld.git_ref;
-    if (!bld.git_ref.empty() && bld.git.empty()) throw UsageError("--git-ref needs --git URL");
-    o.skip = bld.skip;
-    o.outputs = bld.outputs;
-    o.tags = bld.tags;
-    o.push = bld.push;
-    o.platform = build_args.platform;
-    o.isolation = parse_isolation(bld.isolation);
-    o.force_host = bld.force;
-    o.uv_binary = bld.uv;
-    try {
-      o.compression.kind = parse_compression(bld.compression);
-    } catch (const Error& e) {
-      throw UsageError(std::string("--compression: ") + e.what());
-    }
-    o.compression.level = bld.level;
-    RegistryArgs reg = build_args;
-    reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
-    o.transfer = to_transfer_options(reg);
-    if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
-    o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
-    o.transfer.report_file.clear();
-    o.explain_cache = bld.explain;
-    o.no_cache = bld.no_cache;
-    o.cache_from = bld.cache_from;
-    o.cache_to = bld.cache_to;
-    CacheLock in_use = CacheLock::shared(o.transfer.cache_dir);
-    Digest d = run_build(o);
-    std::cout << d.str() << "\n";
-    return 0;
-  }
-  // app.help() would describe the selected subcommand ("help" itself).
-  auto top_help = [&app] { return app.get_formatter()->make_help(&app, "dockless", CLI::AppFormatMode::Normal); };
-  if (help_cmd->parsed() && help_topic.empty()) {
-    std::cout << top_help();
-    return 0;
-  }
-  if (help_cmd->parsed() && !help_topic.empty()) {
-    for (CLI::App* sub : app.get_subcommands({}))
-      if (sub->get_name() == help_topic) {
-        std::cout << sub->help();
-        return 0;
-      }
-    throw UsageError("no subcommand \"" + help_topic + "\" (see 'dockless help')");
-  }
-  std::cout << top_help();
-  return 0;
+  return run_selected(app, c);
 }
 
 }  // namespace dockless

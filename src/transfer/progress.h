@@ -1,55 +1,33 @@
-// Transfer progress for people: on a terminal, one live line per blob with
-// bytes/total and speed; in a log, a plain line when a blob starts and one
-// when it ends. Events come from the transfer threads; this is the only
-// place that prints them.
+// The producers' side of progress: a small façade that turns "this blob
+// started / moved / ended" calls into ProgressEvents for a sink. Printing
+// is done by the sink the CLI passes in (src/cli/progress_printer.h).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <map>
-#include <mutex>
 #include <string>
-#include <vector>
+
+#include "src/transfer/progress_events.h"
 
 namespace dockless {
 
 class Progress {
  public:
-  enum class Mode { kQuiet, kPlain, kTerminal };
-  /// kTerminal when `out` is a TTY, else kPlain; kQuiet when quiet.
-  static Mode detect(std::FILE* out, bool quiet);
-
-  Progress(Mode mode, std::FILE* out);
-  ~Progress();
+  /// `sink` is not owned. Null: no progress, but warnings still reach stderr
+  /// (as "dockless: warning: LINE"), so a library caller never loses one.
+  explicit Progress(ProgressSink* sink);
 
   void start(const std::string& id, const std::string& label, std::uint64_t total);
   void update(const std::string& id, std::uint64_t done);
-  /// `outcome`: "done", "exists", "mounted", "cached"...
+  /// `outcome`: "pulled", "already in registry", "mounted from R"...
   void finish(const std::string& id, const std::string& outcome);
   /// A line that is not about one blob (a retry notice, "writing manifest").
   void note(const std::string& line);
-  /// "dockless: warning: LINE", printed even when quiet: something the user
-  /// should fix although the command goes on.
+  /// Something the user should fix although the command goes on; shown
+  /// even when progress is quiet.
   void warn(const std::string& line);
 
  private:
-  struct Item {
-    std::string label;
-    std::uint64_t total = 0, done = 0;
-    std::chrono::steady_clock::time_point started;
-    std::string outcome;  // set when finished
-  };
-  void redraw_locked(bool force);
-  std::string render(const Item& item) const;
-
-  Mode mode_;
-  std::FILE* out_;
-  std::mutex mu_;
-  std::vector<std::string> order_;
-  std::map<std::string, Item> items_;
-  int drawn_lines_ = 0;
-  std::chrono::steady_clock::time_point last_draw_;
+  ProgressSink* sink_;
 };
 
 /// "12.3 MiB".

@@ -56,7 +56,7 @@ std::vector<Descriptor> manifest_blobs(const BlobStore& store, const Descriptor&
 ImageTransfer::ImageTransfer(const TransferOptions& options)
     : opt_(options),
       keychain_(options.keychain),
-      progress_(Progress::detect(stderr, options.quiet), stderr),
+      progress_(options.progress),
       started_(Clock::now()) {
   opt_.registry.on_retry = [this](const std::string& line) { progress_.note(line); };
   if (!opt_.cache_dir.empty()) opt_.registry.scheme_hints = opt_.cache_dir / "registry-schemes";

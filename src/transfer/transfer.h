@@ -35,7 +35,7 @@ struct TransferOptions {
   bool all_platforms = false;  ///< keep the whole index
   int jobs = 4;                ///< parallel blob transfers
   std::uint64_t chunk_size = 0;  ///< 0: monolithic uploads
-  bool quiet = false;
+  ProgressSink* progress = nullptr;  ///< where progress events go (not owned); null: warnings only
   std::filesystem::path report_file;  ///< JSON report; empty: none
   std::filesystem::path cache_dir;
 };

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Runs a unit-test command only as root (`root`) or only as another user
+# (`nonroot`). Otherwise it exits 77, which meson reports as SKIP: a case
+# that cannot run here shows up as skipped, never as a pass.
+set -eu
+want=$1
+shift
+uid=$(id -u)
+if [ "$want" = root ] && [ "$uid" != 0 ]; then
+  echo "skipped: these cases need root (chroot mode, mounts)"
+  exit 77
+fi
+if [ "$want" = nonroot ] && [ "$uid" = 0 ]; then
+  echo "skipped: these cases need a user other than root (root reads any file)"
+  exit 77
+fi
+exec "$@"
