@@ -150,7 +150,7 @@ std::unique_ptr<HttpClient> RegistryTransport::acquire_http() {
       return c;
     }
   }
-  return make_curl_http_client();
+  return options_.http_factory ? options_.http_factory() : make_curl_http_client();
 }
 
 void RegistryTransport::release_http(std::unique_ptr<HttpClient> client) {
@@ -428,7 +428,10 @@ void RegistryTransport::wait_before_retry(int attempt, const std::string& what,
                       " s (try " + std::to_string(attempt + 1) + " of " +
                       std::to_string(options_.max_attempts) + ")");
   }
-  std::this_thread::sleep_for(delay);
+  if (options_.sleep)
+    options_.sleep(delay);
+  else
+    std::this_thread::sleep_for(delay);
 }
 
 }  // namespace dockless
