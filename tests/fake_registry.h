@@ -46,12 +46,13 @@ class FakeRegistry {
   std::optional<std::string> manifest(const std::string& repo, const std::string& ref) const;
   /// False: mount requests open an upload session instead (202).
   bool allow_mounts = true;
+  /// The registry's answer, for a test's route that wraps it.
+  FakeResponse answer(const RecordedRequest& request);
 
  private:
   struct Manifest {
     std::string bytes, media_type;
   };
-  FakeResponse answer(const RecordedRequest& request);
   FakeResponse answer_manifest(const RecordedRequest& r, const std::string& repo, const std::string& ref);
   FakeResponse answer_upload(const RecordedRequest& r, const std::string& repo, const std::string& id,
                              const std::map<std::string, std::string>& query);
