@@ -77,7 +77,11 @@ bool Url::resolve(const std::string& reference) {
 }
 
 void Url::append_query(const std::string& param) {
-  if (curl_url_set(handle_, CURLUPART_QUERY, param.c_str(), CURLU_APPENDQUERY) != CURLUE_OK)
+  // Resolved as a query-only reference, which keeps the path: libcurl keeps
+  // escapes as written there, where setting the query part would lowercase
+  // them ("%3A" -> "%3a") and change the bytes a registry has always seen.
+  std::string query = part(CURLUPART_QUERY);
+  if (!resolve("?" + (query.empty() ? "" : query + "&") + param))
     throw Error("cannot add a query parameter to a URL");
 }
 

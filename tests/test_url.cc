@@ -54,3 +54,9 @@ TEST_CASE("Url copies are independent", "[url]") {
   CHECK(a->str() == "https://Reg.Test:5000/v2/");
   CHECK_FALSE(Url::parse("::"));
 }
+
+TEST_CASE("escapes keep their case when a query grows", "[url]") {
+  CHECK(with_query("https://auth.test/token", "scope=" + url_escape("repository:a:pull")) ==
+        "https://auth.test/token?scope=repository%3Aa%3Apull");
+  CHECK(with_query("https://auth.test/token?a=%2B", "b=%3A") == "https://auth.test/token?a=%2B&b=%3A");
+}
