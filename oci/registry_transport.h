@@ -118,7 +118,8 @@ class RegistryTransport {
                                    const std::function<void(const char*, std::size_t)>& sink);
   void apply_tls(HttpRequest& request) const;
 
-  /// A libcurl handle for the calling thread's request, returned after use.
+  /// An HTTP client (libcurl, or options.http_factory's) for the calling
+  /// thread's request, returned after use.
   std::unique_ptr<HttpClient> acquire_http();
   void release_http(std::unique_ptr<HttpClient> client);
 

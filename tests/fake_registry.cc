@@ -6,12 +6,13 @@ namespace dockless::test {
 
 namespace {
 
-Keychain keychain_for(const TempDir& dir, const std::optional<Credentials>& creds) {
+Keychain keychain_for(const TempDir& dir, const std::optional<Credentials>& creds,
+                      const std::string& auth_json) {
   KeychainOptions k;
   if (creds) {
     k.explicit_creds = creds;
   } else {
-    write_text(dir / "auth.json", "{}");  // anonymous, whatever the environment has
+    write_text(dir / "auth.json", auth_json);
     k.authfile = (dir / "auth.json").string();
   }
   return Keychain(std::move(k));
@@ -55,7 +56,8 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
 
 }  // namespace
 
-RegistryHarness::RegistryHarness(std::optional<Credentials> creds) : keychain(keychain_for(dir, creds)) {}
+RegistryHarness::RegistryHarness(std::optional<Credentials> creds, const std::string& auth_json)
+    : keychain(keychain_for(dir, creds, auth_json)) {}
 
 RegistryOptions RegistryHarness::options(int max_attempts) {
   RegistryOptions o;

@@ -18,8 +18,10 @@
 
 namespace dockless::test {
 
-/// A FakeHttp, an anonymous (or explicit) keychain, and registry options
-/// that use them and record retry delays instead of sleeping.
+/// A FakeHttp, a keychain (explicit `creds`, else only an auth.json holding
+/// `auth_json`: anonymous by default, whatever the environment has), and
+/// registry options that use them and record retry delays instead of
+/// sleeping.
 struct RegistryHarness {
   FakeHttp http;
   TempDir dir;
@@ -27,7 +29,8 @@ struct RegistryHarness {
   std::vector<std::string> retry_notes;
   Keychain keychain;
 
-  explicit RegistryHarness(std::optional<Credentials> creds = std::nullopt);
+  explicit RegistryHarness(std::optional<Credentials> creds = std::nullopt,
+                           const std::string& auth_json = "{}");
   RegistryOptions options(int max_attempts = 4);
 };
 

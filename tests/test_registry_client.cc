@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "base/error.h"
@@ -18,15 +19,23 @@ namespace {
 
 const std::string kBase = "https://reg.test";
 
-/// A registry, a client of it, and a 10-byte blob in a file.
+/// Lets `script` add routes (which then answer first), and returns `http`.
+FakeHttp& scripted(FakeHttp& http, const std::function<void(FakeHttp&)>& script) {
+  if (script) script(http);
+  return http;
+}
+
+/// A registry, a client of it, and a 10-byte blob in a file. `script_first`
+/// adds routes that come before the registry's.
 struct PushSetup : RegistryHarness {
-  FakeRegistry registry{http};
+  FakeRegistry registry;
   RegistryClient client{"reg.test", options(), keychain};
   std::string data = "0123456789";
   Descriptor blob;
   std::filesystem::path file = dir / "blob";
 
-  PushSetup() {
+  explicit PushSetup(const std::function<void(FakeHttp&)>& script_first = nullptr)
+      : registry(scripted(http, script_first)) {
     write_text(file, data);
     blob.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
     blob.digest = sha256_of(data);
@@ -58,6 +67,19 @@ TEST_CASE("a chunked upload PATCHes each range to the Location it was given", "[
   CHECK(puts[0].body.empty());
   CHECK(s.registry.has_blob("app", s.blob.digest));
   CHECK(s.http.unmatched().empty());
+}
+
+TEST_CASE("a failed chunk asks the session what it holds and goes on from there", "[registry_client]") {
+  PushSetup s([](FakeHttp& http) {  // the second chunk fails once
+    http.on("PATCH", kBase + "/v2/app/blobs/uploads/session1?_state=4", FakeResponse{503, {}, "", {}}).times(1);
+  });
+  CHECK(s.client.push_blob("app", s.blob, s.file, "", 4) == BlobPushOutcome::kUploaded);
+  CHECK(s.http.count("PATCH", kBase) == 4);
+  auto status = s.http.requests("GET", kBase + "/v2/app/blobs/uploads/");
+  REQUIRE(status.size() == 1);
+  CHECK(status[0].url == s.session_url(1, 4));
+  CHECK(s.sleeps.size() == 1);
+  CHECK(s.registry.has_blob("app", s.blob.digest));
 }
 
 TEST_CASE("a monolithic upload is one PUT with the whole blob", "[registry_client]") {

@@ -113,8 +113,9 @@ TEST_CASE("insufficient_scope refreshes the token once, then reports the denied 
 }
 
 TEST_CASE("Basic auth sends the keychain's credentials, anonymous sends none", "[registry_transport]") {
+  const std::string auth_json = R"({"auths":{"reg.test":{"auth":"YWxpY2U6czNjcmV0"}}})";
   for (bool with_creds : {true, false}) {
-    Harness h(with_creds ? std::optional<Credentials>(alice()) : std::nullopt);
+    Harness h(std::nullopt, with_creds ? auth_json : "{}");
     h.http.on("GET", kBase + "/v2/", status(401, {{"WWW-Authenticate", R"(Basic realm="reg")"}}));
     h.http.on("GET", kManifest, status(200)).with_header("Authorization", "Basic YWxpY2U6czNjcmV0");
     h.http.on("GET", kManifest, status(401, {{"WWW-Authenticate", R"(Basic realm="reg")"}}));
