@@ -192,3 +192,21 @@ TEST_CASE("credentials follow a redirect on the same origin only", "[registry_tr
   CHECK(moved[0].header("Authorization") == "Basic YWxpY2U6czNjcmV0");
   CHECK(h.http.unmatched().empty());
 }
+
+TEST_CASE("a token server's failure is reported by its origin, without credentials", "[registry_transport]") {
+  Harness h;
+  h.http.on("GET", kBase + "/v2/",
+            status(401, {{"WWW-Authenticate", R"(Bearer realm="https://user:pw@Auth.Test/token?x=1",service="reg.test")"}}));
+  h.http.on("GET", "https://user:pw@Auth.Test/token?x=1&service=reg.test&scope=repository%3Aapp%3Apull",
+            FakeResponse::reset());
+  RegistryTransport t = h.transport(2);
+  try {
+    t.send("get", {"repository:app:pull"}, get("/v2/app/manifests/1"));
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) ==
+          "registry reg.test: token server https://auth.test: Recv failure: Connection reset by peer");
+  }
+  CHECK(h.http.count("GET", "https://user:pw@Auth.Test/token") == 2);
+  CHECK(h.http.unmatched().empty());
+}
