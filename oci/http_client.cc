@@ -138,8 +138,7 @@ bool is_tls_error(CURLcode c) {
 class CurlHttpClient : public HttpClient {
  public:
   CurlHttpClient() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    init_libcurl();
     curl_ = curl_easy_init();
     if (curl_ == nullptr) throw Error("cannot initialise libcurl");
   }
@@ -220,31 +219,11 @@ std::optional<std::string> find_header(const HttpHeaders& headers, std::string_v
   return std::nullopt;
 }
 
+void init_libcurl() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
 std::unique_ptr<HttpClient> make_curl_http_client() { return std::make_unique<CurlHttpClient>(); }
-
-std::string url_origin(const std::string& url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return "";
-  auto host_end = url.find_first_of("/?#", scheme_end + 3);
-  std::string origin = url.substr(0, host_end);
-  std::transform(origin.begin(), origin.end(), origin.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return origin;
-}
-
-std::string resolve_url(const std::string& base, const std::string& location) {
-  if (location.find("://") != std::string::npos) return location;
-  auto scheme_end = base.find("://");
-  if (scheme_end == std::string::npos) return location;
-  if (location.rfind("//", 0) == 0) return base.substr(0, scheme_end + 1) + location;
-  std::string origin = base.substr(0, base.find_first_of("/?#", scheme_end + 3));
-  if (!location.empty() && location[0] == '/') return origin + location;
-  // Relative path: replace the last segment of the base path.
-  std::string path = base.substr(origin.size());
-  path = path.substr(0, path.find_first_of("?#"));
-  auto slash = path.rfind('/');
-  path = slash == std::string::npos ? "/" : path.substr(0, slash + 1);
-  return origin + path + location;
-}
 
 }  // namespace dockless

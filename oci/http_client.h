@@ -78,11 +78,7 @@ class HttpClient {
 /// libcurl. Not thread-safe: use one per thread (each keeps its connections).
 std::unique_ptr<HttpClient> make_curl_http_client();
 
-/// Resolves a Location header against the URL of the request that got it
-/// (absolute, scheme-relative, absolute-path, or relative forms).
-std::string resolve_url(const std::string& base, const std::string& location);
-
-/// "scheme://host[:port]" of a URL, lowercased host, for same-origin checks.
-std::string url_origin(const std::string& url);
+/// curl_global_init, once per process, from whichever thread comes first.
+void init_libcurl();
 
 }  // namespace dockless

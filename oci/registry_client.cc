@@ -10,6 +10,7 @@
 #include "base/file_util.h"
 #include "oci/json_util.h"
 #include "oci/media_types.h"
+#include "oci/url.h"
 
 namespace dockless {
 
@@ -17,10 +18,6 @@ namespace {
 
 std::vector<std::string> pull_scope(const std::string& repo) {
   return {"repository:" + repo + ":pull"};
-}
-
-std::string with_query(const std::string& url, const std::string& param) {
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
 }
 
 /// Streams bytes [offset, offset+length) of a file as a request body; made

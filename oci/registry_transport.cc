@@ -7,6 +7,7 @@
 
 #include "base/file_util.h"
 #include "oci/json_util.h"
+#include "oci/url.h"
 
 namespace dockless {
 
@@ -19,28 +20,6 @@ std::string base64(const std::string& in) {
                           static_cast<int>(in.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
-}
-
-std::string url_encode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-/// host[:port] of a URL.
-std::string url_host(const std::string& url) {
-  std::string origin = url_origin(url);
-  auto p = origin.find("://");
-  return p == std::string::npos ? origin : origin.substr(p + 3);
 }
 
 /// The host part of "host[:port]" or "[v6]:port".
@@ -133,7 +112,8 @@ bool RegistryTransport::insecure() const {
 bool RegistryTransport::may_use_http() const { return insecure() || is_loopback(host_); }
 
 void RegistryTransport::apply_tls(HttpRequest& request) const {
-  std::string host = url_host(request.url);
+  std::optional<Url> url = Url::parse(request.url);
+  std::string host = url ? url->host_port() : "";
   bool host_insecure = std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(),
                                  host) != options_.insecure_hosts.end() ||
                        (host == host_ && insecure());
@@ -150,7 +130,7 @@ std::unique_ptr<HttpClient> RegistryTransport::acquire_http() {
       return c;
     }
   }
-  return make_curl_http_client();
+  return options_.http_factory ? options_.http_factory() : make_curl_http_client();
 }
 
 void RegistryTransport::release_http(std::unique_ptr<HttpClient> client) {
@@ -242,8 +222,8 @@ RegistryTransport::Token RegistryTransport::fetch_token(const AuthChallenge& cha
                                                         const std::vector<std::string>& scopes) {
   std::string realm = challenge.param("realm");
   if (realm.empty()) throw Error("registry " + registry_ + ": Bearer challenge without a realm");
-  std::string query = "service=" + url_encode(challenge.param("service"));
-  for (const auto& s : scopes) query += "&scope=" + url_encode(s);
+  std::string query = "service=" + url_escape(challenge.param("service"));
+  for (const auto& s : scopes) query += "&scope=" + url_escape(s);
 
   HttpRequest req;
   if (creds.identity_token) {
@@ -252,9 +232,9 @@ RegistryTransport::Token RegistryTransport::fetch_token(const AuthChallenge& cha
     req.url = realm;
     req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     req.body = "grant_type=refresh_token&client_id=dockless&refresh_token=" +
-               url_encode(creds.secret) + "&" + query;
+               url_escape(creds.secret) + "&" + query;
   } else {
-    req.url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + query;
+    req.url = with_query(realm, query);
     if (!creds.empty())
       req.headers.emplace_back("Authorization", "Basic " + base64(creds.username + ":" + creds.secret));
   }
@@ -428,7 +408,10 @@ void RegistryTransport::wait_before_retry(int attempt, const std::string& what,
                       " s (try " + std::to_string(attempt + 1) + " of " +
                       std::to_string(options_.max_attempts) + ")");
   }
-  std::this_thread::sleep_for(delay);
+  if (options_.sleep)
+    options_.sleep(delay);
+  else
+    std::this_thread::sleep_for(delay);
 }
 
 }  // namespace dockless

@@ -38,6 +38,12 @@ struct RegistryOptions {
   std::filesystem::path scheme_hints;
   /// Told about each retry ("retrying in 2 s: 503 Service Unavailable").
   std::function<void(const std::string&)> on_retry;
+  /// Makes the HTTP client for one thread's requests; empty: libcurl. Unit
+  /// tests pass a scripted fake (tests/fake_http_client.h).
+  std::function<std::unique_ptr<HttpClient>()> http_factory;
+  /// Waits out a retry delay; empty: the thread sleeps. Unit tests record
+  /// the delay instead of waiting for it.
+  std::function<void(std::chrono::milliseconds)> sleep;
 };
 
 /// A registry's answer that was not what the operation needed.
@@ -112,7 +118,8 @@ class RegistryTransport {
                                    const std::function<void(const char*, std::size_t)>& sink);
   void apply_tls(HttpRequest& request) const;
 
-  /// A libcurl handle for the calling thread's request, returned after use.
+  /// An HTTP client (libcurl, or options.http_factory's) for the calling
+  /// thread's request, returned after use.
   std::unique_ptr<HttpClient> acquire_http();
   void release_http(std::unique_ptr<HttpClient> client);
 

@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "oci/http_client.h"
 #include "oci/registry_transport.h"
+#include "oci/url.h"
 #include "src/transfer/image_location.h"
 
 using namespace dockless;

@@ -1,0 +1,171 @@
+// The copy engine (ImageTransfer) against an in-memory registry: what it
+// leaves alone, what it mounts, and that parallel downloads all land
+// verified.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "oci/blob_store.h"
+#include "src/transfer/transfer.h"
+#include "tests/fake_registry.h"
+
+using namespace dockless;
+using namespace dockless::test;
+
+namespace {
+
+const std::string kBase = "https://reg.test";
+
+Descriptor describe(const std::string& media_type, const std::string& bytes) {
+  Descriptor d;
+  d.media_type = media_type;
+  d.digest = sha256_of(bytes);
+  d.size = static_cast<std::int64_t>(bytes.size());
+  return d;
+}
+
+std::string descriptor_json(const Descriptor& d) {
+  return R"({"mediaType":")" + d.media_type + R"(","digest":")" + d.digest.str() +
+         R"(","size":)" + std::to_string(d.size) + "}";
+}
+
+/// A small image (a config and three layers) of the registry's repo "app",
+/// tagged 1, and a transfer whose HTTP is the fake.
+struct TransferSetup : RegistryHarness {
+  std::vector<std::string> blobs = {
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})",
+      std::string(3000, '1'), std::string(4000, '2'), std::string(5000, '3')};
+  std::vector<Descriptor> descriptors;
+  std::string manifest;
+  Digest manifest_digest;
+
+  TransferSetup() {
+    descriptors.push_back(describe("application/vnd.oci.image.config.v1+json", blobs[0]));
+    std::string layers;
+    for (std::size_t i = 1; i < blobs.size(); ++i) {
+      descriptors.push_back(describe("application/vnd.oci.image.layer.v1.tar+gzip", blobs[i]));
+      layers += (i > 1 ? "," : "") + descriptor_json(descriptors.back());
+    }
+    manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+               descriptor_json(descriptors[0]) + R"(,"layers":[)" + layers + "]}";
+    manifest_digest = sha256_of(manifest);
+  }
+  /// Puts the image in `registry`'s repo "app".
+  void publish(FakeRegistry& registry) {
+    for (const auto& b : blobs) registry.add_blob("app", b);
+    registry.add_manifest("app", "1", manifest, "application/vnd.oci.image.manifest.v1+json");
+  }
+  TransferOptions transfer_options() {
+    TransferOptions o;
+    o.registry = options();
+    o.keychain.authfile = (dir / "auth.json").string();  // anonymous
+    o.quiet = true;
+    o.jobs = 4;
+    o.cache_dir = dir / "cache";
+    return o;
+  }
+  std::string blob_url(const std::string& repo, std::size_t i) const {
+    return kBase + "/v2/" + repo + "/blobs/" + descriptors[i].digest.str();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a pull skips blobs the store has and fetches the others in parallel", "[transfer]") {
+  TransferSetup s;
+  // Each blob download waits (up to 2 s) until another one is under way.
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0;
+  FakeRegistry* registry_ptr = nullptr;
+  s.http.on("GET", kBase + "/v2/app/blobs/*", [&](const RecordedRequest& r) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ++started;
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(2), [&] { return started >= 2; });
+    }
+    return registry_ptr->answer(r);
+  });
+  FakeRegistry registry(s.http);
+  registry_ptr = &registry;
+  s.publish(registry);
+  BlobStore store(s.dir / "store");
+  store.put(s.blobs[2]);  // layer 2 is here already
+
+  ImageTransfer transfer(s.transfer_options());
+  LocalImage image = transfer.load(ImageLocation::parse("reg.test/app:1"), store);
+
+  CHECK(image.top.digest == s.manifest_digest);
+  CHECK(image.source_registry == "reg.test");
+  CHECK(image.source_repo == "app");
+  for (std::size_t i = 0; i < s.blobs.size(); ++i) CHECK(store.read(s.descriptors[i].digest) == s.blobs[i]);
+  CHECK(s.http.count("GET", s.blob_url("app", 2)) == 0);
+  CHECK(s.http.count("GET", kBase + "/v2/app/blobs/") == 3);
+  CHECK(s.http.max_in_flight() >= 2);
+  CHECK(s.http.unmatched().empty());
+}
+
+TEST_CASE("a push within one registry mounts from the source repository", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);
+  registry.add_blob("copy", s.blobs[3]);  // the destination has this layer already
+  BlobStore store(s.dir / "store");
+  for (const auto& b : s.blobs) store.put(b);
+  store.put(s.manifest);
+
+  ImageTransfer transfer(s.transfer_options());
+  LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest),
+                   "reg.test", "app", {}};
+  Digest pushed = transfer.store(image, ImageLocation::parse("reg.test/copy:1"), "");
+
+  CHECK(pushed == s.manifest_digest);
+  CHECK(registry.manifest("copy", "1") == s.manifest);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(registry.has_blob("copy", s.descriptors[i].digest));
+    CHECK(s.http.count("POST", kBase + "/v2/copy/blobs/uploads/?mount=" + s.descriptors[i].digest.str() +
+                                   "&from=app") == 1);
+  }
+  CHECK(s.http.count("POST", kBase + "/v2/copy/blobs/uploads/?mount=" + s.descriptors[3].digest.str()) == 0);
+  CHECK(s.http.count("PUT", kBase + "/v2/copy/blobs/") == 0);  // nothing uploaded
+  CHECK(s.http.count("PATCH", kBase) == 0);
+}
+
+TEST_CASE("a copy within one registry leaves layers there and mounts them", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);
+
+  Digest top = run_copy(ImageLocation::parse("reg.test/app:1"), ImageLocation::parse("reg.test/copy:2"),
+                        s.transfer_options());
+
+  CHECK(top == s.manifest_digest);
+  CHECK(registry.manifest("copy", "2") == s.manifest);
+  for (std::size_t i = 1; i < s.blobs.size(); ++i) {
+    CHECK(registry.has_blob("copy", s.descriptors[i].digest));
+    CHECK(s.http.count("GET", s.blob_url("app", i)) == 0);  // no layer came down
+  }
+  CHECK(s.http.count("GET", s.blob_url("app", 0)) == 1);  // the config did
+  CHECK(s.http.unmatched().empty());
+}
+
+TEST_CASE("a push to a tag that holds the image already sends no blob", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);
+  BlobStore store(s.dir / "store");
+  for (const auto& b : s.blobs) store.put(b);
+  store.put(s.manifest);
+
+  ImageTransfer transfer(s.transfer_options());
+  LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest), "", "", {}};
+  CHECK(transfer.store(image, ImageLocation::parse("reg.test/app:1"), "") == s.manifest_digest);
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/") == 0);  // the tag's manifest listed them
+  CHECK(s.http.count("POST", kBase) == 0);
+  CHECK(s.http.count("PUT", kBase) == 0);
+}
