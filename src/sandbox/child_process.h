@@ -139,7 +139,6 @@ struct Pipe {
   UniqueFd write;
 };
 
-
 /// A close-on-exec pipe, both ends at fd 3 or above.
 Pipe make_pipe(const std::string& what);
 

@@ -68,7 +68,9 @@ MountOp bind_op(std::string host, std::string target, bool is_file, bool ro) {
 
 /// /proc, /dev, /tmp and the host's resolv.conf and hosts.
 void add_system_mounts(std::vector<MountOp>& ops, Steps& steps) {
-  auto add = [&](MountOp op, std::string what) { add_op(ops, steps, std::move(op), std::move(what)); };
+  auto add = [&](MountOp op, std::string what) {
+    add_op(ops, steps, std::move(op), std::move(what));
+  };
   MountOp proc;
   proc.kind = Kind::kProc;
   proc.target = "proc";
@@ -125,7 +127,9 @@ int make_read_only(int fd) {
 std::vector<MountOp> sandbox_mount_ops(const SandboxSpec& spec, const std::string& workdir,
                                        Steps& steps) {
   std::vector<MountOp> ops;
-  auto add = [&](MountOp op, std::string what) { add_op(ops, steps, std::move(op), std::move(what)); };
+  auto add = [&](MountOp op, std::string what) {
+    add_op(ops, steps, std::move(op), std::move(what));
+  };
   // The system mounts first, so that a user bind below /tmp or /dev is
   // mounted on top of them rather than hidden by them.
   add_system_mounts(ops, steps);

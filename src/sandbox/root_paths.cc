@@ -21,9 +21,10 @@
 #endif
 
 namespace dockless::sandbox_detail {
-namespace {
 
 namespace fs = std::filesystem;
+
+namespace {
 
 // Own copy of the kernel ABI struct, like the mount_setattr one in
 // mount_ops.cc: <linux/mount.h> clashes with <sys/mount.h> on some glibc

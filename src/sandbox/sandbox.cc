@@ -27,7 +27,6 @@ Isolation parse_isolation(std::string_view text) {
   throw UsageError("unknown isolation '" + std::string(text) + "' (expected userns, chroot or host)");
 }
 
-
 int run_in_sandbox(const SandboxSpec& spec) {
   switch (spec.isolation) {
     case Isolation::kUserns:
