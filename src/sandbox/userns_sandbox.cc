@@ -262,6 +262,21 @@ struct Attempt {
   int status = 0;
 };
 
+/// What fuse-overlayfs wrote to its log, as one line for an error message.
+std::string fuse_log_summary(const std::string& path) {
+  std::string detail;
+  try {
+    std::istringstream log(read_file(path));
+    for (std::string line; std::getline(log, line) && detail.size() < 300;) {
+      if (line.empty() || line.find("unknown argument ignored") != std::string::npos) continue;
+      detail += (detail.empty() ? "" : "; ") + line;
+    }
+  } catch (const Error&) {
+    // No log: the exit status is all there is.
+  }
+  return detail;
+}
+
 Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::path& run) {
   const std::string prefix = "sandbox (userns): ";
   Attempt a;
@@ -324,17 +339,8 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   guard.release();
   a.failure = read_failure(err.read.get());
   a.status = status_code(st);
-  if (a.failure && a.failure->step == plan.step_rootfs && !plan.fuse_log.empty()) {
-    try {
-      std::istringstream log(read_file(plan.fuse_log));
-      for (std::string line; std::getline(log, line) && a.detail.size() < 300;) {
-        if (line.empty() || line.find("unknown argument ignored") != std::string::npos) continue;
-        a.detail += (a.detail.empty() ? "" : "; ") + line;
-      }
-    } catch (const Error&) {
-      // No log: the exit status is all there is.
-    }
-  }
+  if (a.failure && a.failure->step == plan.step_rootfs && !plan.fuse_log.empty())
+    a.detail = fuse_log_summary(plan.fuse_log);
   return a;
 }
 
