@@ -1,0 +1,462 @@
+// See userns_sandbox.h.
+//
+// Processes: the caller forks C1, which unshares the namespaces and waits
+// while the caller writes its uid/gid maps; C1 forks C2, pid 1 of the new
+// pid namespace, which mounts everything (a fresh /proc needs a process
+// inside the pid namespace), pivots and forks C3, the command. C2 stays as a
+// minimal init: it reaps orphans and exits with C3's status, and its exit
+// kills whatever C3 left behind. Nothing is mounted in the caller's mount
+// namespace.
+
+#include "src/sandbox/userns_sandbox.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/file_util.h"
+#include "src/sandbox/child_process.h"
+#include "src/sandbox/host_tools.h"
+#include "src/sandbox/id_maps.h"
+#include "src/sandbox/mount_ops.h"
+#include "src/sandbox/root_paths.h"
+#include "src/sandbox/run_dir.h"
+#include "src/sandbox/spec_checks.h"
+
+namespace dockless::sandbox_detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsernsHint = "; try --isolation chroot (as root) or --isolation host";
+
+struct UsernsPlan {
+  RootfsMethod method = RootfsMethod::kOverlay;
+  std::string merged;  ///< the new root: overlay mount point, or the private copy
+  std::string overlay_data_userxattr;
+  std::string overlay_data;
+  std::vector<std::string> fuse_store;
+  std::vector<char*> fuse_argv;
+  std::string fuse_log;  ///< its messages: for the error, not the command's output
+  std::vector<MountOp> ops;
+  ExecPlan exec;
+  int step_unshare = -1;
+  int step_fork = -1;
+  int step_private = -1;
+  int step_rootfs = -1;
+  int step_open_root = -1;
+  int step_pivot = -1;
+};
+
+[[noreturn]] void userns_init(const UsernsPlan& plan, int errfd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Private, so nothing mounted here propagates back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    child_fail(errfd, plan.step_private, errno);
+  const char* merged = plan.merged.c_str();
+  switch (plan.method) {
+    case RootfsMethod::kAuto:
+    case RootfsMethod::kOverlay:
+      // userxattr: trusted.* xattrs need CAP_SYS_ADMIN in the initial
+      // namespace; without the option on kernels that lack it.
+      if (::mount("overlay", merged, "overlay", 0, plan.overlay_data_userxattr.c_str()) != 0) {
+        int first = errno;
+        if (::mount("overlay", merged, "overlay", 0, plan.overlay_data.c_str()) != 0)
+          child_fail(errfd, plan.step_rootfs, first == EINVAL ? errno : first);
+      }
+      break;
+    case RootfsMethod::kFuseOverlayfs: {
+      pid_t pid = ::fork();
+      if (pid < 0) child_fail(errfd, plan.step_rootfs, errno);
+      if (pid == 0) {
+        int log = ::open(plan.fuse_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ::dup2(log >= 0 ? log : 0, 1);
+        ::dup2(log >= 0 ? log : 0, 2);
+        char* no_env[] = {nullptr};
+        ::execve(plan.fuse_argv[0], plan.fuse_argv.data(), no_env);
+        ::_exit(127);
+      }
+      int st = 0;
+      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      if (status_code(st) != 0) child_fail(errfd, plan.step_rootfs, 0, status_code(st));
+      break;
+    }
+    case RootfsMethod::kCopy:
+      // pivot_root needs a mount point.
+      if (::mount(merged, merged, nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        child_fail(errfd, plan.step_rootfs, errno);
+      break;
+  }
+  int rootfd = ::open(merged, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) child_fail(errfd, plan.step_open_root, errno);
+  for (const auto& op : plan.ops) run_op(rootfd, op, errfd);
+
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it
+  // leaves nothing of the host's / reachable.
+  if (::fchdir(rootfd) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
+      ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0)
+    child_fail(errfd, plan.step_pivot, errno);
+  ::close(rootfd);
+
+  pid_t cmd = ::fork();
+  if (cmd < 0) child_fail(errfd, plan.step_fork, errno);
+  if (cmd == 0) child_exec(plan.exec, errfd);
+  ::close(errfd);
+  ::dup2(0, 1);  // only the command and its children hold the output pipe
+  ::dup2(0, 2);
+  for (;;) {
+    int st = 0;
+    pid_t p = ::waitpid(-1, &st, 0);
+    if (p < 0) {
+      if (errno == EINTR) continue;
+      ::_exit(kSetupFailedStatus);
+    }
+    if (p == cmd) ::_exit(status_code(st));
+  }
+}
+
+struct UsernsFds {
+  pid_t parent = 0;
+  int devnull = -1;
+  int out = -1;
+  int err = -1;
+  int sync_up = -1;    ///< C1 -> parent: namespaces created
+  int sync_down = -1;  ///< parent -> C1: maps written
+};
+
+[[noreturn]] void userns_c1(const UsernsPlan& plan, const UsernsFds& fds) {
+  reset_signals();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != fds.parent) ::_exit(kSetupFailedStatus);
+  ::setpgid(0, 0);
+  ::dup2(fds.devnull, 0);
+  ::dup2(fds.out, 1);
+  ::dup2(fds.out, 2);
+  int keep[3] = {fds.err, fds.sync_up, fds.sync_down};
+  std::sort(keep, keep + 3);
+  close_fds_except(keep, 3);
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0)
+    child_fail(fds.err, plan.step_unshare, errno);
+  char c = 1;
+  if (::write(fds.sync_up, &c, 1) != 1) ::_exit(kSetupFailedStatus);
+  ::close(fds.sync_up);
+  if (::read(fds.sync_down, &c, 1) != 1) ::_exit(kSetupFailedStatus);  // the parent said why
+  ::close(fds.sync_down);
+  ::setgroups(0, nullptr);  // refused after "deny": then there are none to drop anyway
+  pid_t init = ::fork();
+  if (init < 0) child_fail(fds.err, plan.step_fork, errno);
+  if (init == 0) userns_init(plan, fds.err);
+  ::close(fds.err);
+  ::dup2(0, 1);
+  ::dup2(0, 2);
+  int st = 0;
+  while (::waitpid(init, &st, 0) < 0) {
+    if (errno != EINTR) ::_exit(kSetupFailedStatus);
+  }
+  ::_exit(status_code(st));
+}
+
+/// Creates a mount point that the image lacks in the overlay's upper dir,
+/// from the parent, with the modes of the image's dirs on the way. Inside the
+/// namespace, root may not write into a dir whose owner is not mapped (a
+/// root-owned rootfs used without root); the calling user can. Paths with a
+/// symlink on the way are left to the child, which resolves them in the root.
+void precreate_mount_point(const fs::path& lower, const fs::path& upper, const std::string& rel,
+                           bool is_file) {
+  if (rel.empty() || resolve_in_root(lower, rel) != lower / rel) return;
+  struct stat st;
+  if (::lstat((lower / rel).c_str(), &st) == 0) return;
+  auto parts = split_path(rel);
+  fs::path lo = lower;
+  fs::path up = upper;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    lo /= parts[i];
+    up /= parts[i];
+    bool last = i + 1 == parts.size();
+    if (::lstat(up.c_str(), &st) == 0) continue;
+    if (last && is_file) {
+      UniqueFd fd(::open(up.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      return;
+    }
+    mode_t mode = ::lstat(lo.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? (st.st_mode & 07777) : 0755;
+    if (::mkdir(up.c_str(), 0700) != 0) return;  // the child will say what is wrong
+    ::chmod(up.c_str(), mode);
+  }
+}
+
+UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const fs::path& run,
+                            Steps& steps) {
+  UsernsPlan plan;
+  plan.method = method;
+  plan.step_unshare = steps.add("create user, mount and pid namespaces");
+  plan.step_fork = steps.add("fork inside the namespaces");
+  plan.step_private = steps.add("make the mounts private");
+  plan.step_open_root = steps.add("open the new root");
+  plan.step_pivot = steps.add("pivot_root into the new root");
+
+  std::string lower = spec.rootfs.string();
+  std::string upper = (run / "upper").string();
+  std::string work = (run / "work").string();
+  fs::path merged = method == RootfsMethod::kCopy ? run / "rootfs" : run / "merged";
+  plan.merged = merged.string();
+  if (method == RootfsMethod::kCopy) {
+    plan.step_rootfs = steps.add("bind the private copy " + plan.merged);
+  } else {
+    fs::create_directory(upper);
+    fs::create_directory(work);
+    fs::create_directory(merged);
+    std::string opts = "lowerdir=" + escape_overlay_path(lower) + ",upperdir=" +
+                       escape_overlay_path(upper) + ",workdir=" + escape_overlay_path(work);
+    plan.overlay_data = opts;
+    plan.overlay_data_userxattr = opts + ",userxattr";
+    if (method == RootfsMethod::kFuseOverlayfs) {
+      auto fuse = find_program("fuse-overlayfs");
+      if (!fuse) throw Error("sandbox (userns): fuse-overlayfs is not installed");
+      plan.fuse_store = {*fuse, "-o", opts, plan.merged};
+      plan.fuse_log = (run / "fuse-overlayfs.log").string();
+      for (auto& a : plan.fuse_store) plan.fuse_argv.push_back(a.data());
+      plan.fuse_argv.push_back(nullptr);
+      plan.step_rootfs = steps.add("mount fuse-overlayfs on " + plan.merged);
+    } else {
+      plan.step_rootfs = steps.add("mount overlay on " + plan.merged);
+    }
+  }
+
+  std::string wd = path_in_root(spec.workdir, "working directory");
+  plan.ops = sandbox_mount_ops(spec, wd, steps);
+
+  if (method != RootfsMethod::kCopy) {
+    for (const auto& op : plan.ops) {
+      // Below /dev is the sandbox's own tmpfs.
+      if (op.kind == MountOp::Kind::kSymlink || op.target.rfind("dev/", 0) == 0) continue;
+      precreate_mount_point(spec.rootfs, upper, op.target, op.is_file);
+    }
+  }
+  plan.exec = make_exec_plan(spec, steps, "/" + wd);
+  return plan;
+}
+
+struct Attempt {
+  std::optional<ChildFailure> failure;
+  std::string detail;  ///< what a failed helper said
+  Steps steps;
+  int step_rootfs = -1;
+  int status = 0;
+};
+
+/// What fuse-overlayfs wrote to its log, as one line for an error message.
+std::string fuse_log_summary(const std::string& path) {
+  std::string detail;
+  try {
+    std::istringstream log(read_file(path));
+    for (std::string line; std::getline(log, line) && detail.size() < 300;) {
+      if (line.empty() || line.find("unknown argument ignored") != std::string::npos) continue;
+      detail += (detail.empty() ? "" : "; ") + line;
+    }
+  } catch (const Error&) {
+    // No log: the exit status is all there is.
+  }
+  return detail;
+}
+
+Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::path& run) {
+  const std::string prefix = "sandbox (userns): ";
+  Attempt a;
+  if (method == RootfsMethod::kCopy) copy_tree(spec.rootfs, run / "rootfs", prefix);
+  UsernsPlan plan = make_userns_plan(spec, method, run, a.steps);
+  a.step_rootfs = plan.step_rootfs;
+
+  Pipe out = make_pipe("the sandbox output");
+  Pipe err = make_pipe("sandbox errors");
+  Pipe up = make_pipe("sandbox setup");
+  Pipe down = make_pipe("sandbox setup");
+  UniqueFd devnull = open_devnull(prefix);
+  UsernsFds fds;
+  fds.parent = ::getpid();
+  fds.devnull = devnull.get();
+  fds.out = out.write.get();
+  fds.err = err.write.get();
+  fds.sync_up = up.write.get();
+  fds.sync_down = down.read.get();
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno(prefix + "fork");
+  if (pid == 0) userns_c1(plan, fds);
+  ::setpgid(pid, pid);  // also done by the child: no race on who is first
+  ChildGuard guard(pid);
+  out.write.reset();
+  err.write.reset();
+  up.write.reset();
+  down.read.reset();
+  ::fcntl(err.read.get(), F_SETFL, O_NONBLOCK);
+
+  auto child_failed = [&]() {
+    int st;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    guard.release();
+    a.failure = read_failure(err.read.get());
+    if (!a.failure) {
+      a.failure = ChildFailure{};
+      a.failure->step = plan.step_unshare;
+      a.failure->status = status_code(st);
+    }
+    return a;
+  };
+
+  char c;
+  ssize_t n;
+  do n = ::read(up.read.get(), &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) return child_failed();
+  try {
+    write_id_maps(spec, pid);
+  } catch (const Error& e) {
+    throw Error(prefix + e.what() + kUsernsHint);
+  }
+  write_all(down.write.get(), &c, 1, "the sandbox setup pipe");
+  down.write.reset();
+
+  int st = pump_output(pid, out.read.get(), spec.on_output);
+  guard.release();
+  a.failure = read_failure(err.read.get());
+  a.status = status_code(st);
+  if (a.failure && a.failure->step == plan.step_rootfs && !plan.fuse_log.empty())
+    a.detail = fuse_log_summary(plan.fuse_log);
+  return a;
+}
+
+/// Removes a tree as root of a fresh user namespace with the sandbox's id
+/// maps: what a sandboxed process chowned to a subordinate id is not the
+/// calling user's to delete otherwise (rootless podman's "unshare rm").
+void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
+  auto rm = find_program("rm");
+  if (!rm) return;
+  std::vector<std::string> store = {*rm, "-rf", "--one-file-system", "--", dir.string()};
+  std::vector<char*> argv;
+  for (auto& a : store) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Pipe up = make_pipe("cleanup");
+  Pipe down = make_pipe("cleanup");
+  UniqueFd devnull = open_devnull("");
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return;
+  if (pid == 0) {
+    reset_signals();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    ::setpgid(0, 0);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
+    int keep[2] = {up.write.get(), down.read.get()};
+    std::sort(keep, keep + 2);
+    close_fds_except(keep, 2);
+    char c = 1;
+    if (::unshare(CLONE_NEWUSER) != 0 || ::write(up.write.get(), &c, 1) != 1 ||
+        ::read(down.read.get(), &c, 1) != 1)
+      ::_exit(1);
+    char* no_env[] = {nullptr};
+    ::execve(argv[0], argv.data(), no_env);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  ChildGuard guard(pid);
+  up.write.reset();
+  down.read.reset();
+  char c = 0;
+  if (::read(up.read.get(), &c, 1) != 1) return;
+  write_id_maps(spec, pid, false);
+  write_all(down.write.get(), &c, 1, "the cleanup pipe");
+  down.write.reset();
+  int st;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  guard.release();
+}
+
+/// Removes a userns run's dir (upper layer, copy) right away.
+void remove_run_dir(const SandboxSpec& spec, RunDir& run) {
+  run.keep();  // done here, not by the destructor
+  remove_tree(run.path());
+  std::error_code ec;
+  if (::geteuid() != 0 && fs::exists(run.path(), ec)) {
+    try {
+      remove_as_namespace_root(spec, run.path());
+    } catch (const std::exception&) {
+      // Best effort: the caller deletes the scratch dir anyway.
+    }
+  }
+}
+
+std::atomic<int> g_userns_method{-1};  // what worked first in this process
+
+const char* method_name(RootfsMethod m) {
+  switch (m) {
+    case RootfsMethod::kAuto:
+    case RootfsMethod::kOverlay:
+      return "kernel overlay";
+    case RootfsMethod::kFuseOverlayfs:
+      return "fuse-overlayfs";
+    case RootfsMethod::kCopy:
+      return "a private copy of the rootfs";
+  }
+  return "?";
+}
+
+}  // namespace
+
+int run_userns(const SandboxSpec& spec) {
+  const std::string prefix = "sandbox (userns): ";
+  check_common(spec, prefix, true);
+  std::vector<RootfsMethod> order;
+  if (spec.rootfs_method != RootfsMethod::kAuto) {
+    order = {spec.rootfs_method};
+  } else {
+    int cached = g_userns_method.load();
+    if (cached >= 0) order.push_back(static_cast<RootfsMethod>(cached));
+    for (RootfsMethod m : {RootfsMethod::kOverlay, RootfsMethod::kFuseOverlayfs, RootfsMethod::kCopy}) {
+      // Without access to /dev/fuse (mode 0600 on some hosts) it cannot work.
+      if (m == RootfsMethod::kFuseOverlayfs &&
+          (!find_program("fuse-overlayfs") || ::access("/dev/fuse", R_OK | W_OK) != 0))
+        continue;
+      if (cached < 0 || m != static_cast<RootfsMethod>(cached)) order.push_back(m);
+    }
+  }
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    RunDir run(spec.scratch, prefix);
+    Attempt a = userns_attempt(spec, order[i], run.path());
+    remove_run_dir(spec, run);
+    if (!a.failure) {
+      if (spec.rootfs_method == RootfsMethod::kAuto) g_userns_method = static_cast<int>(order[i]);
+      return a.status;
+    }
+    std::string why = a.steps.describe(*a.failure) + (a.detail.empty() ? "" : " (" + a.detail + ")");
+    bool rootfs_step = a.failure->step == a.step_rootfs;
+    if (rootfs_step && i + 1 < order.size()) {
+      note(spec, prefix + why + "; using " + method_name(order[i + 1]));
+      continue;
+    }
+    throw Error(prefix + why + kUsernsHint);
+  }
+  throw Error(prefix + "no way to present the root filesystem" + kUsernsHint);
+}
+
+}  // namespace dockless::sandbox_detail
