@@ -51,7 +51,6 @@ struct CacheSetup : RegistryHarness {
     TransferOptions o;
     o.registry = options();
     o.keychain.authfile = (dir / "auth.json").string();  // anonymous
-    o.quiet = true;
     o.cache_dir = dir / "cache";
     transfer.emplace(o);
   }

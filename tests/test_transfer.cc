@@ -63,7 +63,6 @@ struct TransferSetup : RegistryHarness {
     TransferOptions o;
     o.registry = options();
     o.keychain.authfile = (dir / "auth.json").string();  // anonymous
-    o.quiet = true;
     o.jobs = 4;
     o.cache_dir = dir / "cache";
     return o;
