@@ -304,14 +304,6 @@ int pump_output(pid_t pid, int outfd, const std::function<void(std::string_view)
   return st;
 }
 
-Pipe make_pipe(const std::string& what) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("create a pipe for " + what);
-  UniqueFd r = above_stdio(fds[0], "create a pipe for " + what);
-  UniqueFd w = above_stdio(fds[1], "create a pipe for " + what);
-  return Pipe{std::move(r), std::move(w)};
-}
-
 UniqueFd open_devnull(const std::string& prefix) {
   return above_stdio(::open("/dev/null", O_RDWR | O_CLOEXEC), prefix + "open /dev/null");
 }
@@ -331,7 +323,7 @@ std::pair<int, std::optional<ChildFailure>> run_simple(const SandboxSpec& spec, 
   if (pid < 0) throw_errno(prefix + "fork");
   if (pid == 0) simple_child(root, step_chroot, exec, fds);
   ::setpgid(pid, pid);
-  ChildGuard guard(pid);
+  ChildGuard guard(pid, /*kill_group=*/true);
   out.write.reset();
   err.write.reset();
   ::fcntl(err.read.get(), F_SETFL, O_NONBLOCK);

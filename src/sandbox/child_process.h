@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/process.h"
 #include "src/sandbox/sandbox.h"
 
 namespace dockless::sandbox_detail {
@@ -106,41 +107,13 @@ ExecPlan make_exec_plan(const SandboxSpec& spec, Steps& steps, const std::string
 [[noreturn]] void child_exec(const ExecPlan& p, int errfd);
 
 // ---------------------------------------------------------------------------
-// The parent's side of a child: process-group kill on every exit path, and
-// the output pump.
-
-/// Kills the child's whole process group and reaps the child unless released.
-class ChildGuard {
- public:
-  explicit ChildGuard(pid_t pid) : pid_(pid) {}
-  ChildGuard(const ChildGuard&) = delete;
-  ChildGuard& operator=(const ChildGuard&) = delete;
-  ~ChildGuard() {
-    if (pid_ <= 0) return;
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    int st;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-    }
-  }
-  void release() { pid_ = -1; }
-
- private:
-  pid_t pid_;
-};
+// The parent's side of a child: the output pump. (ChildGuard, Pipe and
+// make_pipe are base/process.h's; guards here kill the whole process group.)
 
 /// Forwards the child's output line by line until the child exits, then
 /// kills what is left of its process group (daemons it started), drains the
 /// pipe and reaps the child. Returns the wait status.
 int pump_output(pid_t pid, int outfd, const std::function<void(std::string_view)>& on_output);
-
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-/// A close-on-exec pipe, both ends at fd 3 or above.
-Pipe make_pipe(const std::string& what);
 
 /// /dev/null open for reading and writing, at fd 3 or above.
 UniqueFd open_devnull(const std::string& prefix);

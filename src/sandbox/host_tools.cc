@@ -2,20 +2,14 @@
 
 #include "src/sandbox/host_tools.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <sstream>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "src/sandbox/child_process.h"
-
-extern char** environ;
 
 namespace dockless::sandbox_detail {
 
@@ -23,38 +17,18 @@ namespace fs = std::filesystem;
 
 ToolResult run_tool(const std::vector<std::string>& argv) {
   ToolResult result;
-  Pipe p = make_pipe(argv[0]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, p.write.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, p.write.get(), 2);
-  std::vector<char*> args;
-  std::vector<std::string> store = argv;
-  for (auto& a : store) args.push_back(a.data());
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = ::posix_spawnp(&pid, store[0].c_str(), &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  p.write.reset();
-  if (rc != 0) {
-    result.output = std::string("cannot run ") + argv[0] + ": " + std::strerror(rc);
+  Command c;
+  c.argv = argv;
+  c.out = ProcessOutput::capture(16384);
+  c.err = ProcessOutput::same_as_stdout();
+  try {
+    ProcessResult r = run_process(c);
+    result.status = r.status;
+    result.output = std::move(r.out);
+  } catch (const SpawnError& e) {
+    result.output = e.what();
     return result;
   }
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(p.read.get(), buf, sizeof buf);
-    if (n > 0) {
-      if (result.output.size() < 16384) result.output.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  result.status = status_code(st);
   // One line for an error message: the first, and how many more there were.
   std::istringstream in(result.output);
   std::string first;

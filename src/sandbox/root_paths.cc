@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,37 +12,13 @@
 #include <deque>
 
 #include "base/error.h"
-
-// Not declared by older C libraries (the same number on every architecture
-// since Linux 5.x's unified syscall table).
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
+#include "base/open_in_root.h"
 
 namespace dockless::sandbox_detail {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Own copy of the kernel ABI struct, like the mount_setattr one in
-// mount_ops.cc: <linux/mount.h> clashes with <sys/mount.h> on some glibc
-// versions.
-struct OpenHow {
-  std::uint64_t flags;
-  std::uint64_t mode;
-  std::uint64_t resolve;
-};
-constexpr std::uint64_t kResolveNoMagiclinks = 0x02;
-constexpr std::uint64_t kResolveInRoot = 0x10;
-
-long openat2_in_root(int rootfd, const char* rel, int flags) {
-  OpenHow how;
-  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-  how.mode = 0;
-  how.resolve = kResolveInRoot | kResolveNoMagiclinks;
-  return ::syscall(SYS_openat2, rootfd, rel[0] != '\0' ? rel : ".", &how, sizeof how);
-}
 
 /// Child-side: creates `name` in dirfd as a dir or an empty file. A dangling
 /// symlink in its place (the image's /etc/resolv.conf -> ../run/...) is
@@ -119,7 +94,7 @@ fs::path resolve_in_root(const fs::path& root, const std::string& rel) {
 }
 
 int open_in_root(int rootfd, const char* rel, bool is_file) {
-  int fd = static_cast<int>(openat2_in_root(rootfd, rel, O_PATH));
+  int fd = openat2_in_root(rootfd, rel, O_PATH);
   if (fd >= 0 || errno != ENOENT) return fd;
   char buf[4096];
   std::size_t len = std::strlen(rel);
@@ -128,7 +103,7 @@ int open_in_root(int rootfd, const char* rel, bool is_file) {
     return -1;
   }
   std::memcpy(buf, rel, len + 1);
-  int parent = static_cast<int>(openat2_in_root(rootfd, "", O_PATH));
+  int parent = openat2_in_root(rootfd, "", O_PATH);
   if (parent < 0) return -1;
   std::size_t start = 0;
   for (;;) {
@@ -137,10 +112,10 @@ int open_in_root(int rootfd, const char* rel, bool is_file) {
     bool last = buf[end] == '\0';
     char saved = buf[end];
     buf[end] = '\0';
-    fd = static_cast<int>(openat2_in_root(rootfd, buf, O_PATH));
+    fd = openat2_in_root(rootfd, buf, O_PATH);
     if (fd < 0 && errno == ENOENT) {
       if (create_in(parent, buf + start, last && is_file) == 0)
-        fd = static_cast<int>(openat2_in_root(rootfd, buf, O_PATH));
+        fd = openat2_in_root(rootfd, buf, O_PATH);
     }
     int e = errno;
     ::close(parent);

@@ -301,7 +301,7 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   if (pid < 0) throw_errno(prefix + "fork");
   if (pid == 0) userns_c1(plan, fds);
   ::setpgid(pid, pid);  // also done by the child: no race on who is first
-  ChildGuard guard(pid);
+  ChildGuard guard(pid, /*kill_group=*/true);
   out.write.reset();
   err.write.reset();
   up.write.reset();
@@ -378,7 +378,7 @@ void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
     ::_exit(127);
   }
   ::setpgid(pid, pid);
-  ChildGuard guard(pid);
+  ChildGuard guard(pid, /*kill_group=*/true);
   up.write.reset();
   down.read.reset();
   char c = 0;
