@@ -40,15 +40,6 @@ std::string spawn_message(const std::string& program, int errnum) {
   return "cannot run " + program + ": " + std::strerror(errnum);
 }
 
-UniqueFd above_stdio(int fd, const std::string& what) {
-  if (fd < 0) throw_errno(what);
-  if (fd > 2) return UniqueFd(fd);
-  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  int e = errno;
-  ::close(fd);
-  if (moved < 0) throw_errno(what, e);
-  return UniqueFd(moved);
-}
 
 // The posix_spawn attribute and file-action objects, destroyed on every path.
 class SpawnPlan {
@@ -350,6 +341,16 @@ int shell_status(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
   return 255;
+}
+
+UniqueFd above_stdio(int fd, const std::string& what) {
+  if (fd < 0) throw_errno(what);
+  if (fd > 2) return UniqueFd(fd);
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int e = errno;
+  ::close(fd);
+  if (moved < 0) throw_errno(what, e);
+  return UniqueFd(moved);
 }
 
 Pipe make_pipe(const std::string& what) {

@@ -151,6 +151,11 @@ int shell_status(int wait_status);
 
 /// A close-on-exec pipe whose ends are both above fd 2 (so dup2'ing them onto
 /// 0/1/2 in a child never clobbers one another); `what` goes into errors.
+/// fd moved to 3 or above (closing the original): a child dup2()s its stdio
+/// over 0..2, which would clobber a pipe the kernel gave a low number (when
+/// dockless runs with stdin closed). Throws Error(what) when fd < 0.
+UniqueFd above_stdio(int fd, const std::string& what);
+
 struct Pipe {
   UniqueFd read;
   UniqueFd write;

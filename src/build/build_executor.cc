@@ -21,14 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string file_digest(const fs::path& file) {
-  try {
-    return sha256_of(read_file(file)).str();
-  } catch (const Error&) {
-    return "missing";
-  }
-}
-
 /// The plan's view of the caches: environment markers under
 /// <cache>/envs, layers in the local layer cache and the --cache-from
 /// registries. Remembers how long each layer lookup took, for the report.

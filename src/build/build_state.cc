@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "oci/digest.h"
 
 namespace dockless {
 
@@ -58,6 +59,14 @@ BuildCacheIndex BuildState::cache_meta() const {
   meta.uv_version = uv.short_version;
   meta.uv_cache_dir = spec().uv.cache_dir;
   return meta;
+}
+
+std::string file_digest(const fs::path& file) {
+  try {
+    return sha256_of(read_file(file)).str();
+  } catch (const Error&) {
+    return "missing";
+  }
 }
 
 }  // namespace dockless

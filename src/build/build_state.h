@@ -90,4 +90,8 @@ struct BuildState {
   int uv_runs = 0;
 };
 
+/// The SHA-256 of a file's bytes as hex, or "missing" when it cannot be read
+/// (a key input: a file that appears later changes the key).
+std::string file_digest(const std::filesystem::path& file);
+
 }  // namespace dockless

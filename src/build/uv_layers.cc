@@ -13,14 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string file_digest(const fs::path& file) {
-  try {
-    return sha256_of(read_file(file)).str();
-  } catch (const Error&) {
-    return "missing";
-  }
-}
-
 /// A readable name for a cache part: its venvs when few, else how many
 /// (the key uses the full list).
 std::string part_label(const CachePart& part) {

@@ -68,18 +68,6 @@ class LineSplitter {
   std::string buf_;
 };
 
-/// fd moved to 3 or above: a child dup2()s its stdio over 0..2, which would
-/// clobber a pipe the kernel gave a low number (dockless run with stdin closed).
-UniqueFd above_stdio(int fd, const std::string& what) {
-  if (fd < 0) throw_errno(what);
-  if (fd > 2) return UniqueFd(fd);
-  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  int e = errno;
-  ::close(fd);
-  if (moved < 0) throw_errno(what, e);
-  return UniqueFd(moved);
-}
-
 struct SimpleFds {
   pid_t parent = 0;
   int devnull = -1;
