@@ -263,16 +263,16 @@ TEST_CASE("unknown keys name the table and suggest the close one", "[build_spec]
   CHECK(error_of([&] { load(dir); }) ==
         (dir / "dockless.toml").string() +
             ":6:1: [venv.main]: unknown key \"extra\" (did you mean \"extras\"? valid keys: path, extras, "
-            "groups, no-default-groups, tags)");
+            "groups, no-default-groups, tags, install-project)");
 
   // snake_case for kebab-case, and no suggestion when nothing is close.
   CHECK_THAT(spec_error(std::string(kMinimal) + "[uv]\ncache_dir = \"/c\"\n"),
              Contains(":4:1: [uv]: unknown key \"cache_dir\" (did you mean \"cache-dir\"? valid keys: python,"));
   CHECK_THAT(spec_error(std::string(kMinimal) + "[uv]\nfrobnicate = 1\n"),
-             Contains(":4:1: [uv]: unknown key \"frobnicate\" (valid keys: python, cache-dir,"));
+             Contains(":4:1: [uv]: unknown key \"frobnicate\" (valid keys: python, python-install-dir, check-lock, cache-dir,"));
   // Top-level tables too.
   CHECK_THAT(spec_error(std::string(kMinimal) + "[imgae]\n"),
-             Contains(":3:2: unknown key \"imgae\" (did you mean \"image\"? valid keys: image, uv, cache, source, venv)"));
+             Contains(":3:2: unknown key \"imgae\" (did you mean \"image\"? valid keys: image, uv, cache, source, venv, args, step)"));
 }
 
 TEST_CASE("wrong types say what was expected and what was found", "[build_spec]") {
@@ -334,8 +334,20 @@ TEST_CASE("venv, cache and source paths never overlap", "[build_spec]") {
              Contains(":6:8: [venv.b] path and [venv.a] path are the same path \"/opt/v\""));
 
   // Against defaults: the location is the key that was written.
-  CHECK_THAT(spec_error(std::string(kMinimal) + "[venv.main]\npath = \"/opt/app/.venv\"\n"),
-             Contains(":4:8: [venv.main] path \"/opt/app/.venv\" is inside [source] dest \"/opt/app\""));
+  // A venv inside the source dest is uv's Docker layout (/app/.venv): allowed.
+  // The dest itself, or a parent of it, is still refused.
+  {
+    TempDir dir;
+    write_text(dir / "dockless.toml", std::string(kMinimal) + "[venv.main]\npath = \"/opt/app/.venv\"\n");
+    CHECK(load(dir).venvs.at(0).path == "/opt/app/.venv");
+  }
+  CHECK_THAT(spec_error(std::string(kMinimal) + "[venv.main]\npath = \"/opt/app\"\n"),
+             Contains(":4:8: [venv.main] path and [source] dest are the same path \"/opt/app\""));
+  CHECK_THAT(spec_error(std::string(kMinimal) + "[venv.main]\npath = \"/opt\"\n"),
+             Contains("[source] dest \"/opt/app\" is inside [venv.main] path \"/opt\""));
+  CHECK_THAT(spec_error(std::string(kMinimal) + "[source]\ndest = \"/app\"\n[venv.a]\npath = \"/app/.venv\"\n"
+                        "[venv.b]\npath = \"/app/.venv/x\"\n"),
+             Contains("[venv.b] path \"/app/.venv/x\" is inside [venv.a] path \"/app/.venv\""));
   CHECK_THAT(spec_error(std::string(kMinimal) + "[venv.main]\npath = \"/root\"\n"),
              Contains(":4:8: [uv] cache-dir \"/root/.cache/uv\" is inside [venv.main] path \"/root\""));
   CHECK_THAT(spec_error(std::string(kMinimal) + "[uv]\ncache-dir = \"/opt/app/cache\"\n"),
@@ -474,7 +486,7 @@ TEST_CASE("--set errors name the override", "[build_spec]") {
   write_text(dir / "dockless.toml", kExample);
   CHECK(error_of([&] { load(dir, {"venv.main.extra=[\"a\"]"}); }) ==
         "--set venv.main.extra: [venv.main]: unknown key \"extra\" (did you mean \"extras\"? valid keys: path, "
-        "extras, groups, no-default-groups, tags)");
+        "extras, groups, no-default-groups, tags, install-project)");
   CHECK(error_of([&] { load(dir, {"uv.ship-cache=maybe"}); }) ==
         "--set uv.ship-cache: [uv] ship-cache: expected true or false, got a string \"maybe\"");
   CHECK_THAT(error_of([&] { load(dir, {"venv.extra.path=/opt/app_venv"}); }),

@@ -16,7 +16,9 @@
 #include <utility>
 
 #include "base/error.h"
+#include "src/build/build_args.h"
 #include "src/build/spec_reader.h"
+#include "src/build/step_reader.h"
 
 namespace dockless {
 namespace {
@@ -36,13 +38,15 @@ bool is_valid_extra(std::string_view s) {
 // numbers or dates (uv.python=3.12, image.user=0, image.env.X=1).
 bool is_string_key(const std::vector<std::string>& path) {
   static const std::vector<std::pair<std::string_view, std::string_view>> kStrings = {
-      {"image", "base"},     {"image", "platform"},  {"image", "workdir"}, {"image", "user"},
-      {"uv", "python"},      {"uv", "cache-dir"},    {"uv", "link-mode"},  {"uv", "uv-path"},
-      {"source", "path"},    {"source", "git"},      {"source", "ref"},    {"source", "dest"},
-      {"source", "ignore-file"}};
+      {"image", "base"},      {"image", "platform"}, {"image", "workdir"},
+      {"image", "user"},      {"uv", "python"},      {"uv", "python-install-dir"},
+      {"uv", "cache-dir"},    {"uv", "link-mode"},   {"uv", "uv-path"},
+      {"source", "path"},     {"source", "git"},     {"source", "ref"},
+      {"source", "dest"},     {"source", "ignore-file"}};
   if (path.size() == 2)
-    return std::find(kStrings.begin(), kStrings.end(), std::pair<std::string_view, std::string_view>(
-                                                           path[0], path[1])) != kStrings.end();
+    return path[0] == "args" ||
+           std::find(kStrings.begin(), kStrings.end(),
+                     std::pair<std::string_view, std::string_view>(path[0], path[1])) != kStrings.end();
   if (path.size() == 3)
     return (path[0] == "image" && (path[1] == "env" || path[1] == "labels")) ||
            (path[0] == "venv" && path[2] == "path");
@@ -182,6 +186,7 @@ struct PathUse {
   std::string label;  ///< "[venv.main] path"
   std::string value;
   std::string where;  ///< "" when it is a default
+  enum class Role { kOther, kVenv, kSourceDest } role = Role::kOther;
 };
 
 class Reader : public SpecReader {
@@ -190,7 +195,8 @@ class Reader : public SpecReader {
 
   BuildSpec read(const toml::table& root) {
     BuildSpec spec;
-    check_keys(root, {}, {"image", "uv", "cache", "source", "venv"});
+    check_keys(root, {}, {"image", "uv", "cache", "source", "venv", "args", "step"});
+    read_args(root, spec);
     read_image(root, spec.image);
     // An absent table reads as an empty one, so its defaults (the cache
     // dir, the source dest) still take part in the overlap checks.
@@ -200,12 +206,34 @@ class Reader : public SpecReader {
     read_cache(or_none(table(root, {}, "cache")), spec.cache);
     read_source(or_none(table(root, {}, "source")), spec.source);
     read_venvs(or_none(table(root, {}, "venv")), spec.venvs);
+    spec.steps = read_steps(*this, root.get("step"), args_);
     check_overlaps();
     check_link_mode(spec);
+    for (const auto& [name, value] : cli_args_)
+      if (!args_.used().contains(name) &&
+          std::find(spec.unused_args.begin(), spec.unused_args.end(), name) == spec.unused_args.end())
+        spec.unused_args.push_back(name);
     return spec;
   }
 
+  void set_cli_args(std::vector<std::pair<std::string, std::string>> args) { cli_args_ = std::move(args); }
+
  private:
+  // [args] defaults, then --arg values: the values ${NAME} takes everywhere.
+  void read_args(const toml::table& root, BuildSpec& spec) {
+    const Ctx ctx{"args"};
+    if (const toml::node* n = get(root, {}, "args", Kind::StringTable)) {
+      for (const auto& [k, v] : in_file_order(*n->as_table())) {
+        if (!is_arg_name(k->str()))
+          fail(k->source(), label(ctx) + ": invalid argument name " + toml_quote(k->str()) +
+                                " (a letter or _, then letters, digits or _)");
+        spec.args[std::string(k->str())] = str(v);
+      }
+    }
+    for (const auto& [name, value] : cli_args_) spec.args[name] = value;
+    args_ = SpecArgs(spec.args);
+  }
+
   // Extras or groups: an array of valid names.
   void read_names(const toml::table& t, const Ctx& ctx, std::string_view key, std::vector<std::string>& out,
                   bool venv_name_rule) const {
@@ -266,14 +294,16 @@ class Reader : public SpecReader {
       for (const auto& [k, v] : in_file_order(*n->as_table())) {
         if (k->str().empty() || k->str().find('=') != std::string_view::npos)
           fail(k->source(), key_ref(ctx, "env") + ": invalid variable name " + toml_quote(k->str()));
-        img.env.emplace_back(std::string(k->str()), str(v));
+        img.env.emplace_back(std::string(k->str()),
+                             args_.substitute(*this, *v, key_ref(ctx, "env") + "." + key_segment(k->str())));
       }
     }
     read_command(*t, ctx, "entrypoint", img.entrypoint);
     read_command(*t, ctx, "cmd", img.cmd);
     read_string(*t, ctx, "user", img.user);
     if (const toml::node* n = get(*t, ctx, "labels", Kind::StringTable))
-      for (const auto& [k, v] : *n->as_table()) img.labels[std::string(k.str())] = str(&v);
+      for (const auto& [k, v] : *n->as_table())
+        img.labels[std::string(k.str())] = args_.substitute(*this, v, key_ref(ctx, "labels") + "." + key_segment(k.str()));
   }
 
   // os/arch[/variant]; the platform parser proper runs later, this only
@@ -294,16 +324,25 @@ class Reader : public SpecReader {
 
   void read_uv(const toml::table& t, BuildSpec::Uv& uv) {
     const Ctx ctx{"uv"};
-    check_keys(t, ctx, {"python", "cache-dir", "link-mode", "ship-cache", "uv-path", "compile-bytecode"});
+    check_keys(t, ctx, {"python", "python-install-dir", "check-lock", "cache-dir", "link-mode", "ship-cache",
+                        "uv-path", "compile-bytecode"});
     if (const toml::node* n = get(t, ctx, "python", Kind::String)) {
       uv.python = str(n);
       if (!uv.python.empty() && uv.python.front() == '/') {
         check_path(n->source(), key_ref(ctx, "python"), uv.python);
-      } else if (uv.python.empty() || std::any_of(uv.python.begin(), uv.python.end(), is_space)) {
+      } else if (uv.python.empty() || std::any_of(uv.python.begin(), uv.python.end(), [](char c) {
+                   return is_space(c) || c == '/';
+                 })) {
         fail(n->source(), key_ref(ctx, "python") + ": " + toml_quote(uv.python) +
                               " is neither an absolute path nor a python version such as \"3.12\"");
+      } else {
+        uv.python_source = BuildSpec::Uv::PythonSource::kUvManaged;
       }
     }
+    // Its own layer only when uv installs the interpreter.
+    read_image_path(t, ctx, "python-install-dir", uv.python_install_dir,
+                    uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged);
+    read_bool(t, ctx, "check-lock", uv.check_lock);
     // Untouched defaults are valid and distinct, but take part in the checks.
     read_image_path(t, ctx, "cache-dir", uv.cache_dir, true);
     if (const toml::node* n = get(t, ctx, "link-mode", Kind::String)) {
@@ -342,6 +381,7 @@ class Reader : public SpecReader {
     if (ref) src.ref = str(ref);
     read_bool(t, ctx, "keep-git-dir", src.keep_git_dir);
     read_image_path(t, ctx, "dest", src.dest, true);
+    paths_.back().role = PathUse::Role::kSourceDest;
     read_string(t, ctx, "ignore-file", src.ignore_file);
 
     // One source: a local tree or a repository, never a silent choice.
@@ -361,9 +401,11 @@ class Reader : public SpecReader {
                               ": invalid venv name (must be non-empty, without \"/\" or whitespace)");
       const toml::table* vt = table(t, venv_ctx, venv.name);
       const Ctx ctx{"venv", venv.name};
-      check_keys(*vt, ctx, {"path", "extras", "groups", "no-default-groups", "tags"});
+      check_keys(*vt, ctx, {"path", "extras", "groups", "no-default-groups", "tags", "install-project"});
       if (!vt->get("path")) fail(k->source(), label(ctx) + ": missing required key \"path\"");
       read_image_path(*vt, ctx, "path", venv.path, true);
+      paths_.back().role = PathUse::Role::kVenv;
+      read_install_project(*vt, ctx, venv);
       read_names(*vt, ctx, "extras", venv.extras, false);
       if (const toml::node* g = get(*vt, ctx, "groups", Kind::Groups)) {
         if (g->is_string()) venv.all_groups = true;
@@ -375,6 +417,26 @@ class Reader : public SpecReader {
     }
     // The project environment comes last: its layer goes on top.
     std::stable_partition(venvs.begin(), venvs.end(), [](const VenvSpec& v) { return !v.is_main(); });
+  }
+
+  void read_install_project(const toml::table& t, const Ctx& ctx, VenvSpec& venv) const {
+    const toml::node* n = get(t, ctx, "install-project", Kind::StringOrBool);
+    if (!n) return;
+    using IP = VenvSpec::InstallProject;
+    if (n->is_boolean()) {
+      venv.install_project = n->value_or(false) ? IP::kYes : IP::kNo;
+    } else if (str(n) == "editable") {
+      venv.install_project = IP::kEditable;
+    } else {
+      fail(n->source(), key_ref(ctx, "install-project") + ": expected false, true or \"editable\", got " +
+                            toml_quote(str(n)));
+    }
+  }
+
+  // A venv inside the source dest is allowed (uv's Docker layout, /app/.venv):
+  // its layer comes first and the source layer leaves that directory out.
+  static bool venv_in_source(const PathUse& inner, const PathUse& outer) {
+    return inner.role == PathUse::Role::kVenv && outer.role == PathUse::Role::kSourceDest;
   }
 
   // Each layer owns its directory: a venv inside the cache (or the cache
@@ -392,8 +454,8 @@ class Reader : public SpecReader {
         auto show = [](const PathUse& p) { return p.label + " " + toml_quote(p.value); };
         if (a.value == b.value)
           say(b, a, b.label + " and " + a.label + " are the same path " + toml_quote(a.value));
-        if (is_inside(b.value, a.value)) say(b, a, show(b) + " is inside " + show(a));
-        if (is_inside(a.value, b.value)) say(a, b, show(a) + " is inside " + show(b));
+        if (is_inside(b.value, a.value) && !venv_in_source(b, a)) say(b, a, show(b) + " is inside " + show(a));
+        if (is_inside(a.value, b.value) && !venv_in_source(a, b)) say(a, b, show(a) + " is inside " + show(b));
       }
     }
   }
@@ -408,6 +470,8 @@ class Reader : public SpecReader {
   }
 
   std::vector<PathUse> paths_;
+  std::vector<std::pair<std::string, std::string>> cli_args_;
+  SpecArgs args_;
   std::string ship_cache_where_;
   std::string link_mode_where_;
   std::string uv_ref_ = "[uv]";
@@ -445,7 +509,8 @@ toml::table* dockless_table(toml::table& root) {
 }  // namespace
 
 BuildSpec load_build_spec(const fs::path& project_dir, const fs::path& spec_file,
-                          const std::vector<std::string>& overrides) {
+                          const std::vector<std::string>& overrides,
+                          const std::vector<std::pair<std::string, std::string>>& args) {
   // A malformed --set is a usage error whatever the file says: check first.
   std::vector<Override> parsed;
   for (const auto& o : overrides) parsed.push_back(parse_override(o));
@@ -489,6 +554,7 @@ BuildSpec load_build_spec(const fs::path& project_dir, const fs::path& spec_file
   for (const auto& o : parsed) apply_override(*spec_root, o, ++seq);
 
   Reader reader(shown, pyproject ? Ctx{"tool", "dockless"} : Ctx{});
+  reader.set_cli_args(args);
   BuildSpec spec = reader.read(*spec_root);
   spec.file = fs::absolute(path).lexically_normal();
   return spec;

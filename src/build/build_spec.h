@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "src/build/step_spec.h"
+
 namespace dockless {
 
 /// One virtualenv of the image: `uv sync` with these extras/groups into `path`.
@@ -19,6 +21,9 @@ struct VenvSpec {
   bool all_groups = false;          ///< groups = "all"
   bool no_default_groups = false;   ///< leave out uv's default groups (dev)
   std::vector<std::string> tags;    ///< --skip matches the name or any tag
+  /// install-project: leave the project out (uv sync --no-install-project),
+  /// install it built (true), or editable (a small layer after the source).
+  enum class InstallProject { kNo, kYes, kEditable } install_project = InstallProject::kNo;
   /// The project environment (the venv named "main"): first on PATH, and
   /// UV_PROJECT_ENVIRONMENT in the image.
   bool is_main() const { return name == "main"; }
@@ -40,7 +45,16 @@ struct BuildSpec {
   } image;
 
   struct Uv {
-    std::string python = "/usr/bin/python3";  ///< a path in the image, or a version ("3.12")
+    /// An interpreter path in the image ("/usr/bin/python3"), or a version
+    /// request for `uv python install` ("3.13", "3.13.2", "cpython-3.13");
+    /// python_source says which.
+    std::string python = "/usr/bin/python3";
+    enum class PythonSource {
+      kImagePath,  ///< python starts with "/": use that interpreter
+      kUvManaged   ///< anything else: uv installs it into python_install_dir (its own layer)
+    } python_source = PythonSource::kImagePath;
+    std::string python_install_dir = "/opt/python";  ///< UV_PYTHON_INSTALL_DIR; used when kUvManaged
+    bool check_lock = false;  ///< run `uv lock --check` and fail on a stale lock
     std::string cache_dir = "/root/.cache/uv";
     std::string link_mode = "symlink";  ///< symlink | copy
     bool ship_cache = true;
@@ -64,17 +78,28 @@ struct BuildSpec {
 
   /// In the order of the file, except that "main" is last.
   std::vector<VenvSpec> venvs;
+
+  /// [[step]] tables in file order (skipped ones included, marked skipped).
+  std::vector<StepSpec> steps;
+  /// Build args: [args] defaults, then --arg values on top.
+  std::map<std::string, std::string> args;
+  /// --arg names that nothing in the spec uses (no ${NAME}, no skip-if-empty):
+  /// the build warns about each.
+  std::vector<std::string> unused_args;
 };
 
 /// Reads the spec of the project in `project_dir`: `spec_file` when given,
 /// else dockless.toml, else [tool.dockless] in pyproject.toml. Then applies
 /// each override "dotted.key=value" (value parsed as TOML, else taken as a
 /// string: image.base=localhost:5000/py:12, venv.main.extras=["a","b"],
-/// uv.ship-cache=false). Validates everything. Throws Error naming the file,
+/// uv.ship-cache=false). `args` are the --arg NAME=VALUE pairs in command-line
+/// order (a later one wins); they override [args] and fill ${NAME} (see
+/// build_args.h). Validates everything. Throws Error naming the file,
 /// the line and the key ("dockless.toml:12: [venv.main]: unknown key
 /// \"extra\" (valid keys: path, extras, groups, tags, no-default-groups)").
 BuildSpec load_build_spec(const std::filesystem::path& project_dir,
                           const std::filesystem::path& spec_file,
-                          const std::vector<std::string>& overrides);
+                          const std::vector<std::string>& overrides,
+                          const std::vector<std::pair<std::string, std::string>>& args = {});
 
 }  // namespace dockless

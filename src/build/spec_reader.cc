@@ -6,6 +6,7 @@
 
 #include "base/edit_distance.h"
 #include "base/error.h"
+#include "src/build/build_args.h"
 
 namespace dockless::toml_spec {
 
@@ -81,7 +82,7 @@ std::string_view type_phrase(toml::node_type t) {
 
 
 // "(did you mean "x"? valid keys: a, b)"; the closest key within 2 edits.
-std::string valid_keys_hint(std::string_view got, const Keys& valid) {
+std::string valid_keys_hint(std::string_view got, const Keys& valid, std::string_view noun) {
   std::string_view best;
   std::size_t best_distance = 3;
   for (auto k : valid) {
@@ -93,7 +94,7 @@ std::string valid_keys_hint(std::string_view got, const Keys& valid) {
   }
   std::string out = "(";
   if (!best.empty()) out += "did you mean \"" + std::string(best) + "\"? ";
-  out += "valid keys: ";
+  out += std::string(noun) + ": ";
   for (std::size_t i = 0; i < valid.size(); ++i) {
     if (i) out += ", ";
     out += valid[i];
@@ -266,6 +267,22 @@ void SpecReader::check_path(const toml::source_region& r, const std::string& ref
   if (p.empty() || p.front() != '/') fail(r, ref + ": " + toml_quote(p) + " is not an absolute path");
   if (!is_normalized(p))
     fail(r, ref + ": " + toml_quote(p) + " is not normalized (no \".\", \"..\", \"//\" or trailing \"/\")");
+}
+
+// ---- SpecArgs ---------------------------------------------------------------
+
+std::string SpecArgs::substitute(const SpecReader& r, const toml::node& n, const std::string& ref,
+                                 std::set<std::string>* names) {
+  const std::string text = SpecReader::str(&n);
+  for (auto& name : referenced_args(text)) {
+    used_.insert(name);
+    if (names) names->insert(name);
+  }
+  try {
+    return substitute_args(text, values_);
+  } catch (const Error& e) {
+    r.fail(n.source(), ref + ": " + e.what());
+  }
 }
 
 }  // namespace dockless::toml_spec

@@ -6,6 +6,8 @@
 
 #include <toml++/toml.h>
 
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,7 +29,7 @@ std::string_view type_phrase(toml::node_type t);
 
 using Keys = std::vector<std::string_view>;
 /// "(did you mean "x"? valid keys: a, b)"; the closest key within 2 edits.
-std::string valid_keys_hint(std::string_view got, const Keys& valid);
+std::string valid_keys_hint(std::string_view got, const Keys& valid, std::string_view noun = "valid keys");
 
 using Entry = std::pair<const toml::key*, const toml::node*>;
 bool from_override(const toml::source_region& r);
@@ -82,6 +84,26 @@ class SpecReader {
  private:
   std::string file_;
   Ctx prefix_;
+};
+
+/// Build-arg values for ${NAME} substitution (build_args.h), and the names
+/// the spec used, for the unused --arg warning.
+class SpecArgs {
+ public:
+  explicit SpecArgs(std::map<std::string, std::string> values = {}) : values_(std::move(values)) {}
+
+  /// The string at n with its ${NAME}s substituted; a NAME without a value
+  /// fails at n, naming `ref`. The names go to used() and, when given, to *names.
+  std::string substitute(const SpecReader& r, const toml::node& n, const std::string& ref,
+                         std::set<std::string>* names = nullptr);
+  void mark_used(const std::string& name) { used_.insert(name); }
+
+  const std::map<std::string, std::string>& values() const { return values_; }
+  const std::set<std::string>& used() const { return used_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> used_;
 };
 
 }  // namespace dockless::toml_spec
