@@ -9,6 +9,7 @@
 
 #include "layers/compression.h"
 #include "oci/digest.h"
+#include "src/build/step_inputs.h"
 #include "src/sandbox/sandbox.h"
 #include "src/transfer/transfer.h"
 
@@ -18,6 +19,9 @@ struct BuildOptions {
   std::filesystem::path project_dir = ".";  ///< DIR / --source
   std::filesystem::path spec_file;          ///< --file; "" = dockless.toml or pyproject.toml
   std::vector<std::string> overrides;       ///< --set key=value
+  /// --arg NAME=VALUE in command-line order (a later one wins): for load_build_spec.
+  std::vector<std::pair<std::string, std::string>> build_args;
+  StepInputs step_inputs;                   ///< --context NAME=DIR, --secret id=NAME,src=FILE
   std::string git_url, git_ref;             ///< --git / --git-ref
   std::vector<std::string> skip;            ///< --skip NAME|TAG
   std::vector<std::string> outputs;         ///< --output oci:DIR[:TAG] | docker-archive:FILE[:REF]

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "src/build/build_args.h"
 #include "src/build/build_command.h"
 #include "src/cache/cache_command.h"
 #include "src/cache/cache_dir.h"
@@ -43,7 +44,7 @@ Platform platform_option(const std::string& text) {
 
 struct BuildArgs {
   std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
-  std::vector<std::string> sets, skip, outputs, tags, cache_from;
+  std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets;
   std::string cache_to;
   bool push = false, force = false, explain = false, no_cache = false;
   int level = 0;
@@ -272,6 +273,12 @@ void add_build_command(CLI::App& app, Commands& c) {
   cmd->add_option("-f,--file", bld.file, "Spec file (default: DIR/dockless.toml, else [tool.dockless] in pyproject.toml)");
   cmd->add_option("--set", bld.sets, "Override a spec key: KEY=VALUE, e.g. image.base=localhost:5000/py:12 (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--arg", bld.args, "Build arg NAME=VALUE for ${NAME} in the spec; overrides [args] (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--context", bld.contexts, "Named context NAME=DIR for bind mounts with context = NAME (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--secret", bld.secrets, "Secret id=NAME,src=FILE for secret mounts; never in a layer (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--git", bld.git, "Build from this git repository instead of a local tree");
   cmd->add_option("--git-ref", bld.git_ref, "Branch, tag or commit of --git (default: its default branch)");
   cmd->add_option("--skip", bld.skip, "Leave out venvs with this name or tag, and this cache extra (repeatable)")
@@ -373,6 +380,9 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   o.project_dir = !bld.source.empty() ? bld.source : !bld.dir.empty() ? bld.dir : ".";
   o.spec_file = bld.file;
   o.overrides = bld.sets;
+  for (const auto& a : bld.args) o.build_args.push_back(parse_arg_option(a));
+  for (const auto& c : bld.contexts) add_context_option(o.step_inputs, c);
+  for (const auto& s : bld.secrets) add_secret_option(o.step_inputs, s);
   o.git_url = bld.git;
   o.git_ref = bld.git_ref;
   if (!bld.git_ref.empty() && bld.git.empty()) throw UsageError("--git-ref needs --git URL");

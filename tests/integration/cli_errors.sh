@@ -121,6 +121,46 @@ check_eq "dockless inspect --help exits 0" 0 "$RC"
 check "dockless inspect --help mentions --format and its values on stdout" \
   bash -c 'grep -q -- --format "$1" && grep -q manifest "$1" && grep -q config "$1" && grep -q both "$1"' _ "$T/nhelp.out"
 
+section "build steps: bad --arg, --context, --secret and step specs"
+steps_dir=$T/steps
+mkdir -p "$steps_dir"
+printf '%s\n' '[image]' 'base = "oci:/nonexistent"' > "$steps_dir/dockless.toml"
+BUILD=("$DOCKLESS" build "$steps_dir" --output "oci:$T/steps-out:t" --cache-dir "$T/steps-cache")
+expect_error "build --arg without =VALUE (usage)" 2 "--arg \"FOO\": expected NAME=VALUE" "${BUILD[@]}" --arg FOO
+expect_error "build --arg with a bad name (usage)" 2 "not an argument name" "${BUILD[@]}" --arg 1X=2
+expect_error "build --context without =DIR (usage)" 2 "--context \"custom-setup\": expected NAME=DIR" \
+  "${BUILD[@]}" --context custom-setup
+expect_error "build --secret without id= (usage)" 2 "--secret: missing id=" "${BUILD[@]}" --secret src=/etc/hostname
+expect_error "build --secret without src= (usage)" 2 "--secret id=token: missing src=FILE" "${BUILD[@]}" --secret id=token
+# A mistaken --secret VALUE is never echoed.
+run_capture "$T/secret-echo" "${BUILD[@]}" --secret s3cr3t-value
+if grep -q s3cr3t-value "$T/secret-echo.err"; then
+  failed "build --secret VALUE: the value is not echoed" "stderr: $(cat "$T/secret-echo.err")"
+else
+  pass "build --secret VALUE: the value is not echoed"
+fi
+cat > "$steps_dir/mount.toml" <<'TOML'
+[image]
+base = "oci:/nonexistent"
+
+[[step]]
+name = "apt"
+run = "true"
+mounts = [{ type = "volume", target = "/x" }]
+TOML
+expect_error "build with an unknown mount type" 1 '[[step]] "apt" mounts[1] type: unknown mount type "volume"' \
+  "${BUILD[@]}" --file "$steps_dir/mount.toml"
+cat > "$steps_dir/arg.toml" <<'TOML'
+[image]
+base = "oci:/nonexistent"
+
+[[step]]
+name = "setup"
+run = "echo ${MISSING}"
+TOML
+expect_error "build with a \${NAME} that has no value" 1 '[[step]] "setup" run: ${MISSING} has no value' \
+  "${BUILD[@]}" --file "$steps_dir/arg.toml"
+
 section "a failed import claims no tag"
 # check_no_claim DESC LAYOUT TAG: no index.json in LAYOUT names TAG, and the
 # blobs there are intact.
