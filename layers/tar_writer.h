@@ -11,6 +11,7 @@
 #include <string>
 
 #include "layers/byte_sink.h"
+#include "layers/tar_entry_writer.h"
 
 namespace dockless {
 
@@ -41,11 +42,6 @@ struct TarOptions {
   /// may still be included ('!' rules). The walk then looks inside, and
   /// writes the directory only if an entry below it is written.
   std::function<bool(const std::string& rel_path)> descend_excluded;
-};
-
-struct TarStats {
-  std::uint64_t entries = 0;
-  std::uint64_t file_bytes = 0;
 };
 
 /// Writes the tree under `dir` as a tar to `out` (then calls out.finish()).
