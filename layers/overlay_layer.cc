@@ -1,6 +1,5 @@
 #include "layers/overlay_layer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -21,28 +20,6 @@ namespace {
 
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
-
-std::vector<std::string> list_sorted(int dirfd, const std::string& host_dir) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open directory " + host_dir);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    ::close(fd);
-    throw_errno("cannot read directory " + host_dir);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* ent = ::readdir(d)) {
-    std::string_view n(ent->d_name);
-    if (n != "." && n != "..") names.emplace_back(n);
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) throw_errno("cannot read directory " + host_dir, err);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 /// What overlayfs says about one upper-dir entry through its xattrs.
 struct OverlayMarks {
@@ -81,7 +58,7 @@ class UpperDirLayer {
  private:
   void walk(int dirfd, const std::string& host_dir, const std::string& tar_dir, bool opaque,
             std::int64_t dir_mtime) {
-    std::vector<std::string> names = list_sorted(dirfd, host_dir);
+    std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
     // The opaque marker goes right after the directory's own entry, once,
     // whether overlayfs (xattr) or fuse-overlayfs (a file) recorded it.
     auto marker = std::find(names.begin(), names.end(), kOpaqueMarker);

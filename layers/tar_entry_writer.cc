@@ -1,5 +1,6 @@
 #include "layers/tar_entry_writer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -94,6 +95,28 @@ EntryOptions change_layer_entry_options(const ChangeLayerOptions& options) {
     return all || name == "security.capability";
   };
   return e;
+}
+
+std::vector<std::string> list_directory_sorted(int dirfd, const std::string& host_dir) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open directory " + host_dir);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    throw_errno("cannot read directory " + host_dir);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* ent = ::readdir(d)) {
+    std::string_view n(ent->d_name);
+    if (n != "." && n != "..") names.emplace_back(n);
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) throw_errno("cannot read directory " + host_dir, err);
+  std::sort(names.begin(), names.end());  // std::string compares bytewise
+  return names;
 }
 
 std::vector<std::pair<std::string, std::string>> read_xattrs(const std::string& path) {

@@ -105,6 +105,10 @@ class TarEntryWriter {
   std::vector<char> buffer_;
 };
 
+/// The names in the directory `dirfd` (shown as `host_dir`), sorted bytewise,
+/// without "." and "..".
+std::vector<std::string> list_directory_sorted(int dirfd, const std::string& host_dir);
+
 /// The names and values of a file's xattrs, sorted by name (none when the
 /// file system keeps none; one that vanishes while read is left out).
 std::vector<std::pair<std::string, std::string>> read_xattrs(const std::string& path);

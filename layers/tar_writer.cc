@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,7 +107,7 @@ class DirectoryTar {
   std::uint64_t parents_ = 0;
   void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
             const std::string& tar_dir) {
-    std::vector<std::string> names = list_sorted(dirfd, host_dir);
+    std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
     for (const auto& name : names) {
       std::string host_path = host_dir + "/" + name;
       std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
@@ -150,28 +149,6 @@ class DirectoryTar {
     pending_.clear();
   }
   std::vector<Pending> pending_;
-
-  static std::vector<std::string> list_sorted(int dirfd, const std::string& host_dir) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open directory " + host_dir);
-    DIR* d = ::fdopendir(fd);
-    if (d == nullptr) {
-      ::close(fd);
-      throw_errno("cannot read directory " + host_dir);
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (dirent* ent = ::readdir(d)) {
-      std::string_view n(ent->d_name);
-      if (n != "." && n != "..") names.emplace_back(n);
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) throw_errno("cannot read directory " + host_dir, err);
-    std::sort(names.begin(), names.end());  // std::string compares bytewise
-    return names;
-  }
 
   /// Writes one entry. For regular files, dirfd/name locate the data.
   void emit(const std::string& tar_name, const std::string& host_path, const struct stat& st,
