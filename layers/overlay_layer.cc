@@ -56,43 +56,57 @@ class UpperDirLayer {
   TarStats stats() const { return entries_.stats; }
 
  private:
+  /// One upper-dir entry and the tar name (in its directory) it gets.
+  struct Child {
+    std::string tar_base, name;
+    struct stat st;
+    bool whiteout = false, opaque = false;
+  };
+
   void walk(int dirfd, const std::string& host_dir, const std::string& tar_dir, bool opaque,
             std::int64_t dir_mtime) {
-    std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
-    // The opaque marker goes right after the directory's own entry, once,
-    // whether overlayfs (xattr) or fuse-overlayfs (a file) recorded it.
-    auto marker = std::find(names.begin(), names.end(), kOpaqueMarker);
-    if (marker != names.end()) {
-      names.erase(marker);
-      write_child(dirfd, host_dir, tar_dir, std::string(kOpaqueMarker));
-    } else if (opaque) {
-      entries_.write_marker(tar_dir + std::string(kOpaqueMarker), dir_mtime);
+    std::vector<Child> children;
+    for (auto& name : list_directory_sorted(dirfd, host_dir)) {
+      Child c{name, name, {}, false, false};
+      if (::fstatat(dirfd, name.c_str(), &c.st, AT_SYMLINK_NOFOLLOW) != 0)
+        throw_errno("cannot stat " + host_dir + "/" + name);
+      if (S_ISSOCK(c.st.st_mode)) continue;
+      if (S_ISCHR(c.st.st_mode) && c.st.st_rdev == makedev(0, 0)) {
+        c.whiteout = true;
+      } else {
+        OverlayMarks marks = overlay_marks(host_dir + "/" + name);
+        c.whiteout = S_ISREG(c.st.st_mode) && marks.whiteout && c.st.st_size == 0;
+        c.opaque = marks.opaque;
+      }
+      if (c.whiteout) c.tar_base = std::string(kWhiteoutPrefix) + name;
+      children.push_back(std::move(c));
     }
-    for (const auto& name : names) write_child(dirfd, host_dir, tar_dir, name);
+    // Sorted by the names in the layer; the opaque marker goes right after
+    // the directory's own entry, once, whether overlayfs (xattr) or
+    // fuse-overlayfs (a file) recorded it.
+    std::sort(children.begin(), children.end(), [](const Child& x, const Child& y) {
+      if ((x.tar_base == kOpaqueMarker) != (y.tar_base == kOpaqueMarker))
+        return x.tar_base == kOpaqueMarker;
+      return x.tar_base < y.tar_base;
+    });
+    bool marker_file = !children.empty() && children.front().tar_base == kOpaqueMarker;
+    if (opaque && !marker_file) entries_.write_marker(tar_dir + std::string(kOpaqueMarker), dir_mtime);
+    for (const Child& c : children) write_child(dirfd, host_dir, tar_dir, c);
   }
 
   void write_child(int dirfd, const std::string& host_dir, const std::string& tar_dir,
-                   const std::string& name) {
-    const std::string host_path = host_dir + "/" + name;
-    const std::string tar_name = tar_dir + name;
-    struct stat st;
-    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-      throw_errno("cannot stat " + host_path);
-    if (S_ISSOCK(st.st_mode)) return;
-    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-      entries_.write_marker(tar_dir + std::string(kWhiteoutPrefix) + name, st.st_mtim.tv_sec);
+                   const Child& c) {
+    const std::string host_path = host_dir + "/" + c.name;
+    const std::string tar_name = tar_dir + c.tar_base;
+    if (c.whiteout) {
+      entries_.write_marker(tar_name, c.st.st_mtim.tv_sec);
       return;
     }
-    OverlayMarks marks = overlay_marks(host_path);
-    if (S_ISREG(st.st_mode) && marks.whiteout && st.st_size == 0) {
-      entries_.write_marker(tar_dir + std::string(kWhiteoutPrefix) + name, st.st_mtim.tv_sec);
-      return;
-    }
-    entries_.write(tar_name, host_path, st, dirfd, name);
-    if (!S_ISDIR(st.st_mode)) return;
-    UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    entries_.write(tar_name, host_path, c.st, dirfd, c.name);
+    if (!S_ISDIR(c.st.st_mode)) return;
+    UniqueFd sub(::openat(dirfd, c.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub) throw_errno("cannot open directory " + host_path);
-    walk(sub.get(), host_path, tar_name + "/", marks.opaque, st.st_mtim.tv_sec);
+    walk(sub.get(), host_path, tar_name + "/", c.opaque, c.st.st_mtim.tv_sec);
   }
 
   TarEntryWriter entries_;

@@ -22,6 +22,11 @@
 
 namespace dockless {
 
+/// 1980-01-01T00:00:00Z: the mtime clamp when SOURCE_DATE_EPOCH is unset.
+/// Not 0, because ZIP (hence wheel building from the image's source tree)
+/// cannot store times before 1980.
+inline constexpr std::int64_t kDefaultMtimeClamp = 315532800;
+
 struct TarStats {
   std::uint64_t entries = 0;
   std::uint64_t file_bytes = 0;
@@ -51,7 +56,7 @@ struct OwnerMap {
 /// dir, tree diff). Owners are the files' own numeric ids, through owner_map.
 struct ChangeLayerOptions {
   /// Every mtime above this is written as this (seconds, no fraction).
-  std::int64_t mtime_clamp = 315532800;  // kDefaultMtimeClamp (tar_writer.h)
+  std::int64_t mtime_clamp = kDefaultMtimeClamp;
   /// Write all extended attributes. security.capability is written either
   /// way (file capabilities are part of what apt installs, e.g. ping); the
   /// overlay's own trusted.overlay.* / user.overlay.* never are.

@@ -15,11 +15,6 @@
 
 namespace dockless {
 
-/// 1980-01-01T00:00:00Z: the mtime clamp when SOURCE_DATE_EPOCH is unset.
-/// Not 0, because ZIP (hence wheel building from the image's source tree)
-/// cannot store times before 1980.
-inline constexpr std::int64_t kDefaultMtimeClamp = 315532800;
-
 /// SOURCE_DATE_EPOCH when set (must be a non-negative integer, else Error),
 /// otherwise kDefaultMtimeClamp.
 std::int64_t mtime_clamp_from_environment();

@@ -1,0 +1,1 @@
+#include "layers/tree_diff.h"
