@@ -4,11 +4,12 @@
 //   - new or changed entries are written whole (from the changed tree);
 //     "changed" compares type, mode, owner, mtime with nanoseconds, size,
 //     device numbers, symlink target and xattrs. Regular files with the same
-//     size and mtime are taken as equal without reading them: `cp -a` keeps
-//     mtimes, and a step that writes a file sets its mtime (tools that put an
-//     old mtime back, such as dpkg unpacking a same-size file, do so after
-//     replacing the file, so its inode, ctime and usually size differ — ctime
-//     is not compared because the copy itself has new ctimes everywhere);
+//     size and mtime (to the nanosecond) are taken as equal without reading
+//     them: `cp -a` keeps mtimes, and writing a file sets its mtime to the
+//     current time. (Tools that set an mtime themselves, like dpkg, set the
+//     one from their package, which differs between versions.) ctime is not
+//     compared: the copy has new ctimes everywhere. Left undetected: new bytes
+//     of the same size given back the exact old mtime;
 //   - an entry gone from the changed tree becomes `.wh.NAME`; a directory
 //     whose old entries are all gone gets `DIR/.wh..wh..opq` instead;
 //   - a directory replaced by a non-directory is just the new entry (an

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "layers/tar_writer.h"
 #include "layers/unpacker.h"
 #include "tests/layer_tar_entries.h"
 #include "tests/test_support.h"
@@ -292,6 +293,24 @@ TEST_CASE("kernel upper dir -> layer -> overlay-format unpack: same upper dir", 
     CHECK(after[path] == what);
   }
   CHECK(after.size() == before.size());
+}
+
+TEST_CASE("overlay-format unpack never sets overlay's own xattrs from a layer", "[.root]") {
+  TempDir t;
+  write_text(t / "src" / "f", "f\n");
+  set_xattr(t / "src" / "f", "user.overlay.metacopy", "");
+  set_xattr(t / "src" / "f", "user.kept", "k");
+  dockless::TarOptions to;
+  to.xattrs = true;
+  StringByteSink sink;
+  dockless::write_directory_tar(t / "src", to, sink);
+  std::ofstream(t / "layer.tar", std::ios::binary) << sink.bytes;
+  dockless::UnpackOptions opt;
+  opt.overlay_format = true;
+  fs::create_directory(t / "lower");
+  dockless::unpack_layer(t / "layer.tar", t / "lower", opt);
+  CHECK(get_xattr(t / "lower" / "f", "user.overlay.metacopy") == "<none>");
+  CHECK(get_xattr(t / "lower" / "f", "user.kept") == "k");
 }
 
 void mount_overlay(const std::string& options, const fs::path& at) {
