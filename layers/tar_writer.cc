@@ -2,11 +2,8 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,7 +79,8 @@ std::uint64_t emit_parents(TarStreamWriter& out, const std::string& prefix, cons
 
 class DirectoryTar {
  public:
-  DirectoryTar(const TarOptions& options, TarStreamWriter& out) : opt_(options), out_(out) {}
+  DirectoryTar(const TarOptions& options, TarStreamWriter& out)
+      : opt_(options), out_(out), entries_(entry_options(options), out) {}
 
   void run(const std::filesystem::path& dir) {
     UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -92,19 +90,24 @@ class DirectoryTar {
     std::string prefix = normalise_name(opt_.dest);
     if (!prefix.empty()) {
       // Parents of the destination, then the destination itself (the dir's mode).
-      stats.entries += emit_parents(out_, prefix, opt_, /*include_self=*/false);
+      parents_ = emit_parents(out_, prefix, opt_, /*include_self=*/false);
       emit(prefix, dir.string(), st, -1, "");
       prefix += '/';
     }
     walk(root.get(), dir.string(), "", prefix);
   }
 
-  TarStats stats;
+  TarStats stats() const {
+    TarStats s = entries_.stats;
+    s.entries += parents_;
+    return s;
+  }
 
  private:
+  std::uint64_t parents_ = 0;
   void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
             const std::string& tar_dir) {
-    std::vector<std::string> names = list_sorted(dirfd, host_dir);
+    std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
     for (const auto& name : names) {
       std::string host_path = host_dir + "/" + name;
       std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
@@ -147,133 +150,24 @@ class DirectoryTar {
   }
   std::vector<Pending> pending_;
 
-  static std::vector<std::string> list_sorted(int dirfd, const std::string& host_dir) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open directory " + host_dir);
-    DIR* d = ::fdopendir(fd);
-    if (d == nullptr) {
-      ::close(fd);
-      throw_errno("cannot read directory " + host_dir);
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (dirent* ent = ::readdir(d)) {
-      std::string_view n(ent->d_name);
-      if (n != "." && n != "..") names.emplace_back(n);
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) throw_errno("cannot read directory " + host_dir, err);
-    std::sort(names.begin(), names.end());  // std::string compares bytewise
-    return names;
-  }
-
   /// Writes one entry. For regular files, dirfd/name locate the data.
   void emit(const std::string& tar_name, const std::string& host_path, const struct stat& st,
             int dirfd, const std::string& name) {
-    ArchiveEntryHandle e(archive_entry_new());
-    archive_entry_set_pathname(e.get(), tar_name.c_str());
-    archive_entry_set_perm(e.get(), st.st_mode & 07777);
-    archive_entry_set_uid(e.get(), opt_.uid ? *opt_.uid : st.st_uid);
-    archive_entry_set_gid(e.get(), opt_.gid ? *opt_.gid : st.st_gid);
-    archive_entry_set_mtime(e.get(), std::min<std::int64_t>(st.st_mtim.tv_sec, opt_.mtime_clamp), 0);
-    if (opt_.xattrs) add_xattrs(e.get(), host_path);
-    ++stats.entries;
-
-    if (S_ISDIR(st.st_mode)) {
-      archive_entry_set_filetype(e.get(), AE_IFDIR);
-      out_.header(e.get(), host_path);
-      return;
-    }
-    if (S_ISLNK(st.st_mode)) {
-      std::string target = read_link(dirfd, name, host_path, st);
-      archive_entry_set_filetype(e.get(), AE_IFLNK);
-      archive_entry_set_symlink(e.get(), target.c_str());
-      out_.header(e.get(), host_path);
-      return;
-    }
-    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
-      archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode)   ? AE_IFCHR
-                                          : S_ISBLK(st.st_mode) ? AE_IFBLK
-                                                                : AE_IFIFO);
-      archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
-      archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
-      out_.header(e.get(), host_path);
-      return;
-    }
-    if (!S_ISREG(st.st_mode)) throw Error("cannot archive " + host_path + ": unsupported file type");
-
-    archive_entry_set_filetype(e.get(), AE_IFREG);
-    if (st.st_nlink > 1) {
-      auto key = std::make_pair(st.st_dev, st.st_ino);
-      auto [it, first] = hardlinks_.emplace(key, tar_name);
-      if (!first) {
-        archive_entry_set_hardlink(e.get(), it->second.c_str());
-        archive_entry_set_size(e.get(), 0);
-        out_.header(e.get(), host_path);
-        return;
-      }
-    }
-    archive_entry_set_size(e.get(), st.st_size);
-    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) throw_errno("cannot open " + host_path);
-    out_.header(e.get(), host_path);
-    copy_data(fd.get(), static_cast<std::uint64_t>(st.st_size), host_path);
+    entries_.write(tar_name, host_path, st, dirfd, name);
   }
 
-  void copy_data(int fd, std::uint64_t size, const std::string& host_path) {
-    if (buffer_.empty()) buffer_.resize(1 << 20);
-    std::uint64_t left = size;
-    while (left > 0) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer_.size()));
-      std::size_t n = read_some(fd, buffer_.data(), want, host_path);
-      if (n == 0) throw Error("cannot archive " + host_path + ": file shrank while being read");
-      out_.data(buffer_.data(), n, host_path);
-      left -= n;
-    }
-    stats.file_bytes += size;
-  }
-
-  static std::string read_link(int dirfd, const std::string& name, const std::string& host_path,
-                               const struct stat& st) {
-    std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
-    ssize_t n = ::readlinkat(dirfd, name.empty() ? "." : name.c_str(), target.data(), target.size());
-    if (n < 0) throw_errno("cannot read symlink " + host_path);
-    if (static_cast<std::size_t>(n) >= target.size())
-      throw Error("cannot read symlink " + host_path + ": it changed while being read");
-    target.resize(static_cast<std::size_t>(n));
-    return target;
-  }
-
-  static void add_xattrs(archive_entry* e, const std::string& host_path) {
-    ssize_t len = ::llistxattr(host_path.c_str(), nullptr, 0);
-    if (len <= 0) return;
-    std::string names(static_cast<std::size_t>(len), '\0');
-    len = ::llistxattr(host_path.c_str(), names.data(), names.size());
-    if (len <= 0) return;
-    names.resize(static_cast<std::size_t>(len));
-    std::vector<std::string> sorted;
-    for (std::size_t p = 0; p < names.size();) {
-      std::string n(names.c_str() + p);
-      p += n.size() + 1;
-      if (!n.empty()) sorted.push_back(n);
-    }
-    std::sort(sorted.begin(), sorted.end());
-    for (const auto& n : sorted) {
-      ssize_t vlen = ::lgetxattr(host_path.c_str(), n.c_str(), nullptr, 0);
-      if (vlen < 0) continue;
-      std::string value(static_cast<std::size_t>(vlen), '\0');
-      vlen = ::lgetxattr(host_path.c_str(), n.c_str(), value.data(), value.size());
-      if (vlen < 0) continue;
-      archive_entry_xattr_add_entry(e, n.c_str(), value.data(), static_cast<std::size_t>(vlen));
-    }
+  static EntryOptions entry_options(const TarOptions& opt) {
+    EntryOptions e;
+    e.uid = opt.uid;
+    e.gid = opt.gid;
+    e.mtime_clamp = opt.mtime_clamp;
+    if (opt.xattrs) e.keep_xattr = [](std::string_view) { return true; };
+    return e;
   }
 
   const TarOptions& opt_;
   TarStreamWriter& out_;
-  std::map<std::pair<dev_t, ino_t>, std::string> hardlinks_;
-  std::vector<char> buffer_;
+  TarEntryWriter entries_;
 };
 
 }  // namespace
@@ -285,7 +179,7 @@ TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions&
   tar.run(dir);
   archive_out.close();
   out.finish();
-  return tar.stats;
+  return tar.stats();
 }
 
 TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& options,

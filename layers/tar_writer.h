@@ -11,13 +11,9 @@
 #include <string>
 
 #include "layers/byte_sink.h"
+#include "layers/tar_entry_writer.h"
 
 namespace dockless {
-
-/// 1980-01-01T00:00:00Z: the mtime clamp when SOURCE_DATE_EPOCH is unset.
-/// Not 0, because ZIP (hence wheel building from the image's source tree)
-/// cannot store times before 1980.
-inline constexpr std::int64_t kDefaultMtimeClamp = 315532800;
 
 /// SOURCE_DATE_EPOCH when set (must be a non-negative integer, else Error),
 /// otherwise kDefaultMtimeClamp.
@@ -41,11 +37,6 @@ struct TarOptions {
   /// may still be included ('!' rules). The walk then looks inside, and
   /// writes the directory only if an entry below it is written.
   std::function<bool(const std::string& rel_path)> descend_excluded;
-};
-
-struct TarStats {
-  std::uint64_t entries = 0;
-  std::uint64_t file_bytes = 0;
 };
 
 /// Writes the tree under `dir` as a tar to `out` (then calls out.finish()).

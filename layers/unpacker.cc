@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -130,6 +131,7 @@ class Unpacker {
 
   void apply(archive* a, archive_entry* e);
   void apply_whiteout(const std::string& path);
+  void apply_overlay_whiteout(const std::string& path);
   void apply_dir(archive_entry* e, const std::string& path);
   void apply_file(archive* a, archive_entry* e, const std::string& path);
   void apply_symlink(archive_entry* e, const std::string& path);
@@ -224,7 +226,10 @@ void Unpacker::apply(archive* a, archive_entry* e) {
 
   const std::string base = base_of(*path);
   if (base.starts_with(kWhiteoutPrefix)) {
-    apply_whiteout(*path);
+    if (options_.overlay_format)
+      apply_overlay_whiteout(*path);
+    else
+      apply_whiteout(*path);
     return;
   }
   if (raw_name(archive_entry_hardlink(e), archive_entry_hardlink_utf8(e))) {
@@ -502,6 +507,34 @@ void Unpacker::apply_whiteout(const std::string& path) {
   remove_tree(parent, target);
 }
 
+// Overlay notation: the whiteout is kept as overlayfs would have written it.
+void Unpacker::apply_overlay_whiteout(const std::string& path) {
+  const std::string base = base_of(path);
+  const std::string dir = parent_of(path);
+  ++stats_.whiteouts;
+  if (base == kOpaqueMarker) {
+    int fd = parent_fd(dir, true);
+    UniqueFd d(::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) fail_errno("cannot open opaque directory");
+    if (::fsetxattr(d.get(), options_.opaque_xattr.c_str(), "y", 1, 0) != 0)
+      fail_errno("cannot set " + options_.opaque_xattr + " on opaque directory");
+    return;
+  }
+  const std::string target = base.substr(kWhiteoutPrefix.size());
+  if (target.starts_with(kWhiteoutPrefix)) {  // other AUFS metadata (.wh..wh.plnk ...)
+    --stats_.whiteouts;
+    ++stats_.skipped;
+    return;
+  }
+  if (target.empty() || target == "." || target == "..")
+    fail("whiteout names no file inside its directory");
+  int parent = parent_fd(dir, true);
+  clear_for(parent, target, dir.empty() ? target : dir + "/" + target, false);
+  if (::mknodat(parent, target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0)
+    fail_errno("cannot create whiteout device");
+  touch_at(parent, target);
+}
+
 void Unpacker::apply_dir(archive_entry* e, const std::string& path) {
   ++stats_.entries;
   if (path.empty()) {  // the root itself: only its mode
@@ -668,6 +701,7 @@ void Unpacker::set_xattrs(int fd, archive_entry* e) {
   while (archive_entry_xattr_next(e, &key, &value, &size) == ARCHIVE_OK) {
     std::string_view k(key);
     if (!k.starts_with("user.") && k != "security.capability") continue;
+    if (options_.overlay_format && k.starts_with("user.overlay.")) continue;
     if (::fsetxattr(fd, key, value, size, 0) != 0 && errno != ENOTSUP && errno != EOPNOTSUPP)
       fail_errno("cannot set extended attribute " + shown_name(k));
   }

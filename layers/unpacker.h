@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace dockless {
 
@@ -12,6 +13,18 @@ struct UnpackOptions {
   bool preserve_ownership;
   /// Create device nodes and fifos. Default: only when root; otherwise skipped.
   bool create_devices;
+  /// Writes whiteouts the way overlayfs stores them, so that the directory
+  /// can serve as an overlay lower dir (a cached layer under later build
+  /// steps): `.wh.NAME` becomes a character device 0/0 named NAME (mknod of
+  /// 0/0 needs no privilege since Linux 5.8) and `.wh..wh..opq` sets
+  /// `opaque_xattr` = "y" on its directory; nothing is deleted. xattrs named
+  /// like overlay's own (trusted.overlay.*, user.overlay.*) coming from the
+  /// layer are never set.
+  bool overlay_format = false;
+  /// "trusted.overlay.opaque" (needs CAP_SYS_ADMIN in the initial namespace)
+  /// or "user.overlay.opaque" (for an overlay mounted with `userxattr` in a
+  /// user namespace).
+  std::string opaque_xattr = "trusted.overlay.opaque";
   UnpackOptions();
 };
 
