@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -272,4 +273,126 @@ TEST_CASE("hits and misses follow the cache state", "[build_plan]") {
   BuildPlan forced = plan_build(spec, {}, in, cache);
   CHECK_FALSE(env(forced, "main").ready);
   CHECK(slot(forced, "venv " + kSglang).reason == "--no-cache");
+}
+
+namespace {
+
+StepSpec step(const std::string& name, StepStage at, const std::string& run) {
+  StepSpec s;
+  s.name = name;
+  s.at = at;
+  s.run = run;
+  return s;
+}
+
+/// The nemo-like spec with NeMo RL's three kinds of step: apt and a setup
+/// script on the base, ld.so.conf after the venvs, one after the source.
+BuildSpec spec_with_steps() {
+  BuildSpec spec = nemo_spec();
+  spec.steps.push_back(step("apt", StepStage::kBase, "apt-get update && apt-get install -y jq"));
+  StepSpec setup = step("custom setup", StepStage::kBase, "bash /tmp/custom-setup/${CUSTOM_SETUP_FNAME}");
+  setup.args = {{"CUSTOM_SETUP_FNAME", "install_tools.sh"}};
+  StepMount bind;
+  bind.type = StepMount::Type::kBind;
+  bind.context = "custom-setup";
+  bind.target = "/tmp/custom-setup";
+  bind.origin = "dockless.toml:20:3";
+  setup.mounts.push_back(bind);
+  spec.steps.push_back(setup);
+  spec.steps.push_back(step("efa", StepStage::kVenvs, "printf '/opt/amazon/efa/lib\\n' > /etc/ld.so.conf.d/efa.conf"));
+  spec.steps.push_back(step("compile", StepStage::kSource, "python3 -m compileall -q /opt/app"));
+  return spec;
+}
+
+PlanInputs inputs_with_steps() {
+  PlanInputs in = nemo_inputs();
+  in.bind_digests["dockless.toml:20:3"] = "sha256:" + std::string(64, 'c');
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("steps take their place: base steps first, venvs steps before the source, source steps last",
+          "[build_plan]") {
+  BuildPlan p = plan(spec_with_steps(), inputs_with_steps());
+  CHECK(names(p) == std::vector<std::string>{"step apt", "step custom setup", "uv 0.9.1", "uv cache",
+                                             "venv " + kVllm, "venv " + kSglang, "venv main", "step efa",
+                                             "source /opt/app", "step compile"});
+  CHECK(slot(p, "step apt").kind == SlotKind::kStep);
+  CHECK(slot(p, "step apt").step == 0);
+  CHECK(slot(p, "step compile").step == 3);
+}
+
+TEST_CASE("a skipped step has no slot, and the steps after it are keyed without it", "[build_plan]") {
+  BuildSpec spec = spec_with_steps();
+  BuildPlan full = plan(spec, inputs_with_steps());
+  spec.steps[1].skipped = true;
+  BuildPlan without = plan(spec, inputs_with_steps());
+  auto n = names(without);
+  CHECK(std::find(n.begin(), n.end(), "step custom setup") == n.end());
+  CHECK(slot(without, "step apt").key == slot(full, "step apt").key);
+  CHECK(slot(without, "step efa").key != slot(full, "step efa").key);
+}
+
+TEST_CASE("editing step 2 keeps step 1 and remakes step 2 and everything over it", "[build_plan]") {
+  BuildSpec spec = spec_with_steps();
+  PlanInputs in = inputs_with_steps();
+  BuildPlan a = plan(spec, in);
+  SECTION("its script") { spec.steps[1].run += " --verbose"; }
+  SECTION("a build arg it uses") { spec.steps[1].args["CUSTOM_SETUP_FNAME"] = "other.sh"; }
+  SECTION("the content of its bind mount") { in.bind_digests["dockless.toml:20:3"] = "sha256:" + std::string(64, 'd'); }
+  SECTION("its environment") { spec.steps[1].env.push_back({"PIP_NO_CACHE_DIR", "1"}); }
+  SECTION("its user") { spec.steps[1].user = "nobody"; }
+  SECTION("its network") { spec.steps[1].network = StepNetwork::kNone; }
+  BuildPlan b = plan(spec, in);
+  std::set<std::string> c = changed(a, b);
+  CHECK(!c.count("step apt"));
+  CHECK(c.count("step custom setup"));
+  // uv runs over the base steps: the venvs and the cache are remade too.
+  CHECK(c.count("venv main"));
+  CHECK(c.count("uv cache"));
+  CHECK(c.count("step efa"));
+  CHECK(c.count("step compile"));
+  // uv itself and the source tree do not depend on what ran before them.
+  CHECK(!c.count("uv 0.9.1"));
+  CHECK(!c.count("source /opt/app"));
+}
+
+TEST_CASE("a source edit remakes only the source and the steps after it; a lock edit no base step",
+          "[build_plan]") {
+  BuildSpec spec = spec_with_steps();
+  PlanInputs in = inputs_with_steps();
+  BuildPlan a = plan(spec, in);
+  PlanInputs edited = in;
+  edited.source_tar = "sha256:" + std::string(64, '1');
+  CHECK(changed(a, plan(spec, edited)) == std::set<std::string>{"source /opt/app", "step compile"});
+  PlanInputs relocked = in;
+  relocked.uv_lock = "sha256:" + std::string(64, '2');
+  std::set<std::string> c = changed(a, plan(spec, relocked));
+  CHECK(!c.count("step apt"));
+  CHECK(!c.count("step custom setup"));
+  CHECK(c.count("step efa"));  // it runs over the venvs
+  CHECK(c.count("venv main"));
+}
+
+TEST_CASE("base steps key the environments: with none, the environment keys are as before", "[build_plan]") {
+  BuildPlan none = plan(nemo_spec(), nemo_inputs());
+  BuildSpec only_later = nemo_spec();
+  only_later.steps.push_back(step("efa", StepStage::kVenvs, "true"));
+  BuildPlan later = plan(only_later, nemo_inputs());
+  CHECK(env(later, "main").key == env(none, "main").key);
+  BuildPlan with_base = plan(spec_with_steps(), inputs_with_steps());
+  CHECK(env(with_base, "main").key != env(none, "main").key);
+}
+
+TEST_CASE("a cached step is a hit; the step after a miss is looked up under its own chained key",
+          "[build_plan]") {
+  BuildSpec spec = spec_with_steps();
+  PlanInputs in = inputs_with_steps();
+  BuildPlan first = plan(spec, in);
+  FakeCache cache;
+  cache.layers[slot(first, "step apt").key] = {CachedLayer{}};
+  BuildPlan p = plan_build(spec, {}, in, cache);
+  CHECK(slot(p, "step apt").hit());
+  CHECK(!slot(p, "step custom setup").hit());
 }

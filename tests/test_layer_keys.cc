@@ -21,9 +21,10 @@ using dockless::KeyKind;
 using dockless::uv_env_for_key;
 
 const std::vector<KeyKind> kAllKinds = {KeyKind::kEnvironment, KeyKind::kUvBinary, KeyKind::kUvCache,
-                                        KeyKind::kUvCachePiece, KeyKind::kVenv, KeyKind::kSource};
+                                        KeyKind::kUvCachePiece, KeyKind::kVenv, KeyKind::kSource,
+                                        KeyKind::kStep};
 const std::set<KeyKind> kLayerKinds = {KeyKind::kUvBinary, KeyKind::kUvCache, KeyKind::kUvCachePiece,
-                                       KeyKind::kVenv, KeyKind::kSource};
+                                       KeyKind::kVenv, KeyKind::kSource, KeyKind::kStep};
 
 const char* kind_label(KeyKind k) {
   switch (k) {
@@ -33,6 +34,7 @@ const char* kind_label(KeyKind k) {
     case KeyKind::kUvCachePiece: return "kUvCachePiece";
     case KeyKind::kVenv: return "kVenv";
     case KeyKind::kSource: return "kSource";
+    case KeyKind::kStep: return "kStep";
   }
   return "?";
 }
@@ -87,6 +89,17 @@ KeyInputs baseline(KeyKind kind) {
   in.listing = kListing;
   in.environment_key = kEnvKeyA;
   in.source_tar = kSourceTar;
+  auto& s = in.step;
+  s.parent = kEnvKeyA;
+  s.platform = "linux/amd64";
+  s.shell = {"bash", "-eu", "-o", "pipefail", "-c"};
+  s.run = "apt-get update\napt-get install -y jq\n";
+  s.env = {"DEBIAN_FRONTEND=noninteractive", "TZ=UTC"};
+  s.workdir = "/";
+  s.user = "";
+  s.network = "host";
+  s.mounts = {"cache /var/cache/apt id=apt locked", "bind /tmp/x.sh ro sha256:" + std::string(64, 'a')};
+  s.args = {"CUSTOM_SETUP_FNAME=install_tools.sh"};
   return in;
 }
 
@@ -315,6 +328,22 @@ std::vector<Mutation> mutations() {
          in.source_tar = "sha256:7777777777777777777777777777777777777777777777777777777777777777";
        },
        {KeyKind::kSource}},
+      // kStep's own.
+      {"step.parent", [](KeyInputs& in) { in.step.parent = kEnvKeyB; }, {KeyKind::kStep}},
+      {"step.platform", [](KeyInputs& in) { in.step.platform = "linux/arm64"; }, {KeyKind::kStep}},
+      {"step.shell", [](KeyInputs& in) { in.step.shell = {"sh", "-c"}; }, {KeyKind::kStep}},
+      {"step.run", [](KeyInputs& in) { in.step.run += "rm -rf /var/lib/apt/lists/*\n"; }, {KeyKind::kStep}},
+      {"step.env: a value changed", [](KeyInputs& in) { in.step.env[1] = "TZ=Europe/Paris"; }, {KeyKind::kStep}},
+      {"step.env: reordered", [](KeyInputs& in) { std::swap(in.step.env[0], in.step.env[1]); }, {KeyKind::kStep}},
+      {"step.workdir", [](KeyInputs& in) { in.step.workdir = "/opt"; }, {KeyKind::kStep}},
+      {"step.user", [](KeyInputs& in) { in.step.user = "nobody"; }, {KeyKind::kStep}},
+      {"step.network", [](KeyInputs& in) { in.step.network = "none"; }, {KeyKind::kStep}},
+      {"step.mounts: a bind's content",
+       [](KeyInputs& in) { in.step.mounts[1] = "bind /tmp/x.sh ro sha256:" + std::string(64, 'b'); },
+       {KeyKind::kStep}},
+      {"step.mounts: one removed", [](KeyInputs& in) { in.step.mounts.pop_back(); }, {KeyKind::kStep}},
+      {"step.args: a value changed", [](KeyInputs& in) { in.step.args = {"CUSTOM_SETUP_FNAME="}; },
+       {KeyKind::kStep}},
   };
   return m;
 }

@@ -209,6 +209,8 @@ class BuildExecutor {
         throw Error("no environment " + slot.envs.front() + " for " + slot.name);
       case SlotKind::kSource:
         return {{slot.name, s_.source_layer->write(opt().compression, s_.store), {}}};
+      case SlotKind::kStep:
+        throw Error("build steps are not run yet: " + slot.name);
     }
     throw Error("unknown layer slot " + slot.name);
   }

@@ -115,7 +115,84 @@ LayerSlot plan_uv_cache(std::vector<PlannedEnvironment>& envs, const BuildSpec& 
   return slot;
 }
 
+const char* network_name(StepNetwork n) { return n == StepNetwork::kNone ? "none" : "host"; }
+
+const char* mount_type_name(StepMount::Type t) {
+  switch (t) {
+    case StepMount::Type::kBind: return "bind";
+    case StepMount::Type::kCache: return "cache";
+    case StepMount::Type::kSecret: return "secret";
+    case StepMount::Type::kTmpfs: return "tmpfs";
+  }
+  return "?";
+}
+
+/// A mount as it enters a step's key: what the step sees there, never a
+/// secret's bytes or a cache's content.
+std::string mount_line(const StepMount& m, const PlanInputs& in) {
+  std::string line = std::string(mount_type_name(m.type)) + " " + m.target;
+  switch (m.type) {
+    case StepMount::Type::kBind: {
+      auto d = in.bind_digests.find(m.origin);
+      line += std::string(m.readonly ? " ro " : " rw ") + (d == in.bind_digests.end() ? "?" : d->second);
+      break;
+    }
+    case StepMount::Type::kCache:
+      line += " id=" + m.id + (m.locked ? " locked" : " shared");
+      break;
+    case StepMount::Type::kSecret:
+      line += " id=" + m.id;
+      break;
+    case StepMount::Type::kTmpfs:
+      line += m.size ? " size=" + std::to_string(*m.size) : "";
+      break;
+  }
+  return line;
+}
+
+KeyInputs step_inputs(const StepSpec& step, const std::string& parent, const PlanInputs& in) {
+  KeyInputs k = layer_inputs(KeyKind::kStep, in);
+  StepKeyInputs& s = k.step;
+  s.parent = parent;
+  s.platform = in.platform;
+  s.shell = step.shell;
+  s.run = step.run;
+  for (const auto& [name, value] : step.env) s.env.push_back(name + "=" + value);
+  s.workdir = step.workdir;
+  s.user = step.user;
+  s.network = network_name(step.network);
+  for (const auto& m : step.mounts) s.mounts.push_back(mount_line(m, in));
+  for (const auto& [name, value] : step.args) s.args.push_back(name + "=" + value);  // a map: sorted
+  return k;
+}
+
+/// The slots of the steps at `stage`, each keyed over `chain`, which then
+/// becomes the last step's key.
+void plan_steps(StepStage stage, std::string& chain, const BuildSpec& spec, const PlanInputs& in,
+                CacheState& cache, std::vector<LayerSlot>& slots) {
+  for (std::size_t i = 0; i < spec.steps.size(); ++i) {
+    const StepSpec& step = spec.steps[i];
+    if (step.at != stage || step.skipped) continue;
+    slots.push_back(lookup_slot(SlotKind::kStep, "step " + step.name, "/", step_inputs(step, chain, in), in, cache));
+    slots.back().step = static_cast<int>(i);
+    chain = slots.back().key;
+  }
+}
+
+/// The chain after the layers that `slots` adds on top of `chain`.
+std::string chain_over(std::string chain, const std::vector<LayerSlot>& slots, std::size_t from) {
+  for (std::size_t i = from; i < slots.size(); ++i) chain += "+" + slots[i].key;
+  return chain;
+}
+
 }  // namespace
+
+std::string base_chain_key(const BuildSpec& spec, const PlanInputs& in) {
+  std::string chain = in.base_digest;
+  for (const auto& step : spec.steps)
+    if (step.at == StepStage::kBase && !step.skipped) chain = cache_key(step_inputs(step, chain, in)).hex();
+  return chain;
+}
 
 std::vector<PlannedEnvironment> select_environments(const BuildSpec& spec, const std::vector<std::string>& skip) {
   std::set<std::string> matched;
@@ -153,7 +230,7 @@ void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& sp
     KeyInputs k;
     k.kind = KeyKind::kEnvironment;
     EnvironmentInputs& x = k.environment;
-    x.base = in.base_digest;
+    x.base = base_chain_key(spec, in);
     x.platform = in.platform;
     x.uv = in.uv_sha;
     x.python = spec.uv.python;
@@ -180,6 +257,9 @@ void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& sp
 std::vector<LayerSlot> plan_layers(std::vector<PlannedEnvironment>& envs, const BuildSpec& spec,
                                    const PlanInputs& in, CacheState& cache) {
   std::vector<LayerSlot> slots;
+  std::string chain = in.base_digest;
+  plan_steps(StepStage::kBase, chain, spec, in, cache, slots);
+  std::size_t above_base = slots.size();
   // uv itself, where the image wants it.
   if (!spec.uv.uv_path.empty()) {
     KeyInputs k = layer_inputs(KeyKind::kUvBinary, in);
@@ -199,11 +279,16 @@ std::vector<LayerSlot> plan_layers(std::vector<PlannedEnvironment>& envs, const 
     if (!slots.back().hit()) e.needed = true;
   }
 
+  chain = chain_over(chain, slots, above_base);
+  plan_steps(StepStage::kVenvs, chain, spec, in, cache, slots);
+
   // The source tree: keyed by its own tar's digest, so only a real change
   // of content costs compression and upload.
   KeyInputs k = layer_inputs(KeyKind::kSource, in);
   k.source_tar = in.source_tar;
   slots.push_back(lookup_slot(SlotKind::kSource, "source " + spec.source.dest, spec.source.dest, k, in, cache));
+  chain += "+" + slots.back().key;
+  plan_steps(StepStage::kSource, chain, spec, in, cache, slots);
   return slots;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,7 @@ enum class SlotKind {
   kUvCache,   ///< the uv cache, in parts by which environments use them
   kVenv,      ///< one shipped venv
   kSource,    ///< the source tree
+  kStep,      ///< a build step ([[step]]): what its command changed
 };
 
 /// A place in the image and what fills it: one layer, or the uv cache's parts.
@@ -52,6 +54,7 @@ struct LayerSlot {
   std::string origin = "miss";          ///< "hit" (local cache), "remote" (--cache-from), "miss"
   std::string reason;                   ///< why it is a hit or must be built, for people
   std::vector<CachedLayer> layers;      ///< what a cache holds (a hit); the executor adds what it builds
+  int step = -1;                        ///< kStep: its index in spec.steps
   bool hit() const { return origin != "miss"; }
 };
 
@@ -66,6 +69,8 @@ struct PlanInputs {
   LayerFormat format;              ///< how every layer is encoded
   std::string source_tar;          ///< digest of the source tree's uncompressed tar
   bool no_cache = false;           ///< --no-cache: no environment or layer counts as made
+  /// The content digest of each bind mount of the steps, by StepMount::origin.
+  std::map<std::string, std::string> bind_digests;
 };
 
 /// What the caches hold. The executor implements it over the local layer
@@ -105,11 +110,18 @@ std::vector<PlannedEnvironment> select_environments(const BuildSpec& spec, const
 void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& spec, const PlanInputs& in,
                       CacheState& cache);
 
-/// The layer slots in image order: uv, the uv cache, each shipped enabled
-/// venv (spec order, so "main" is last), the source. Looks each key up in
+/// The layer slots in image order: the steps at "base", uv, the uv cache,
+/// each shipped enabled venv (spec order, so "main" is last), the steps at
+/// "venvs", the source, the steps at "source". A step's key chains the key
+/// of everything below it, so an edit of step 2 keeps step 1 and remakes
+/// the steps after it; a venv or source edit never remakes a base step. Looks each key up in
 /// `cache` and marks the environments a missing layer is made from.
 std::vector<LayerSlot> plan_layers(std::vector<PlannedEnvironment>& envs, const BuildSpec& spec,
                                    const PlanInputs& in, CacheState& cache);
+
+/// What the environments are made over: the base's digest, or, when the
+/// spec has steps at "base", the key of the last of them (the chain).
+std::string base_chain_key(const BuildSpec& spec, const PlanInputs& in);
 
 /// All three steps.
 BuildPlan plan_build(const BuildSpec& spec, const std::vector<std::string>& skip, const PlanInputs& in,

@@ -14,6 +14,7 @@ const char* kind_name(KeyKind k) {
     case KeyKind::kUvCachePiece: return "uv-cache-piece";
     case KeyKind::kVenv: return "venv";
     case KeyKind::kSource: return "source";
+    case KeyKind::kStep: return "step";
   }
   return "?";
 }
@@ -110,6 +111,20 @@ CacheKey cache_key(const KeyInputs& in) {
     case KeyKind::kSource:
       k.add("tar", in.source_tar);
       break;
+    case KeyKind::kStep: {
+      const StepKeyInputs& s = in.step;
+      k.add("parent", s.parent)
+          .add("platform", s.platform)
+          .add("shell", s.shell)
+          .add("run", s.run)
+          .add("env", s.env)
+          .add("workdir", s.workdir)
+          .add("user", s.user)
+          .add("network", s.network)
+          .add("mounts", s.mounts)
+          .add("args", s.args);
+      break;
+    }
   }
   return k;
 }

@@ -42,6 +42,24 @@ struct EnvironmentInputs {
   std::vector<std::string> uv_env;
 };
 
+/// Everything that decides a build step's layer ([[step]]): what it runs
+/// over (the parent chain) and what it runs. Cache mounts and secrets' bytes
+/// are left out on purpose, as BuildKit does: a cache mount is a speed-up
+/// whose content never reaches the layer, and a secret must not be
+/// recoverable from a key.
+struct StepKeyInputs {
+  std::string parent;  ///< the key of what the step runs over: the base and the steps before it
+  std::string platform;
+  std::vector<std::string> shell;
+  std::string run;
+  std::vector<std::string> env;  ///< NAME=VALUE, in the spec's order
+  std::string workdir, user, network;
+  /// One line per mount: its type, target and options, and for a bind the
+  /// digest of its content.
+  std::vector<std::string> mounts;
+  std::vector<std::string> args;  ///< NAME=VALUE of the build args the step uses, sorted
+};
+
 enum class KeyKind {
   kEnvironment,  ///< a venv directory on the host (not a layer: no format)
   kUvBinary,     ///< the layer with uv at uv_path
@@ -49,6 +67,7 @@ enum class KeyKind {
   kUvCachePiece, ///< one of those layers, by its files (reused across kUvCache keys)
   kVenv,         ///< one venv's layer
   kSource,       ///< the source tree's layer
+  kStep,         ///< a build step's layer
 };
 
 struct KeyInputs {
@@ -65,6 +84,7 @@ struct KeyInputs {
   std::string part, piece, listing;
   std::string environment_key;     ///< kVenv: the environment key
   std::string source_tar;          ///< kSource: digest of the uncompressed tar
+  StepKeyInputs step;              ///< kStep
 };
 
 /// The key (and its readable inputs, for --explain-cache) of `in`.
