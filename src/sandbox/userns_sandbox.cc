@@ -348,17 +348,19 @@ std::string fuse_log_summary(const std::string& path) {
   return detail;
 }
 
+/// The rootfs with the lower layers applied, at `copy`.
+void make_private_copy(const SandboxSpec& spec, const fs::path& copy, const std::string& prefix) {
+  std::error_code ec;
+  fs::remove(copy, ec);  // an empty upper_dir: cp wants no target
+  copy_tree(spec.rootfs, copy, prefix);
+  for (auto it = spec.lower_layers.rbegin(); it != spec.lower_layers.rend(); ++it)
+    apply_overlay_layer(*it, copy, prefix);
+}
+
 Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::path& run) {
   const std::string prefix = "sandbox (userns): ";
   Attempt a;
-  if (method == RootfsMethod::kCopy) {
-    fs::path copy = run_paths(spec, run).copy;
-    std::error_code ec;
-    fs::remove(copy, ec);  // an empty upper_dir: cp wants no target
-    copy_tree(spec.rootfs, copy, prefix);
-    for (auto it = spec.lower_layers.rbegin(); it != spec.lower_layers.rend(); ++it)
-      apply_overlay_layer(*it, copy, prefix);
-  }
+  if (method == RootfsMethod::kCopy) make_private_copy(spec, run_paths(spec, run).copy, prefix);
   std::vector<fs::path> made;
   UsernsPlan plan = make_userns_plan(spec, method, run, a.steps, made);
   a.step_rootfs = plan.step_rootfs;
