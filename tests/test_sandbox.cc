@@ -952,6 +952,7 @@ TEST_CASE("steps: lower layers stack (kernel overlay and the private copy)", "[s
     s3.lower_layers = {tmp / "l2", tmp / "l1"};
     s3.rootfs_method = m;
     s3.upper_dir = tmp / (m == RootfsMethod::kCopy ? "l3copy" : "l3");
+    s3.tmpfs = {{"/scratch2/t", 0}};
     StepRun r = run_step(s3);
     INFO("method " << static_cast<int>(m) << "\n" << join(r.lines));
     CHECK(r.result.status == 0);
@@ -962,6 +963,7 @@ TEST_CASE("steps: lower layers stack (kernel overlay and the private copy)", "[s
       CHECK(dockless::read_file(tmp / "l3copy/opt/b") == "b\n");
       CHECK_FALSE(fs::exists(tmp / "l3copy/etc/issue"));
       CHECK(fs::exists(tmp / "l3copy/etc/os-release"));
+      CHECK_FALSE(fs::exists(tmp / "l3copy/scratch2"));  // a mount point, not a change
     } else {
       CHECK(r.result.changes == Changes::kOverlayUpper);
       CHECK(tree_of(tmp / "l3").empty());  // it only read
@@ -1096,4 +1098,25 @@ TEST_CASE("steps in chroot mode: layers applied, the copy kept", "[.root]") {
   spec.argv = {"sh", "-c", "id -u; echo $HOME"};
   StepRun n = run_step(spec);
   CHECK(n.lines == std::vector<std::string>{"65534", "/nonexistent"});
+}
+
+TEST_CASE("steps with fuse-overlayfs: the upper dir in its format", "[.root]") {
+  require_root("/dev/fuse is root's here");
+  if (::access("/usr/bin/fuse-overlayfs", X_OK) != 0) FAIL("fuse-overlayfs is not installed");
+  TempDir tmp;
+  SandboxSpec spec = step1_spec(tmp.path());
+  spec.rootfs_method = RootfsMethod::kFuseOverlayfs;
+  StepRun r = run_step(spec);
+  INFO(join(r.lines));
+  REQUIRE(r.result.status == 0);
+  CHECK(r.result.changes == Changes::kOverlayUpper);
+  fs::path up = tmp / "l1";
+  // The kernel's format: char-device whiteouts, opaque by xattr only.
+  CHECK(is_whiteout(up / "etc/issue"));
+  CHECK(tree_of(up / "etc/skel") == std::vector<std::string>{"only"});
+  CHECK(xattr(up / "etc/skel", r.result.opaque_xattr) == "y");
+  CHECK(dockless::read_file(up / "etc/created") == "new\n");
+  CHECK_FALSE(fs::exists(up / "scratch"));
+  CHECK_FALSE(fs::exists(up / "cache"));
+  CHECK(r.result.opaque_xattr == "user.fuseoverlayfs.opaque");
 }

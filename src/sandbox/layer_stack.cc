@@ -149,4 +149,25 @@ void apply_overlay_layer(const fs::path& layer, const fs::path& tree, const std:
   finish_tree(layer, tree);
 }
 
+void normalize_fuse_upper(const fs::path& upper) {
+  std::vector<fs::path> markers;
+  for (auto it = fs::recursive_directory_iterator(upper); it != fs::recursive_directory_iterator();
+       ++it) {
+    std::string name = it->path().filename().string();
+    if (name.rfind(kWhPrefix, 0) == 0 && !it->is_directory()) markers.push_back(it->path());
+  }
+  for (const auto& m : markers) {
+    std::string name = m.filename().string();
+    if (name == kOpaqueFile || name == ".wh..opq") {
+      if (is_opaque_dir(m.parent_path())) ::unlink(m.c_str());
+      continue;
+    }
+    if (!fs::is_regular_file(fs::symlink_status(m))) continue;
+    fs::path victim = m.parent_path() / name.substr(kWhPrefix.size());
+    struct stat st;
+    if (::lstat(victim.c_str(), &st) != 0 && ::mknod(victim.c_str(), S_IFCHR | 0, makedev(0, 0)) == 0)
+      ::unlink(m.c_str());
+  }
+}
+
 }  // namespace dockless::sandbox_detail

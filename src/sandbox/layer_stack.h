@@ -36,4 +36,10 @@ std::optional<std::filesystem::path> find_in_stack(const std::vector<std::filesy
 void apply_overlay_layer(const std::filesystem::path& layer, const std::filesystem::path& tree,
                          const std::string& prefix);
 
+/// Brings a fuse-overlayfs upper dir to the kernel's format: its opaque
+/// marker files (`.wh..opq`, `.wh..wh..opq` beside the xattr) removed, its
+/// `.wh.NAME` whiteout files made 0/0 char devices where mknod is allowed
+/// (else left as they are: the layer writer reads both).
+void normalize_fuse_upper(const std::filesystem::path& upper);
+
 }  // namespace dockless::sandbox_detail

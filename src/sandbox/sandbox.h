@@ -99,10 +99,12 @@ struct SandboxResult {
                     ///< userns copy fallback): diff it against rootfs + lower_layers
   };
   Changes changes = Changes::kNone;
-  /// kOverlayUpper: "trusted.overlay.opaque" or "user.overlay.opaque" (kernel
-  /// overlay mounted with userxattr, as in every user namespace on >= 5.11),
-  /// "user.fuseoverlayfs.opaque" for fuse-overlayfs (which may also write
-  /// `.wh.NAME` files instead of char devices when it cannot mknod).
+  /// kOverlayUpper: the xattr (value "y") that marks opaque dirs:
+  /// "user.overlay.opaque" (kernel overlay in a user namespace, userxattr),
+  /// "trusted.overlay.opaque" (kernels without userxattr), or
+  /// "user.fuseoverlayfs.opaque" (fuse-overlayfs; its marker files are
+  /// removed and its `.wh.NAME` files made char devices where mknod works).
+  /// Other *.overlay.* xattrs (origin, impure) are bookkeeping: drop them.
   std::string opaque_xattr;
   /// Paths below the root (no leading '/') that the sandbox itself mounted
   /// or placed (/proc, /dev, /tmp, resolv.conf, hosts, binds, tmpfs): a

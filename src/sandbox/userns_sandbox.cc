@@ -205,12 +205,13 @@ struct UsernsFds {
 /// root-owned rootfs used without root); the calling user can. Paths with a
 /// symlink on the way are left to the child, which resolves them in the root.
 /// What it made is appended to `made` (parents first), to be removed after
-/// the run: mount points are not changes of the step.
-void precreate_mount_point(const SandboxSpec& spec, const fs::path& upper, const std::string& rel,
-                           bool is_file, std::vector<fs::path>& made) {
-  const fs::path& lower = spec.rootfs;
+/// the run: mount points are not changes of the step. (For the private
+/// copy, `lower` and `upper` are both the copy and `layers` is empty.)
+void precreate_mount_point(const std::vector<fs::path>& layers, const fs::path& lower,
+                           const fs::path& upper, const std::string& rel, bool is_file,
+                           std::vector<fs::path>& made) {
   if (rel.empty() || resolve_in_root(lower, rel) != lower / rel) return;
-  if (find_in_stack(spec.lower_layers, lower, rel)) return;
+  if (find_in_stack(layers, lower, rel)) return;
   auto parts = split_path(rel);
   std::string lo;
   fs::path up = upper;
@@ -225,7 +226,7 @@ void precreate_mount_point(const SandboxSpec& spec, const fs::path& upper, const
       if (fd) made.push_back(up);
       return;
     }
-    auto in_image = find_in_stack(spec.lower_layers, lower, lo);
+    auto in_image = find_in_stack(layers, lower, lo);
     mode_t mode = in_image && ::lstat(in_image->c_str(), &st) == 0 && S_ISDIR(st.st_mode)
                       ? (st.st_mode & 07777)
                       : 0755;
@@ -305,13 +306,15 @@ UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const 
   std::string wd = path_in_root(spec.workdir, "working directory");
   plan.ops = sandbox_mount_ops(spec, wd, steps);
 
-  if (method != RootfsMethod::kCopy) {
-    for (const auto& op : plan.ops) {
-      // Below /dev is the sandbox's own tmpfs.
-      if (op.kind == MountOp::Kind::kSymlink || op.target.rfind("dev/", 0) == 0) continue;
-      if (op.kind == MountOp::Kind::kMkdir) continue;  // the working directory is a change
-      precreate_mount_point(spec, paths.upper, op.target, op.is_file, made);
-    }
+  bool copy = method == RootfsMethod::kCopy;
+  for (const auto& op : plan.ops) {
+    // Below /dev is the sandbox's own tmpfs.
+    if (op.kind == MountOp::Kind::kSymlink || op.target.rfind("dev/", 0) == 0) continue;
+    if (op.kind == MountOp::Kind::kMkdir) continue;  // the working directory is a change
+    if (copy)
+      precreate_mount_point({}, paths.copy, paths.copy, op.target, op.is_file, made);
+    else
+      precreate_mount_point(spec.lower_layers, spec.rootfs, paths.upper, op.target, op.is_file, made);
   }
   plan.exec = make_exec_plan(spec, steps, "/" + wd);
   if (method == RootfsMethod::kCopy)
@@ -578,6 +581,8 @@ SandboxResult run_userns(const SandboxSpec& spec) {
     if (!a.failure) {
       if (spec.rootfs_method == RootfsMethod::kAuto) g_userns_method = static_cast<int>(order[i]);
       dirs.succeeded();
+      if (order[i] == RootfsMethod::kFuseOverlayfs && !spec.upper_dir.empty())
+        normalize_fuse_upper(spec.upper_dir);
       return attempt_result(spec, order[i], a);
     }
     std::string why = a.steps.describe(*a.failure) + (a.detail.empty() ? "" : " (" + a.detail + ")");
