@@ -1120,3 +1120,69 @@ TEST_CASE("steps with fuse-overlayfs: the upper dir in its format", "[.root]") {
   CHECK_FALSE(fs::exists(up / "cache"));
   CHECK(r.result.opaque_xattr == "user.fuseoverlayfs.opaque");
 }
+
+#include "src/sandbox/layer_stack.h"
+#include "src/sandbox/step_user.h"
+
+TEST_CASE("steps: users resolved from passwd and group text", "[sandbox]") {
+  using dockless::sandbox_detail::resolve_step_user;
+  const std::string passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+  const std::string group = "root:x:0:\nbob:x:1000:\nwheel:x:10:alice,bob\nsudo:x:27:bob\n";
+  auto bob = resolve_step_user("bob", passwd, group);
+  CHECK(bob.uid == 1000);
+  CHECK(bob.gid == 1000);
+  CHECK(bob.groups == std::vector<gid_t>{1000, 10, 27});
+  CHECK(bob.home == "/home/bob");
+  auto numeric = resolve_step_user("1000:wheel", passwd, group);
+  CHECK(numeric.gid == 10);
+  CHECK(numeric.home == "/home/bob");
+  auto unknown = resolve_step_user("4242", passwd, group);  // as runtimes do: gid 0, HOME /
+  CHECK((unknown.uid == 4242 && unknown.gid == 0 && unknown.home == "/"));
+  CHECK_THROWS_WITH(resolve_step_user("bob:nogroup", passwd, group),
+                    "group 'nogroup' is not in the image's /etc/group");
+  CHECK_THROWS_AS(resolve_step_user(":10", passwd, group), dockless::UsageError);
+}
+
+TEST_CASE("steps: lookups through layers honour whiteouts and opaque dirs", "[sandbox]") {
+  using dockless::sandbox_detail::find_in_stack;
+  TempDir tmp;
+  write_text(tmp / "base/etc/passwd", "base");
+  write_text(tmp / "base/opt/keep/f", "k");
+  write_text(tmp / "base/opt/hide/f", "h");
+  write_text(tmp / "l1/etc/passwd", "l1");
+  write_text(tmp / "l2/opt/hide/g", "g");
+  fs::create_directories(tmp / "l2/etc");
+  REQUIRE(::setxattr((tmp / "l2/opt/hide").c_str(), "user.overlay.opaque", "y", 1, 0) == 0);
+  std::vector<fs::path> layers = {tmp / "l2", tmp / "l1"};
+  CHECK(find_in_stack(layers, tmp / "base", "etc/passwd") == tmp / "l1/etc/passwd");
+  CHECK(find_in_stack(layers, tmp / "base", "opt/keep/f") == tmp / "base/opt/keep/f");
+  CHECK(find_in_stack(layers, tmp / "base", "opt/hide/g") == tmp / "l2/opt/hide/g");
+  CHECK_FALSE(find_in_stack(layers, tmp / "base", "opt/hide/f"));  // under an opaque dir
+  if (::geteuid() == 0) {
+    REQUIRE(::mknod((tmp / "l2/etc/passwd").c_str(), S_IFCHR, makedev(0, 0)) == 0);
+    CHECK_FALSE(find_in_stack(layers, tmp / "base", "etc/passwd"));
+  }
+  write_text(tmp / "l3/opt/.wh.keep", "");  // fuse-overlayfs without mknod
+  CHECK_FALSE(find_in_stack({tmp / "l3"}, tmp / "base", "opt/keep/f"));
+}
+
+TEST_CASE("steps: applying a layer onto a tree keeps hard links apart", "[sandbox]") {
+  using dockless::sandbox_detail::apply_overlay_layer;
+  TempDir tmp;
+  write_text(tmp / "tree/a", "old");
+  fs::create_hard_link(tmp / "tree/a", tmp / "tree/b");
+  write_text(tmp / "tree/d/x", "x");
+  write_text(tmp / "tree/gone", "g");
+  write_text(tmp / "layer/a", "new");
+  write_text(tmp / "layer/n1", "n");
+  fs::create_hard_link(tmp / "layer/n1", tmp / "layer/n2");
+  write_text(tmp / "layer/d/y", "y");
+  REQUIRE(::setxattr((tmp / "layer/d").c_str(), "user.overlay.opaque", "y", 1, 0) == 0);
+  write_text(tmp / "layer/.wh.gone", "");
+  apply_overlay_layer(tmp / "layer", tmp / "tree", "");
+  CHECK(dockless::read_file(tmp / "tree/a") == "new");
+  CHECK(dockless::read_file(tmp / "tree/b") == "old");  // the other name keeps its content
+  CHECK(fs::equivalent(tmp / "tree/n1", tmp / "tree/n2"));
+  CHECK(tree_of(tmp / "tree") == std::vector<std::string>{"a", "b", "d", "d/y", "n1", "n2"});
+  CHECK(xattr(tmp / "tree/d", "user.overlay.opaque").empty());
+}
