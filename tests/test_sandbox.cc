@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -803,4 +804,385 @@ TEST_CASE("sandbox start-up time", "[sandbox][.bench]") {
   for (int i = 0; i < 5; ++i) run(bare);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   WARN("host: python3 -c pass takes " << ms / 5 << " ms");
+}
+
+// ---------------------------------------------------------------------------
+// Build steps: lower layers, a kept upper dir, mounts that leave nothing,
+// network = none, user = ..., the single-id flag.
+
+namespace {
+
+using dockless::Network;
+using dockless::SandboxResult;
+using dockless::TmpfsMount;
+using Changes = SandboxResult::Changes;
+
+bool is_whiteout(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+std::string xattr(const fs::path& p, const std::string& name) {
+  char buf[64];
+  ssize_t n = ::lgetxattr(p.c_str(), name.c_str(), buf, sizeof buf);
+  return n < 0 ? "" : std::string(buf, static_cast<std::size_t>(n));
+}
+
+// Every path below dir, relative, sorted.
+std::vector<std::string> tree_of(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    out.push_back(e.path().lexically_relative(dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every redirect or metacopy xattr below dir: a layer cannot express them.
+// (origin and impure are bookkeeping the layer writer drops.)
+std::vector<std::string> overlay_xattrs(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    char names[4096];
+    ssize_t n = ::llistxattr(e.path().c_str(), names, sizeof names);
+    for (ssize_t i = 0; i < n;) {
+      std::string name(names + i);
+      i += static_cast<ssize_t>(name.size()) + 1;
+      if (name.find("overlay.redirect") != std::string::npos ||
+          name.find("overlay.metacopy") != std::string::npos)
+        out.push_back(e.path().string() + " " + name);
+    }
+  }
+  return out;
+}
+
+struct StepRun {
+  SandboxResult result;
+  std::vector<std::string> lines;
+};
+
+StepRun run_step(SandboxSpec spec) {
+  StepRun r;
+  spec.on_output = [&](std::string_view l) { r.lines.emplace_back(l); };
+  r.result = dockless::run_sandbox(spec);
+  return r;
+}
+
+const char* kStep1 =
+    "echo new >/etc/created && rm /etc/issue && rm -rf /etc/skel && mkdir /etc/skel && "
+    "echo only >/etc/skel/only && echo s >/scratch/s && cat /run/secrets/token && "
+    "echo c >>/cache/count && mkdir -p /opt && echo a >/opt/a && echo a2 >/opt/a2 && "
+    "mv /etc/default /opt/default && chmod 600 /etc/debian_version";
+
+// The first step of the stacking cases: its upper dir at dir/"l1".
+SandboxSpec step1_spec(const fs::path& dir, Isolation iso = Isolation::kUserns) {
+  write_text(dir / "secret", "s3cret");
+  fs::create_directories(dir / "cache");
+  fs::create_directories(dir / "scratch");
+  SandboxSpec spec = make_spec(dir / "scratch", {"sh", "-c", kStep1}, iso);
+  spec.upper_dir = dir / "l1";
+  spec.binds = {{dir / "secret", "/run/secrets/token", true}, {dir / "cache", "/cache"}};
+  spec.tmpfs = {{"/scratch", 1 << 20}};
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("steps: the upper dir keeps the changes, mounts leave nothing", "[sandbox]") {
+  fs::path rootfs = fixture_rootfs();
+  auto before = snapshot(rootfs);
+  TempDir tmp;
+  StepRun r = run_step(step1_spec(tmp.path()));
+  INFO(join(r.lines));
+  REQUIRE(r.result.status == 0);
+  CHECK(r.lines == std::vector<std::string>{"s3cret"});
+  CHECK(r.result.changes == Changes::kOverlayUpper);
+  CHECK(r.result.single_id_map == false);  // root maps every id
+  // Root in a user namespace: the kernel overlay needs userxattr.
+  CHECK(r.result.opaque_xattr == "user.overlay.opaque");
+  fs::path up = tmp / "l1";
+  CHECK(dockless::read_file(up / "etc/created") == "new\n");
+  CHECK(is_whiteout(up / "etc/issue"));
+  CHECK(xattr(up / "etc/skel", r.result.opaque_xattr) == "y");
+  CHECK(tree_of(up / "etc/skel") == std::vector<std::string>{"only"});
+  CHECK(xattr(up / "etc", r.result.opaque_xattr).empty());
+  // The tmpfs, the secret and the cache are nowhere in the layer; neither
+  // are the mount points the sandbox made (/scratch, /run/secrets, /cache,
+  // /etc/resolv.conf and /etc/hosts, which the fixture lacks).
+  // A moved dir is copied (no redirect), a chmod copies the file up whole
+  // (no metacopy).
+  CHECK(is_whiteout(up / "etc/default"));
+  CHECK(fs::is_regular_file(up / "opt/default/useradd"));
+  CHECK(fs::file_size(up / "etc/debian_version") == fs::file_size(rootfs / "etc/debian_version"));
+  std::vector<std::string> paths = tree_of(up);
+  paths.erase(std::remove_if(paths.begin(), paths.end(),
+                             [](const std::string& p) { return p.rfind("opt/default/", 0) == 0; }),
+              paths.end());
+  CHECK(paths == std::vector<std::string>{"etc", "etc/created", "etc/debian_version", "etc/default",
+                                          "etc/issue", "etc/skel", "etc/skel/only", "opt", "opt/a",
+                                          "opt/a2", "opt/default"});
+  INFO(join(overlay_xattrs(up)));
+  CHECK(overlay_xattrs(up).empty());
+  CHECK(dockless::read_file(tmp / "cache/count") == "c\n");
+  for (const char* p : {"scratch", "run/secrets/token", "cache", "tmp", "proc", "dev"}) {
+    INFO(p);
+    CHECK(std::find(r.result.sandbox_paths.begin(), r.result.sandbox_paths.end(), p) !=
+          r.result.sandbox_paths.end());
+  }
+  CHECK_FALSE(fs::exists(tmp.path().string() + "/l1.work"));
+  CHECK(fs::is_empty(tmp / "scratch"));
+  CHECK_FALSE(mounted_under(tmp.path()));
+  CHECK(snapshot(rootfs) == before);
+}
+
+TEST_CASE("steps: lower layers stack (kernel overlay and the private copy)", "[sandbox]") {
+  TempDir tmp;
+  REQUIRE(run_step(step1_spec(tmp.path())).result.status == 0);
+  SandboxSpec s2 = make_spec(tmp / "scratch", {"sh", "-c", "rm /opt/a2 /etc/issue.net && echo b >/opt/b"});
+  s2.lower_layers = {tmp / "l1"};
+  s2.upper_dir = tmp / "l2";
+  REQUIRE(run_step(s2).result.status == 0);
+  CHECK(is_whiteout(tmp / "l2/opt/a2"));
+  CHECK(is_whiteout(tmp / "l2/etc/issue.net"));
+  const char* look =
+      "cat /opt/a /opt/b; ls -A /etc/skel; for f in /opt/a2 /etc/issue /etc/issue.net; do "
+      "test -e $f && echo \"$f there\"; done; head -c 6 /etc/os-release; echo";
+  const std::vector<std::string> want = {"a", "b", "only", "PRETTY"};
+  for (RootfsMethod m : {RootfsMethod::kOverlay, RootfsMethod::kCopy}) {
+    SandboxSpec s3 = make_spec(tmp / "scratch", {"sh", "-c", look});
+    s3.lower_layers = {tmp / "l2", tmp / "l1"};
+    s3.rootfs_method = m;
+    s3.upper_dir = tmp / (m == RootfsMethod::kCopy ? "l3copy" : "l3");
+    s3.tmpfs = {{"/scratch2/t", 0}};
+    StepRun r = run_step(s3);
+    INFO("method " << static_cast<int>(m) << "\n" << join(r.lines));
+    CHECK(r.result.status == 0);
+    CHECK(r.lines == want);
+    if (m == RootfsMethod::kCopy) {
+      // The whole root after the run, to diff against the lower tree.
+      CHECK(r.result.changes == Changes::kFullTree);
+      CHECK(dockless::read_file(tmp / "l3copy/opt/b") == "b\n");
+      CHECK_FALSE(fs::exists(tmp / "l3copy/etc/issue"));
+      CHECK(fs::exists(tmp / "l3copy/etc/os-release"));
+      CHECK_FALSE(fs::exists(tmp / "l3copy/scratch2"));  // a mount point, not a change
+    } else {
+      CHECK(r.result.changes == Changes::kOverlayUpper);
+      CHECK(tree_of(tmp / "l3").empty());  // it only read
+    }
+  }
+  // Without upper_dir nothing is kept, as before.
+  SandboxSpec s4 = make_spec(tmp / "scratch", {"sh", "-c", look});
+  s4.lower_layers = {tmp / "l2", tmp / "l1"};
+  StepRun r4 = run_step(s4);
+  CHECK(r4.lines == want);
+  CHECK(r4.result.changes == Changes::kNone);
+  CHECK(fs::is_empty(tmp / "scratch"));
+}
+
+TEST_CASE("steps: network = none has only loopback, and it is up", "[sandbox]") {
+  TempDir tmp;
+  const char* cmd =
+      "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; python3 -c \"import socket\n"
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+      "socket.create_connection(s.getsockname()); print('loopback ok')\"";
+  SandboxSpec spec = make_spec(tmp.path(), {"sh", "-c", cmd});
+  spec.network = Network::kNone;
+  Result r = run(spec);
+  INFO(describe(r));
+  CHECK(r.status == 0);
+  CHECK(r.lines == std::vector<std::string>{"lo", "loopback ok"});
+  // The host's network, as before, when not asked.
+  spec.network = Network::kHost;
+  Result h = run(spec);
+  std::size_t host_ifaces = host_lines("/proc/net/dev").size() - 2;
+  CHECK(h.lines.size() == host_ifaces + 1);
+}
+
+TEST_CASE("steps: user = NAME, UID:GID, a user an earlier layer made", "[sandbox]") {
+  TempDir tmp;
+  SandboxSpec add = make_spec(
+      tmp / "scratch",
+      {"sh", "-c",
+       "echo 'builder:x:1234:1235::/home/builder:/bin/sh' >>/etc/passwd && "
+       "echo 'builder:x:1235:' >>/etc/group && echo 'extra:x:1300:builder' >>/etc/group"});
+  add.upper_dir = tmp / "users";
+  REQUIRE(run_step(add).result.status == 0);
+  const char* cmd = "id -u; id -g; id -G; echo $HOME";
+  auto as = [&](const std::string& user, std::vector<std::string> env = {}) {
+    SandboxSpec s = make_spec(tmp / "scratch", {"sh", "-c", cmd});
+    s.env = {"PATH=/usr/bin:/bin"};
+    s.env.insert(s.env.end(), env.begin(), env.end());
+    s.lower_layers = {tmp / "users"};
+    s.user = user;
+    Result r = run(s);
+    return describe(r);
+  };
+  CHECK(as("nobody") == "status=0\n65534\n65534\n65534\n/nonexistent\n");
+  CHECK(as("builder") == "status=0\n1234\n1235\n1235 1300\n/home/builder\n");
+  CHECK(as("builder:extra") == "status=0\n1234\n1300\n1300\n/home/builder\n");
+  CHECK(as("4321:99", {"HOME=/h"}) == "status=0\n4321\n99\n99\n/h\n");
+  CHECK_THROWS_WITH(as("nosuch"), Catch::Contains("user 'nosuch' is not in the image's /etc/passwd"));
+}
+
+TEST_CASE("steps unprivileged: overlay upper kept, single id flagged", "[sandbox]") {
+  TempDir tmp;
+  ::chmod(tmp.path().c_str(), 0777);
+  for (const char* d : {"scratch", "layers"}) {
+    fs::create_directories(tmp / d);
+    give_to_unprivileged(tmp / d);
+  }
+  std::string out = in_child([&]() -> std::string {
+    drop_if_root();
+    SandboxSpec spec = make_spec(tmp / "scratch",
+                                 {"sh", "-c", "echo hi >/etc/created && rm /etc/issue && id -u"});
+    spec.upper_dir = tmp / "layers/l1";
+    SandboxResult r = dockless::run_sandbox(spec);
+    std::string text = "status=" + std::to_string(r.status) + " single=" +
+                       std::to_string(r.single_id_map) + " xattr=" + r.opaque_xattr + "\n";
+    spec.user = "nobody";
+    spec.upper_dir.clear();
+    spec.argv = {"true"};
+    try {
+      dockless::run_sandbox(spec);
+    } catch (const Error& e) {
+      text += e.what();
+    }
+    return text;
+  });
+  INFO(out);
+  fs::path up = tmp / "layers/l1";
+  CHECK_THAT(out, Catch::StartsWith("status=0 single=1 xattr=user.overlay.opaque\n"
+                                    "sandbox (userns): switch to user 'nobody' (uid 65534, gid "
+                                    "65534): Invalid argument (only one id is mapped"));
+  CHECK(dockless::read_file(up / "etc/created") == "hi\n");
+  CHECK(is_whiteout(up / "etc/issue"));
+  CHECK(tree_of(up) == std::vector<std::string>{"etc", "etc/created", "etc/issue"});
+  CHECK(fs::is_empty(tmp / "scratch"));
+}
+
+TEST_CASE("steps in chroot mode: layers applied, the copy kept", "[.root]") {
+  require_root("chroot mode");
+  TempDir tmp;
+  REQUIRE(run_step(step1_spec(tmp.path())).result.status == 0);  // userns makes layer 1
+  fs::path rootfs = fixture_rootfs();
+  auto before = snapshot(rootfs);
+  SandboxSpec spec = step1_spec(tmp.path(), Isolation::kChroot);
+  spec.argv = {"sh", "-c",
+               "cat /opt/a; ls -A /etc/skel; test -e /etc/issue || echo no-issue; "
+               "echo s >/scratch/s; cat /run/secrets/token; echo; echo two >/opt/two; "
+               "tail -n +3 /proc/net/dev 2>/dev/null | wc -l; id -u"};
+  spec.lower_layers = {tmp / "l1"};
+  spec.upper_dir = tmp / "copy";
+  spec.network = Network::kNone;
+  spec.user = "root";
+  StepRun r = run_step(spec);
+  INFO(join(r.lines));
+  CHECK(r.result.status == 0);
+  // No /proc in chroot mode, so no interface count: "0".
+  CHECK(r.lines == std::vector<std::string>{"a", "only", "no-issue", "s3cret", "0", "0"});
+  CHECK(r.result.changes == Changes::kFullTree);
+  fs::path copy = tmp / "copy";
+  CHECK(dockless::read_file(copy / "opt/two") == "two\n");
+  CHECK(dockless::read_file(copy / "opt/a") == "a\n");
+  CHECK_FALSE(fs::exists(copy / "etc/issue"));
+  CHECK(tree_of(copy / "etc/skel") == std::vector<std::string>{"only"});
+  // Neither the tmpfs nor the binds (nor their mount point dirs) stay, and
+  // no overlay bookkeeping either.
+  for (const char* p : {"scratch", "run/secrets", "cache"}) CHECK_FALSE(fs::exists(copy / p));
+  CHECK(xattr(copy / "etc/skel", "user.overlay.opaque").empty());
+  CHECK(dockless::read_file(tmp / "secret") == "s3cret");
+  CHECK(snapshot(rootfs) == before);
+  // As nobody, in a network namespace of its own.
+  spec.upper_dir.clear();
+  spec.user = "nobody";
+  spec.env = {"PATH=/usr/bin:/bin"};  // HOME from passwd when the env has none
+  spec.argv = {"sh", "-c", "id -u; echo $HOME"};
+  StepRun n = run_step(spec);
+  CHECK(n.lines == std::vector<std::string>{"65534", "/nonexistent"});
+}
+
+TEST_CASE("steps with fuse-overlayfs: the upper dir in its format", "[.root]") {
+  require_root("/dev/fuse is root's here");
+  if (::access("/usr/bin/fuse-overlayfs", X_OK) != 0) FAIL("fuse-overlayfs is not installed");
+  TempDir tmp;
+  SandboxSpec spec = step1_spec(tmp.path());
+  spec.rootfs_method = RootfsMethod::kFuseOverlayfs;
+  StepRun r = run_step(spec);
+  INFO(join(r.lines));
+  REQUIRE(r.result.status == 0);
+  CHECK(r.result.changes == Changes::kOverlayUpper);
+  fs::path up = tmp / "l1";
+  // The kernel's format: char-device whiteouts, opaque by xattr only.
+  CHECK(is_whiteout(up / "etc/issue"));
+  CHECK(tree_of(up / "etc/skel") == std::vector<std::string>{"only"});
+  CHECK(xattr(up / "etc/skel", r.result.opaque_xattr) == "y");
+  CHECK(dockless::read_file(up / "etc/created") == "new\n");
+  CHECK_FALSE(fs::exists(up / "scratch"));
+  CHECK_FALSE(fs::exists(up / "cache"));
+  CHECK(r.result.opaque_xattr == "user.fuseoverlayfs.opaque");
+}
+
+#include "src/sandbox/layer_stack.h"
+#include "src/sandbox/step_user.h"
+
+TEST_CASE("steps: users resolved from passwd and group text", "[sandbox]") {
+  using dockless::sandbox_detail::resolve_step_user;
+  const std::string passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+  const std::string group = "root:x:0:\nbob:x:1000:\nwheel:x:10:alice,bob\nsudo:x:27:bob\n";
+  auto bob = resolve_step_user("bob", passwd, group);
+  CHECK(bob.uid == 1000);
+  CHECK(bob.gid == 1000);
+  CHECK(bob.groups == std::vector<gid_t>{1000, 10, 27});
+  CHECK(bob.home == "/home/bob");
+  auto numeric = resolve_step_user("1000:wheel", passwd, group);
+  CHECK(numeric.gid == 10);
+  CHECK(numeric.home == "/home/bob");
+  auto unknown = resolve_step_user("4242", passwd, group);  // as runtimes do: gid 0, HOME /
+  CHECK((unknown.uid == 4242 && unknown.gid == 0 && unknown.home == "/"));
+  CHECK_THROWS_WITH(resolve_step_user("bob:nogroup", passwd, group),
+                    "group 'nogroup' is not in the image's /etc/group");
+  CHECK_THROWS_AS(resolve_step_user(":10", passwd, group), dockless::UsageError);
+}
+
+TEST_CASE("steps: lookups through layers honour whiteouts and opaque dirs", "[sandbox]") {
+  using dockless::sandbox_detail::find_in_stack;
+  TempDir tmp;
+  write_text(tmp / "base/etc/passwd", "base");
+  write_text(tmp / "base/opt/keep/f", "k");
+  write_text(tmp / "base/opt/hide/f", "h");
+  write_text(tmp / "l1/etc/passwd", "l1");
+  write_text(tmp / "l2/opt/hide/g", "g");
+  fs::create_directories(tmp / "l2/etc");
+  REQUIRE(::setxattr((tmp / "l2/opt/hide").c_str(), "user.overlay.opaque", "y", 1, 0) == 0);
+  std::vector<fs::path> layers = {tmp / "l2", tmp / "l1"};
+  CHECK(find_in_stack(layers, tmp / "base", "etc/passwd") == tmp / "l1/etc/passwd");
+  CHECK(find_in_stack(layers, tmp / "base", "opt/keep/f") == tmp / "base/opt/keep/f");
+  CHECK(find_in_stack(layers, tmp / "base", "opt/hide/g") == tmp / "l2/opt/hide/g");
+  CHECK_FALSE(find_in_stack(layers, tmp / "base", "opt/hide/f"));  // under an opaque dir
+  if (::geteuid() == 0) {
+    REQUIRE(::mknod((tmp / "l2/etc/passwd").c_str(), S_IFCHR, makedev(0, 0)) == 0);
+    CHECK_FALSE(find_in_stack(layers, tmp / "base", "etc/passwd"));
+  }
+  write_text(tmp / "l3/opt/.wh.keep", "");  // fuse-overlayfs without mknod
+  CHECK_FALSE(find_in_stack({tmp / "l3"}, tmp / "base", "opt/keep/f"));
+}
+
+TEST_CASE("steps: applying a layer onto a tree keeps hard links apart", "[sandbox]") {
+  using dockless::sandbox_detail::apply_overlay_layer;
+  TempDir tmp;
+  write_text(tmp / "tree/a", "old");
+  fs::create_hard_link(tmp / "tree/a", tmp / "tree/b");
+  write_text(tmp / "tree/d/x", "x");
+  write_text(tmp / "tree/gone", "g");
+  write_text(tmp / "layer/a", "new");
+  write_text(tmp / "layer/n1", "n");
+  fs::create_hard_link(tmp / "layer/n1", tmp / "layer/n2");
+  write_text(tmp / "layer/d/y", "y");
+  REQUIRE(::setxattr((tmp / "layer/d").c_str(), "user.overlay.opaque", "y", 1, 0) == 0);
+  write_text(tmp / "layer/.wh.gone", "");
+  apply_overlay_layer(tmp / "layer", tmp / "tree", "");
+  CHECK(dockless::read_file(tmp / "tree/a") == "new");
+  CHECK(dockless::read_file(tmp / "tree/b") == "old");  // the other name keeps its content
+  CHECK(fs::equivalent(tmp / "tree/n1", tmp / "tree/n2"));
+  CHECK(tree_of(tmp / "tree") == std::vector<std::string>{"a", "b", "d", "d/y", "n1", "n2"});
+  CHECK(xattr(tmp / "tree/d", "user.overlay.opaque").empty());
 }

@@ -4,13 +4,19 @@
 #include "src/sandbox/child_process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/error.h"
+#include "src/sandbox/step_user.h"
 
 // System calls that older C libraries do not wrap or declare (the numbers are
 // the same on every architecture since Linux 5.x's unified syscall table).
@@ -73,6 +79,7 @@ struct SimpleFds {
   int devnull = -1;
   int out = -1;
   int err = -1;
+  int step_net = -1;
 };
 
 [[noreturn]] void simple_child(const char* root, int step_chroot, const ExecPlan& exec,
@@ -84,6 +91,8 @@ struct SimpleFds {
   ::dup2(fds.devnull, 0);
   ::dup2(fds.out, 1);
   ::dup2(fds.out, 2);
+  if (fds.step_net >= 0 && (::unshare(CLONE_NEWNET) != 0 || bring_loopback_up() != 0))
+    child_fail(fds.err, fds.step_net, errno);
   if (root != nullptr && (::chroot(root) != 0 || ::chdir("/") != 0))
     child_fail(fds.err, step_chroot, errno);
   child_exec(exec, fds.err);
@@ -210,9 +219,50 @@ ExecPlan make_exec_plan(const SandboxSpec& spec, Steps& steps, const std::string
   return p;
 }
 
+void set_exec_user(ExecPlan& p, const SandboxSpec& spec, const std::vector<std::filesystem::path>& layers,
+                   const std::filesystem::path& rootfs, Steps& steps) {
+  if (spec.user.empty()) return;
+  StepUser u = resolve_step_user_in(spec.user, layers, rootfs);
+  p.switch_user = true;
+  p.uid = u.uid;
+  p.gid = u.gid;
+  p.groups = u.groups;
+  p.step_user = steps.add("switch to user '" + spec.user + "' (uid " + std::to_string(u.uid) +
+                          ", gid " + std::to_string(u.gid) + ")");
+  bool has_home = false;
+  for (const auto& e : p.env_store) has_home = has_home || e.rfind("HOME=", 0) == 0;
+  if (has_home) return;
+  p.env_store.push_back("HOME=" + u.home);
+  p.envp.clear();
+  for (auto& e : p.env_store) p.envp.push_back(e.data());
+  p.envp.push_back(nullptr);
+}
+
+int bring_loopback_up() {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  int r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (r == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  ::close(s);
+  errno = e;
+  return r;
+}
+
 [[noreturn]] void child_exec(const ExecPlan& p, int errfd) {
   reset_signals();
   ::umask(022);  // the files uv writes become layer content: same modes on every host
+  if (p.switch_user) {
+    // Supplementary groups where the id map allows setgroups, else none.
+    if (::setgroups(p.groups.size(), p.groups.data()) != 0) ::setgroups(0, nullptr);
+    if (::setgid(p.gid) != 0 || ::setuid(p.uid) != 0) child_fail(errfd, p.step_user, errno);
+  }
   if (::chdir(p.workdir.c_str()) != 0) child_fail(errfd, p.step_workdir, errno);
   cloexec_all_fds();
   bool denied = false;
@@ -298,7 +348,7 @@ UniqueFd open_devnull(const std::string& prefix) {
 
 std::pair<int, std::optional<ChildFailure>> run_simple(const SandboxSpec& spec, const char* root,
                                                       int step_chroot, const ExecPlan& exec,
-                                                      const std::string& prefix) {
+                                                      const std::string& prefix, int step_net) {
   Pipe out = make_pipe("the sandbox output");
   Pipe err = make_pipe("sandbox errors");
   UniqueFd devnull = open_devnull(prefix);
@@ -307,6 +357,7 @@ std::pair<int, std::optional<ChildFailure>> run_simple(const SandboxSpec& spec, 
   fds.devnull = devnull.get();
   fds.out = out.write.get();
   fds.err = err.write.get();
+  fds.step_net = step_net;
   pid_t pid = ::fork();
   if (pid < 0) throw_errno(prefix + "fork");
   if (pid == 0) simple_child(root, step_chroot, exec, fds);

@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -96,14 +97,31 @@ struct ExecPlan {
   std::string workdir;
   int step_workdir = -1;
   int step_exec = -1;
+  // SandboxSpec::user: switched to after the sandbox is set up.
+  bool switch_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  int step_user = -1;
 };
 
 /// The argv/envp arrays and the PATH candidates for spec.argv[0], prepared in
 /// the parent; adds the steps "change to the working directory" and "run".
 ExecPlan make_exec_plan(const SandboxSpec& spec, Steps& steps, const std::string& workdir);
 
-/// Child-side: resets signals, changes to p.workdir and execs the first
-/// candidate that runs; reports a failure on errfd.
+/// Makes `p` run as spec.user: the ids resolved against the image's files
+/// (layers over rootfs), and HOME from passwd unless spec.env has one.
+/// No-op when spec.user is empty.
+void set_exec_user(ExecPlan& p, const SandboxSpec& spec, const std::vector<std::filesystem::path>& layers,
+                   const std::filesystem::path& rootfs, Steps& steps);
+
+/// Child-side: brings the loopback interface of this (new) network
+/// namespace up. Returns 0, or -1 with errno set.
+int bring_loopback_up();
+
+/// Child-side: resets signals, switches user (p.switch_user), changes to
+/// p.workdir and execs the first candidate that runs; reports a failure on
+/// errfd.
 [[noreturn]] void child_exec(const ExecPlan& p, int errfd);
 
 // ---------------------------------------------------------------------------
@@ -124,8 +142,10 @@ UniqueFd open_devnull(const std::string& prefix);
 /// Forks a child that chroots into `root` (unless it is null) and execs
 /// `exec`, and forwards its output; the wait status and the child's failure
 /// record, if any.
+/// With `step_net` >= 0 the child first enters a new network namespace
+/// with only loopback (SandboxSpec::network == kNone; needs root).
 std::pair<int, std::optional<ChildFailure>> run_simple(const SandboxSpec& spec, const char* root,
                                                       int step_chroot, const ExecPlan& exec,
-                                                      const std::string& prefix);
+                                                      const std::string& prefix, int step_net = -1);
 
 }  // namespace dockless::sandbox_detail

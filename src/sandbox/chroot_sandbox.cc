@@ -17,6 +17,7 @@
 #include "base/file_util.h"
 #include "src/sandbox/child_process.h"
 #include "src/sandbox/host_tools.h"
+#include "src/sandbox/layer_stack.h"
 #include "src/sandbox/root_paths.h"
 #include "src/sandbox/run_dir.h"
 #include "src/sandbox/spec_checks.h"
@@ -39,6 +40,7 @@ class BindPlacer {
   BindPlacer(RunDir& run, std::string prefix, std::size_t count)
       : run_(run), prefix_(std::move(prefix)) {
     placed_.reserve(count);  // push_back after a rename must not throw
+    hidden_paths_.reserve(count);
   }
   BindPlacer(const BindPlacer&) = delete;
   BindPlacer& operator=(const BindPlacer&) = delete;
@@ -52,16 +54,7 @@ class BindPlacer {
 
   void place(const BindMount& b, const fs::path& inside) {
     fs::path host = fs::absolute(b.host);
-    std::error_code ec;
-    fs::create_directories(inside.parent_path(), ec);
-    if (ec) throw Error(prefix_ + "create " + inside.parent_path().string() + ": " + ec.message());
-    struct stat st;
-    if (::lstat(inside.c_str(), &st) == 0) {
-      // The image has something there: hide it, as a mount would.
-      fs::path aside = run_.path() / ("hidden-" + std::to_string(hidden_++));
-      if (::rename(inside.c_str(), aside.c_str()) != 0)
-        throw_errno(prefix_ + "move " + b.target + " of the image aside");
-    }
+    make_room(inside, b.target);
     if (b.read_only) {
       copy_tree(host, inside, prefix_);
       placed_.push_back({host, inside, How::kCopyIn});
@@ -77,7 +70,17 @@ class BindPlacer {
     placed_.push_back({host, inside, How::kCopyBack});
   }
 
-  /// Puts every host dir back; throws naming whatever could not be.
+  /// Chroot mode's tmpfs: an empty dir, removed afterwards.
+  void place_empty(const std::string& target, const fs::path& inside) {
+    make_room(inside, target);
+    fs::create_directory(inside);
+    ::chmod(inside.c_str(), 01777);
+    placed_.push_back({{}, inside, How::kEmpty});
+  }
+
+  /// Puts every host dir back, and the copy as the image had it (what was
+  /// hidden back in place, the dirs made for targets gone when empty): a
+  /// kept copy is diffed. Throws naming whatever could not be.
   void restore() {
     std::string failed;
     for (auto it = placed_.rbegin(); it != placed_.rend(); ++it) {
@@ -85,14 +88,22 @@ class BindPlacer {
         if (it->how == How::kMoved) {
           if (::rename(it->inside.c_str(), it->host.c_str()) != 0)
             throw_errno("move " + it->inside.string() + " back to " + it->host.string());
-        } else if (it->how == How::kCopyBack) {
-          copy_back(it->inside, it->host);
+        } else {
+          if (it->how == How::kCopyBack) copy_back(it->inside, it->host);
+          fs::remove_all(it->inside);
         }
       } catch (const std::exception& e) {
         failed += std::string(failed.empty() ? "" : "; ") + e.what();
       }
     }
     placed_.clear();
+    for (auto it = hidden_paths_.rbegin(); it != hidden_paths_.rend(); ++it) {
+      if (::rename(it->first.c_str(), it->second.c_str()) != 0)
+        failed += std::string(failed.empty() ? "" : "; ") + "move " + it->second.string() + " back";
+    }
+    hidden_paths_.clear();
+    for (auto it = created_.rbegin(); it != created_.rend(); ++it) ::rmdir(it->c_str());
+    created_.clear();
     if (!failed.empty()) {
       run_.keep();
       throw Error(prefix_ + failed + " (the data is kept under " + run_.path().string() + ")");
@@ -100,12 +111,31 @@ class BindPlacer {
   }
 
  private:
-  enum class How { kMoved, kCopyBack, kCopyIn };
+  enum class How { kMoved, kCopyBack, kCopyIn, kEmpty };
   struct Placed {
     fs::path host;
     fs::path inside;
     How how;
   };
+
+  /// Creates the parents of `inside` (remembering which) and moves what the
+  /// image has at `inside` aside, as a mount would hide it.
+  void make_room(const fs::path& inside, const std::string& target) {
+    std::vector<fs::path> missing;
+    struct stat st;
+    for (fs::path p = inside.parent_path(); ::lstat(p.c_str(), &st) != 0; p = p.parent_path())
+      missing.push_back(p);
+    std::error_code ec;
+    fs::create_directories(inside.parent_path(), ec);
+    if (ec) throw Error(prefix_ + "create " + inside.parent_path().string() + ": " + ec.message());
+    created_.insert(created_.end(), missing.rbegin(), missing.rend());
+    if (::lstat(inside.c_str(), &st) == 0) {
+      fs::path aside = run_.path() / ("hidden-" + std::to_string(hidden_++));
+      if (::rename(inside.c_str(), aside.c_str()) != 0)
+        throw_errno(prefix_ + "move " + target + " of the image aside");
+      hidden_paths_.emplace_back(aside, inside);
+    }
+  }
 
   void copy_back(const fs::path& inside, const fs::path& host) {
     // Replace the content, keep the dir itself (it may be a mount point).
@@ -118,6 +148,8 @@ class BindPlacer {
   RunDir& run_;
   std::string prefix_;
   std::vector<Placed> placed_;
+  std::vector<std::pair<fs::path, fs::path>> hidden_paths_;  ///< (aside, inside)
+  std::vector<fs::path> created_;                             ///< parents made, top first
   int hidden_ = 0;
 };
 
@@ -171,7 +203,7 @@ void prepare_chroot_tree(const SandboxSpec& spec, const fs::path& root, const st
 
 }  // namespace
 
-int run_chroot(const SandboxSpec& spec) {
+SandboxResult run_chroot(const SandboxSpec& spec) {
   const std::string prefix = "sandbox (chroot): ";
   if (::geteuid() != 0)
     throw Error(prefix +
@@ -179,28 +211,49 @@ int run_chroot(const SandboxSpec& spec) {
                 "use --isolation userns when not root");
   check_common(spec, prefix, true);
   RunDir run(spec.scratch, prefix);
-  fs::path root = run.path() / "rootfs";
+  // A kept copy is the step's result: the caller diffs it against the lower tree.
+  bool keep = !spec.upper_dir.empty();
+  fs::path root = keep ? spec.upper_dir : run.path() / "rootfs";
+  std::error_code ec;
+  if (keep) fs::remove(root, ec);  // empty (checked): cp wants no target
   copy_tree(spec.rootfs, root, prefix);
+  for (auto it = spec.lower_layers.rbegin(); it != spec.lower_layers.rend(); ++it)
+    apply_overlay_layer(*it, root, prefix);
   try {
     prepare_chroot_tree(spec, root, prefix);
   } catch (const fs::filesystem_error& e) {
     throw Error(prefix + "prepare " + root.string() + ": " + e.code().message() + " (" +
                 e.path1().string() + ")");
   }
-  BindPlacer binds(run, prefix, spec.binds.size());
-  for (const auto& b : spec.binds)
-    binds.place(b, resolve_in_root(root, path_in_root(b.target, "bind target")));
+  SandboxResult result;
+  result.sandbox_paths = {"dev", "tmp", "etc/resolv.conf", "etc/hosts"};
+  BindPlacer binds(run, prefix, spec.binds.size() + spec.tmpfs.size());
+  for (const auto& b : spec.binds) {
+    std::string rel = path_in_root(b.target, "bind target");
+    binds.place(b, resolve_in_root(root, rel));
+    result.sandbox_paths.push_back(rel);
+  }
+  for (const auto& t : spec.tmpfs) {
+    std::string rel = path_in_root(t.target, "tmpfs target");
+    binds.place_empty(t.target, resolve_in_root(root, rel));
+    result.sandbox_paths.push_back(rel);
+  }
   std::string wd = path_in_root(spec.workdir, "working directory");
-  std::error_code ec;
   fs::create_directories(resolve_in_root(root, wd), ec);
 
   Steps steps;
   int step_chroot = steps.add("chroot into " + root.string());
   ExecPlan exec = make_exec_plan(spec, steps, "/" + wd);
-  auto [st, failure] = run_simple(spec, root.c_str(), step_chroot, exec, prefix);
+  set_exec_user(exec, spec, {}, root, steps);
+  int step_net = spec.network == Network::kNone
+                     ? steps.add("create a network namespace with only loopback")
+                     : -1;
+  auto [st, failure] = run_simple(spec, root.c_str(), step_chroot, exec, prefix, step_net);
   binds.restore();
   if (failure) throw Error(prefix + steps.describe(*failure));
-  return status_code(st);
+  result.status = status_code(st);
+  if (keep) result.changes = SandboxResult::Changes::kFullTree;
+  return result;
 }
 
 }  // namespace dockless::sandbox_detail

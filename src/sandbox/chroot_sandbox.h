@@ -7,6 +7,6 @@
 namespace dockless::sandbox_detail {
 
 /// run_in_sandbox for kChroot; refuses to run when not root.
-int run_chroot(const SandboxSpec& spec);
+SandboxResult run_chroot(const SandboxSpec& spec);
 
 }  // namespace dockless::sandbox_detail

@@ -2,6 +2,8 @@
 
 #include "src/sandbox/host_sandbox.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -14,7 +16,7 @@ namespace dockless::sandbox_detail {
 
 namespace fs = std::filesystem;
 
-int run_host(const SandboxSpec& spec) {
+SandboxResult run_host(const SandboxSpec& spec) {
   const std::string prefix = "sandbox (host): ";
   if (!spec.force_host && !running_in_container())
     throw Error(prefix +
@@ -22,6 +24,10 @@ int run_host(const SandboxSpec& spec) {
                 "into its /opt, /root, ...); run dockless inside a container of the base image, "
                 "or force it (--force)");
   check_common(spec, prefix, false);
+  if (!spec.lower_layers.empty() || !spec.upper_dir.empty() || !spec.tmpfs.empty())
+    throw UsageError(prefix +
+                     "runs on this machine's / itself: it cannot stack layers, keep changes "
+                     "or mount a tmpfs (use --isolation userns|chroot)");
   for (const auto& b : spec.binds) {
     std::error_code ec;
     if (!fs::equivalent(b.host, b.target, ec))
@@ -31,9 +37,17 @@ int run_host(const SandboxSpec& spec) {
   }
   Steps steps;
   ExecPlan exec = make_exec_plan(spec, steps, spec.workdir);
-  auto [st, failure] = run_simple(spec, nullptr, -1, exec, prefix);
+  set_exec_user(exec, spec, {}, "/", steps);
+  int step_net = -1;
+  if (spec.network == Network::kNone) {
+    if (::geteuid() != 0) throw Error(prefix + "network = none needs root here");
+    step_net = steps.add("create a network namespace with only loopback");
+  }
+  auto [st, failure] = run_simple(spec, nullptr, -1, exec, prefix, step_net);
   if (failure) throw Error(prefix + steps.describe(*failure));
-  return status_code(st);
+  SandboxResult r;
+  r.status = status_code(st);
+  return r;
 }
 
 }  // namespace dockless::sandbox_detail

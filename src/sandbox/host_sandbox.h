@@ -8,6 +8,6 @@ namespace dockless::sandbox_detail {
 
 /// run_in_sandbox for kHost; refuses to run outside a container unless
 /// spec.force_host, and each bind's host path must already be its target.
-int run_host(const SandboxSpec& spec);
+SandboxResult run_host(const SandboxSpec& spec);
 
 }  // namespace dockless::sandbox_detail

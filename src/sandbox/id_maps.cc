@@ -67,7 +67,7 @@ std::vector<std::pair<unsigned long, unsigned long>> subid_ranges(const char* fi
 
 }  // namespace
 
-void write_id_maps(const SandboxSpec& spec, pid_t pid, bool report) {
+bool write_id_maps(const SandboxSpec& spec, pid_t pid, bool report) {
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
   bool uid_done = false;
@@ -119,6 +119,7 @@ void write_id_maps(const SandboxSpec& spec, pid_t pid, bool report) {
     if (uid != 0) write_proc_file(pid, "setgroups", "deny");
     write_proc_file(pid, "gid_map", "0 " + std::to_string(gid) + " 1\n");
   }
+  return !uid_done || !gid_done;
 }
 
 }  // namespace dockless::sandbox_detail

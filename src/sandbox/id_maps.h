@@ -12,7 +12,8 @@ namespace dockless::sandbox_detail {
 /// Writes the uid/gid maps of process `pid`, which has just created a user
 /// namespace: identity for root; the user's own id at 0 plus its subordinate
 /// ranges at 1.. through newuidmap/newgidmap when there are some; else just
-/// the user's own id at 0. With `report`, each fallback is a note.
-void write_id_maps(const SandboxSpec& spec, pid_t pid, bool report = true);
+/// the user's own id at 0. With `report`, each fallback is a note. Returns
+/// true when only one uid or gid is mapped (other ids cannot be used).
+bool write_id_maps(const SandboxSpec& spec, pid_t pid, bool report = true);
 
 }  // namespace dockless::sandbox_detail

@@ -140,6 +140,11 @@ std::vector<MountOp> sandbox_mount_ops(const SandboxSpec& spec, const std::strin
     add(bind_op(b.host.string(), rel, !S_ISDIR(st.st_mode), b.read_only),
         "bind " + b.host.string() + " at /" + rel + (b.read_only ? " (read-only)" : ""));
   }
+  for (const auto& t : spec.tmpfs) {
+    std::string rel = path_in_root(t.target, "tmpfs target");
+    std::string data = "mode=1777" + (t.size > 0 ? ",size=" + std::to_string(t.size) : "");
+    add(fs_op("tmpfs", rel, "tmpfs", MS_NOSUID | MS_NODEV, data), "mount a tmpfs on /" + rel);
+  }
   MountOp mk;
   mk.kind = Kind::kMkdir;
   mk.target = workdir;
@@ -206,6 +211,17 @@ void run_op(int rootfd, const MountOp& op, int errfd) {
     if (fd < 0 || make_read_only(fd) != 0) child_fail(errfd, op.step, errno);
     ::close(fd);
   }
+}
+
+std::vector<std::string> sandbox_paths(const std::vector<MountOp>& ops) {
+  std::vector<std::string> out;
+  for (const auto& op : ops) {
+    if (op.kind == Kind::kMkdir) continue;
+    bool below = false;  // e.g. dev/null below dev
+    for (const auto& p : out) below = below || op.target.rfind(p + "/", 0) == 0 || op.target == p;
+    if (!below) out.push_back(op.target);
+  }
+  return out;
 }
 
 std::string escape_overlay_path(const std::string& p) {

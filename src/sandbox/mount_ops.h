@@ -25,7 +25,7 @@ struct MountOp {
 };
 
 /// The mounts in the order they are made: /proc, a minimal /dev, a tmpfs on
-/// /tmp, the host's resolv.conf and hosts, the spec's binds, and the
+/// /tmp, the host's resolv.conf and hosts, the spec's binds and tmpfs, and the
 /// working directory `workdir` (below the root, no leading '/'), each with
 /// its step in `steps`.
 std::vector<MountOp> sandbox_mount_ops(const SandboxSpec& spec, const std::string& workdir,
@@ -34,6 +34,10 @@ std::vector<MountOp> sandbox_mount_ops(const SandboxSpec& spec, const std::strin
 /// Child-side: makes `op` below rootfd (an O_PATH fd of the new root);
 /// reports a failure on errfd unless op.optional.
 void run_op(int rootfd, const MountOp& op, int errfd);
+
+/// The targets of `ops` that a diff must leave out (SandboxResult::
+/// sandbox_paths): every mount and symlink, none below another.
+std::vector<std::string> sandbox_paths(const std::vector<MountOp>& ops);
 
 /// `p` with the characters overlay options treat specially escaped.
 std::string escape_overlay_path(const std::string& p);

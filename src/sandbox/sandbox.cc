@@ -27,7 +27,9 @@ Isolation parse_isolation(std::string_view text) {
   throw UsageError("unknown isolation '" + std::string(text) + "' (expected userns, chroot or host)");
 }
 
-int run_in_sandbox(const SandboxSpec& spec) {
+int run_in_sandbox(const SandboxSpec& spec) { return run_sandbox(spec).status; }
+
+SandboxResult run_sandbox(const SandboxSpec& spec) {
   switch (spec.isolation) {
     case Isolation::kUserns:
       return sandbox_detail::run_userns(spec);

@@ -35,6 +35,7 @@
 #include "src/sandbox/child_process.h"
 #include "src/sandbox/host_tools.h"
 #include "src/sandbox/id_maps.h"
+#include "src/sandbox/layer_stack.h"
 #include "src/sandbox/mount_ops.h"
 #include "src/sandbox/root_paths.h"
 #include "src/sandbox/run_dir.h"
@@ -50,11 +51,15 @@ constexpr const char* kUsernsHint = "; try --isolation chroot (as root) or --iso
 struct UsernsPlan {
   RootfsMethod method = RootfsMethod::kOverlay;
   std::string merged;  ///< the new root: overlay mount point, or the private copy
-  std::string overlay_data_userxattr;
-  std::string overlay_data;
+  /// Kernel overlay options, tried in order: userxattr (trusted.* xattrs
+  /// need CAP_SYS_ADMIN in the initial namespace), then without it for
+  /// kernels that lack it, then without the redirect/metacopy options too.
+  std::vector<std::string> overlay_data;
   std::vector<std::string> fuse_store;
   std::vector<char*> fuse_argv;
   std::string fuse_log;  ///< its messages: for the error, not the command's output
+  std::string trusted_marker;  ///< created when the overlay needed trusted.* xattrs
+  bool new_net = false;
   std::vector<MountOp> ops;
   ExecPlan exec;
   int step_unshare = -1;
@@ -63,23 +68,41 @@ struct UsernsPlan {
   int step_rootfs = -1;
   int step_open_root = -1;
   int step_pivot = -1;
+  int step_net = -1;
 };
+
+/// Where one attempt keeps its upper dir, work dir and private copy: in the
+/// run dir (thrown away), or at SandboxSpec::upper_dir (kept).
+struct RunPaths {
+  fs::path upper;
+  fs::path work;
+  fs::path copy;
+};
+
+RunPaths run_paths(const SandboxSpec& spec, const fs::path& run) {
+  if (spec.upper_dir.empty()) return {run / "upper", run / "work", run / "rootfs"};
+  return {spec.upper_dir, spec.upper_dir.string() + ".work", spec.upper_dir};
+}
 
 [[noreturn]] void userns_init(const UsernsPlan& plan, int errfd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Private, so nothing mounted here propagates back to the host.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     child_fail(errfd, plan.step_private, errno);
+  if (plan.new_net && bring_loopback_up() != 0) child_fail(errfd, plan.step_net, errno);
   const char* merged = plan.merged.c_str();
   switch (plan.method) {
     case RootfsMethod::kAuto:
     case RootfsMethod::kOverlay:
-      // userxattr: trusted.* xattrs need CAP_SYS_ADMIN in the initial
-      // namespace; without the option on kernels that lack it.
-      if (::mount("overlay", merged, "overlay", 0, plan.overlay_data_userxattr.c_str()) != 0) {
+      if (::mount("overlay", merged, "overlay", 0, plan.overlay_data[0].c_str()) != 0) {
         int first = errno;
-        if (::mount("overlay", merged, "overlay", 0, plan.overlay_data.c_str()) != 0)
-          child_fail(errfd, plan.step_rootfs, first == EINVAL ? errno : first);
+        bool mounted = false;
+        for (std::size_t i = 1; i < plan.overlay_data.size() && !mounted; ++i)
+          mounted = ::mount("overlay", merged, "overlay", 0, plan.overlay_data[i].c_str()) == 0;
+        if (!mounted) child_fail(errfd, plan.step_rootfs, first);
+        // Tell the parent which xattrs mark opaque dirs in the upper dir.
+        int m = ::open(plan.trusted_marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (m >= 0) ::close(m);
       }
       break;
     case RootfsMethod::kFuseOverlayfs: {
@@ -153,7 +176,9 @@ struct UsernsFds {
   int keep[3] = {fds.err, fds.sync_up, fds.sync_down};
   std::sort(keep, keep + 3);
   close_fds_except(keep, 3);
-  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0)
+  // The network namespace inside the user namespace: a user may create it there.
+  int net = plan.new_net ? CLONE_NEWNET : 0;
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | net) != 0)
     child_fail(fds.err, plan.step_unshare, errno);
   char c = 1;
   if (::write(fds.sync_up, &c, 1) != 1) ::_exit(kSetupFailedStatus);
@@ -179,54 +204,92 @@ struct UsernsFds {
 /// namespace, root may not write into a dir whose owner is not mapped (a
 /// root-owned rootfs used without root); the calling user can. Paths with a
 /// symlink on the way are left to the child, which resolves them in the root.
-void precreate_mount_point(const fs::path& lower, const fs::path& upper, const std::string& rel,
-                           bool is_file) {
+/// What it made is appended to `made` (parents first), to be removed after
+/// the run: mount points are not changes of the step. (For the private
+/// copy, `lower` and `upper` are both the copy and `layers` is empty.)
+void precreate_mount_point(const std::vector<fs::path>& layers, const fs::path& lower,
+                           const fs::path& upper, const std::string& rel, bool is_file,
+                           std::vector<fs::path>& made) {
   if (rel.empty() || resolve_in_root(lower, rel) != lower / rel) return;
-  struct stat st;
-  if (::lstat((lower / rel).c_str(), &st) == 0) return;
+  if (find_in_stack(layers, lower, rel)) return;
   auto parts = split_path(rel);
-  fs::path lo = lower;
+  std::string lo;
   fs::path up = upper;
+  struct stat st;
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    lo /= parts[i];
+    lo += (i == 0 ? "" : "/") + parts[i];
     up /= parts[i];
     bool last = i + 1 == parts.size();
     if (::lstat(up.c_str(), &st) == 0) continue;
     if (last && is_file) {
       UniqueFd fd(::open(up.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      if (fd) made.push_back(up);
       return;
     }
-    mode_t mode = ::lstat(lo.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? (st.st_mode & 07777) : 0755;
+    auto in_image = find_in_stack(layers, lower, lo);
+    mode_t mode = in_image && ::lstat(in_image->c_str(), &st) == 0 && S_ISDIR(st.st_mode)
+                      ? (st.st_mode & 07777)
+                      : 0755;
     if (::mkdir(up.c_str(), 0700) != 0) return;  // the child will say what is wrong
+    made.push_back(up);
     ::chmod(up.c_str(), mode);
   }
 }
 
+/// Removes what precreate_mount_point made, last first, where it is still
+/// empty (a parent the command also wrote into stays: it is a change).
+void remove_mount_points(const std::vector<fs::path>& made) {
+  for (auto it = made.rbegin(); it != made.rend(); ++it) {
+    struct stat st;
+    if (::lstat(it->c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      ::rmdir(it->c_str());
+    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+      ::unlink(it->c_str());
+    }
+  }
+}
+
+/// The overlay mount options: the lower dirs (earlier layers over the
+/// rootfs), upper and work dir.
+std::string overlay_options(const SandboxSpec& spec, const RunPaths& paths) {
+  std::string lower;
+  for (const auto& l : spec.lower_layers) lower += escape_overlay_path(l.string()) + ":";
+  lower += escape_overlay_path(spec.rootfs.string());
+  return "lowerdir=" + lower + ",upperdir=" + escape_overlay_path(paths.upper.string()) +
+         ",workdir=" + escape_overlay_path(paths.work.string());
+}
+
 UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const fs::path& run,
-                            Steps& steps) {
+                            Steps& steps, std::vector<fs::path>& made) {
   UsernsPlan plan;
   plan.method = method;
-  plan.step_unshare = steps.add("create user, mount and pid namespaces");
+  plan.step_unshare = steps.add(spec.network == Network::kNone
+                                    ? "create user, mount, pid and network namespaces"
+                                    : "create user, mount and pid namespaces");
   plan.step_fork = steps.add("fork inside the namespaces");
   plan.step_private = steps.add("make the mounts private");
   plan.step_open_root = steps.add("open the new root");
   plan.step_pivot = steps.add("pivot_root into the new root");
+  plan.new_net = spec.network == Network::kNone;
+  plan.step_net = steps.add("bring up loopback in the new network namespace");
+  plan.trusted_marker = (run / "trusted-xattrs").string();
 
-  std::string lower = spec.rootfs.string();
-  std::string upper = (run / "upper").string();
-  std::string work = (run / "work").string();
-  fs::path merged = method == RootfsMethod::kCopy ? run / "rootfs" : run / "merged";
+  RunPaths paths = run_paths(spec, run);
+  fs::path merged = method == RootfsMethod::kCopy ? paths.copy : run / "merged";
   plan.merged = merged.string();
   if (method == RootfsMethod::kCopy) {
     plan.step_rootfs = steps.add("bind the private copy " + plan.merged);
   } else {
-    fs::create_directory(upper);
-    fs::create_directory(work);
+    fs::create_directory(paths.upper);
+    fs::create_directory(paths.work);
     fs::create_directory(merged);
-    std::string opts = "lowerdir=" + escape_overlay_path(lower) + ",upperdir=" +
-                       escape_overlay_path(upper) + ",workdir=" + escape_overlay_path(work);
-    plan.overlay_data = opts;
-    plan.overlay_data_userxattr = opts + ",userxattr";
+    std::string opts = overlay_options(spec, paths);
+    // No redirect or metacopy entries: the upper dir becomes a layer as it
+    // is. "nofollow", not "off": off means follow where the module's
+    // redirect_always_follow is set, which userxattr refuses.
+    const std::string plain_upper = ",redirect_dir=nofollow,metacopy=off";
+    plan.overlay_data = {opts + ",userxattr" + plain_upper, opts + plain_upper, opts};
     if (method == RootfsMethod::kFuseOverlayfs) {
       auto fuse = find_program("fuse-overlayfs");
       if (!fuse) throw Error("sandbox (userns): fuse-overlayfs is not installed");
@@ -243,14 +306,21 @@ UsernsPlan make_userns_plan(const SandboxSpec& spec, RootfsMethod method, const 
   std::string wd = path_in_root(spec.workdir, "working directory");
   plan.ops = sandbox_mount_ops(spec, wd, steps);
 
-  if (method != RootfsMethod::kCopy) {
-    for (const auto& op : plan.ops) {
-      // Below /dev is the sandbox's own tmpfs.
-      if (op.kind == MountOp::Kind::kSymlink || op.target.rfind("dev/", 0) == 0) continue;
-      precreate_mount_point(spec.rootfs, upper, op.target, op.is_file);
-    }
+  bool copy = method == RootfsMethod::kCopy;
+  for (const auto& op : plan.ops) {
+    // Below /dev is the sandbox's own tmpfs.
+    if (op.kind == MountOp::Kind::kSymlink || op.target.rfind("dev/", 0) == 0) continue;
+    if (op.kind == MountOp::Kind::kMkdir) continue;  // the working directory is a change
+    if (copy)
+      precreate_mount_point({}, paths.copy, paths.copy, op.target, op.is_file, made);
+    else
+      precreate_mount_point(spec.lower_layers, spec.rootfs, paths.upper, op.target, op.is_file, made);
   }
   plan.exec = make_exec_plan(spec, steps, "/" + wd);
+  if (method == RootfsMethod::kCopy)
+    set_exec_user(plan.exec, spec, {}, paths.copy, steps);
+  else
+    set_exec_user(plan.exec, spec, spec.lower_layers, spec.rootfs, steps);
   return plan;
 }
 
@@ -259,7 +329,11 @@ struct Attempt {
   std::string detail;  ///< what a failed helper said
   Steps steps;
   int step_rootfs = -1;
+  int step_user = -1;
   int status = 0;
+  bool single_id = false;
+  bool trusted = false;  ///< the overlay marks opaque dirs with trusted.* xattrs
+  std::vector<std::string> sandbox_paths;
 };
 
 /// What fuse-overlayfs wrote to its log, as one line for an error message.
@@ -277,12 +351,28 @@ std::string fuse_log_summary(const std::string& path) {
   return detail;
 }
 
+/// The rootfs with the lower layers applied, at `copy`.
+void make_private_copy(const SandboxSpec& spec, const fs::path& copy, const std::string& prefix) {
+  std::error_code ec;
+  fs::remove(copy, ec);  // an empty upper_dir: cp wants no target
+  copy_tree(spec.rootfs, copy, prefix);
+  for (auto it = spec.lower_layers.rbegin(); it != spec.lower_layers.rend(); ++it)
+    apply_overlay_layer(*it, copy, prefix);
+}
+
 Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::path& run) {
   const std::string prefix = "sandbox (userns): ";
   Attempt a;
-  if (method == RootfsMethod::kCopy) copy_tree(spec.rootfs, run / "rootfs", prefix);
-  UsernsPlan plan = make_userns_plan(spec, method, run, a.steps);
+  if (method == RootfsMethod::kCopy) make_private_copy(spec, run_paths(spec, run).copy, prefix);
+  std::vector<fs::path> made;
+  UsernsPlan plan = make_userns_plan(spec, method, run, a.steps, made);
   a.step_rootfs = plan.step_rootfs;
+  a.step_user = plan.exec.step_user;
+  a.sandbox_paths = sandbox_paths(plan.ops);
+  struct Cleanup {
+    std::vector<fs::path>& made;
+    ~Cleanup() { remove_mount_points(made); }
+  } cleanup{made};
 
   Pipe out = make_pipe("the sandbox output");
   Pipe err = make_pipe("sandbox errors");
@@ -328,7 +418,7 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   while (n < 0 && errno == EINTR);
   if (n != 1) return child_failed();
   try {
-    write_id_maps(spec, pid);
+    a.single_id = write_id_maps(spec, pid);
   } catch (const Error& e) {
     throw Error(prefix + e.what() + kUsernsHint);
   }
@@ -339,6 +429,7 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   guard.release();
   a.failure = read_failure(err.read.get());
   a.status = status_code(st);
+  a.trusted = ::access(plan.trusted_marker.c_str(), F_OK) == 0;
   if (a.failure && a.failure->step == plan.step_rootfs && !plan.fuse_log.empty())
     a.detail = fuse_log_summary(plan.fuse_log);
   return a;
@@ -392,18 +483,62 @@ void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
   guard.release();
 }
 
-/// Removes a userns run's dir (upper layer, copy) right away.
-void remove_run_dir(const SandboxSpec& spec, RunDir& run) {
-  run.keep();  // done here, not by the destructor
-  remove_tree(run.path());
+/// Removes what a userns run made (run dir, work dir, a discarded upper
+/// dir) right away; as a user, what the command chowned to subordinate ids
+/// too.
+void remove_path(const SandboxSpec& spec, const fs::path& dir) {
   std::error_code ec;
-  if (::geteuid() != 0 && fs::exists(run.path(), ec)) {
+  if (!fs::exists(dir, ec)) return;
+  remove_tree(dir);
+  if (::geteuid() != 0 && fs::exists(dir, ec)) {
     try {
-      remove_as_namespace_root(spec, run.path());
+      remove_as_namespace_root(spec, dir);
     } catch (const std::exception&) {
       // Best effort: the caller deletes the scratch dir anyway.
     }
   }
+}
+
+/// One attempt's dirs: the run dir always goes; a kept upper dir's work dir
+/// goes too, and the upper dir itself when the attempt failed.
+class AttemptDirs {
+ public:
+  AttemptDirs(const SandboxSpec& spec, const std::string& prefix)
+      : spec_(spec), run_(spec.scratch, prefix) {
+    run_.keep();  // removed here, not by RunDir's destructor
+  }
+  AttemptDirs(const AttemptDirs&) = delete;
+  AttemptDirs& operator=(const AttemptDirs&) = delete;
+  ~AttemptDirs() {
+    remove_path(spec_, run_.path());
+    if (spec_.upper_dir.empty()) return;
+    remove_path(spec_, run_paths(spec_, run_.path()).work);
+    if (!succeeded_) remove_path(spec_, spec_.upper_dir);
+  }
+  const fs::path& path() const { return run_.path(); }
+  void succeeded() { succeeded_ = true; }
+
+ private:
+  const SandboxSpec& spec_;
+  RunDir run_;
+  bool succeeded_ = false;
+};
+
+SandboxResult attempt_result(const SandboxSpec& spec, RootfsMethod method, const Attempt& a) {
+  SandboxResult r;
+  r.status = a.status;
+  r.single_id_map = a.single_id;
+  r.sandbox_paths = a.sandbox_paths;
+  if (spec.upper_dir.empty()) return r;
+  if (method == RootfsMethod::kCopy) {
+    r.changes = SandboxResult::Changes::kFullTree;
+  } else {
+    r.changes = SandboxResult::Changes::kOverlayUpper;
+    r.opaque_xattr = method == RootfsMethod::kFuseOverlayfs ? "user.fuseoverlayfs.opaque"
+                     : a.trusted                           ? "trusted.overlay.opaque"
+                                                           : "user.overlay.opaque";
+  }
+  return r;
 }
 
 std::atomic<int> g_userns_method{-1};  // what worked first in this process
@@ -423,7 +558,7 @@ const char* method_name(RootfsMethod m) {
 
 }  // namespace
 
-int run_userns(const SandboxSpec& spec) {
+SandboxResult run_userns(const SandboxSpec& spec) {
   const std::string prefix = "sandbox (userns): ";
   check_common(spec, prefix, true);
   std::vector<RootfsMethod> order;
@@ -441,12 +576,14 @@ int run_userns(const SandboxSpec& spec) {
     }
   }
   for (std::size_t i = 0; i < order.size(); ++i) {
-    RunDir run(spec.scratch, prefix);
-    Attempt a = userns_attempt(spec, order[i], run.path());
-    remove_run_dir(spec, run);
+    AttemptDirs dirs(spec, prefix);
+    Attempt a = userns_attempt(spec, order[i], dirs.path());
     if (!a.failure) {
       if (spec.rootfs_method == RootfsMethod::kAuto) g_userns_method = static_cast<int>(order[i]);
-      return a.status;
+      dirs.succeeded();
+      if (order[i] == RootfsMethod::kFuseOverlayfs && !spec.upper_dir.empty())
+        normalize_fuse_upper(spec.upper_dir);
+      return attempt_result(spec, order[i], a);
     }
     std::string why = a.steps.describe(*a.failure) + (a.detail.empty() ? "" : " (" + a.detail + ")");
     bool rootfs_step = a.failure->step == a.step_rootfs;
@@ -454,6 +591,9 @@ int run_userns(const SandboxSpec& spec) {
       note(spec, prefix + why + "; using " + method_name(order[i + 1]));
       continue;
     }
+    if (a.failure->step == a.step_user && a.single_id)
+      why += " (only one id is mapped in this sandbox: give this user /etc/subuid and "
+             "/etc/subgid ranges and install newuidmap, or run as root)";
     throw Error(prefix + why + kUsernsHint);
   }
   throw Error(prefix + "no way to present the root filesystem" + kUsernsHint);

@@ -7,6 +7,6 @@
 namespace dockless::sandbox_detail {
 
 /// run_in_sandbox for kUserns; tries the rootfs methods in turn for kAuto.
-int run_userns(const SandboxSpec& spec);
+SandboxResult run_userns(const SandboxSpec& spec);
 
 }  // namespace dockless::sandbox_detail
