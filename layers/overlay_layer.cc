@@ -31,7 +31,7 @@ OverlayMarks overlay_marks(const std::string& host_path) {
   OverlayMarks marks;
   for (const auto& [name, value] : read_xattrs(host_path)) {
     if (!is_overlay_private_xattr(name)) continue;
-    std::string_view key = std::string_view(name).substr(name.find(".overlay.") + 9);
+    std::string_view key = std::string_view(name).substr(name.rfind('.') + 1);
     if (key == "opaque" && value == "y") marks.opaque = true;
     if (key == "whiteout") marks.whiteout = true;
     if (key == "redirect" || key == "metacopy")

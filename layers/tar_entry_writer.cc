@@ -80,7 +80,9 @@ OwnerMap OwnerMap::from_ranges(std::vector<IdRange> uids, std::vector<IdRange> g
 }
 
 bool is_overlay_private_xattr(std::string_view name) {
-  return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
+  // fuse-overlayfs keeps the same marks under its own name.
+  return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") ||
+         name.starts_with("user.fuseoverlayfs.");
 }
 
 EntryOptions change_layer_entry_options(const ChangeLayerOptions& options) {

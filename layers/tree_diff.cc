@@ -146,6 +146,11 @@ void TreeDiff::diff_dir(const std::string& rel, bool old_exists) {
     if (!ofd) throw_errno("cannot open directory " + opath);
     old_names = list_directory_sorted(ofd.get(), opath);
   }
+  auto excluded = [&](const std::string& name) {
+    return std::find(opt_.exclude.begin(), opt_.exclude.end(), join(rel, name)) != opt_.exclude.end();
+  };
+  std::erase_if(new_names, excluded);
+  std::erase_if(old_names, excluded);
   std::vector<std::string> gone;
   std::set_difference(old_names.begin(), old_names.end(), new_names.begin(), new_names.end(),
                       std::back_inserter(gone));

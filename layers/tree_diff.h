@@ -25,6 +25,8 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "layers/byte_sink.h"
 #include "layers/tar_entry_writer.h"
@@ -38,6 +40,9 @@ struct TreeDiffOptions {
   /// equal (its layer entry would be identical). Off: any mtime change
   /// writes the file.
   bool compare_content = false;
+  /// Paths (relative, no leading '/') left out in both trees, with all below
+  /// them: what the sandbox itself placed there (/proc, /dev, mount targets).
+  std::vector<std::string> exclude;
 };
 
 /// Writes the layer that turns `lower` into `changed` to `out`, then calls

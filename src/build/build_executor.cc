@@ -11,6 +11,8 @@
 #include "src/build/build_outputs.h"
 #include "src/build/build_state.h"
 #include "src/build/env_builder.h"
+#include "src/build/step_inputs.h"
+#include "src/build/step_runner.h"
 #include "src/build/uv_layers.h"
 #include "src/build/uv_runner.h"
 #include "src/cache/last_used.h"
@@ -64,19 +66,28 @@ class BuildExecutor {
     select_environments();
     fetch_base();
     find_uv();
+    hash_bind_mounts();
     key_environments();
     open_caches();
     hash_source();
     plan_layers();
+    // uv runs over the steps at "base": those are made first.
+    std::size_t base_steps = count_base_steps();
+    write_layers(0, base_steps);
     make_environments(s_);
-    write_layers();
+    write_layers(base_steps, s_.plan.slots.size());
+    list_layers();
     Descriptor manifest = assemble_image(s_);
     mark_image_used(s_, manifest);
     write_outputs(s_, manifest, dest.outputs, dest.tags);
     write_cache_to(s_);
     write_report(s_, manifest.digest, seconds_since(start));
     s_.note("built " + manifest.digest.str() + " in " + format_seconds(seconds_since(start)) + " (" +
-            std::to_string(s_.uv_runs) + " uv run" + (s_.uv_runs == 1 ? "" : "s") + ")");
+            std::to_string(s_.uv_runs) + " uv run" + (s_.uv_runs == 1 ? "" : "s") +
+            (s_.spec().steps.empty() ? std::string()
+                                     : ", " + std::to_string(s_.step_runs) + " step run" +
+                                           (s_.step_runs == 1 ? "" : "s")) +
+            ")");
     return manifest.digest;
   }
 
@@ -107,6 +118,8 @@ class BuildExecutor {
     s_.source = load_project_source(opt(), s_.cache_dir, s_.work_dir);
     const std::string& commit = s_.source.git_commit;
     s_.note("spec " + s_.spec().file.string() + (commit.empty() ? "" : " at " + commit.substr(0, 12)));
+    for (const auto& name : s_.spec().unused_args)
+      s_.warn("--arg " + name + " is used by no step, image.env or image.labels of " + s_.spec().file.string());
   }
 
   void choose_platform() {
@@ -176,6 +189,20 @@ class BuildExecutor {
     source_seconds_ = seconds_since(t);
   }
 
+  /// What the steps' bind mounts hold, for their keys; the contexts and
+  /// secrets they name are checked first, before anything runs.
+  void hash_bind_mounts() {
+    if (s_.spec().steps.empty()) return;
+    check_step_inputs(s_.spec(), s_.source.project_root, opt().step_inputs);
+    inputs_.bind_digests = bind_mount_digests(s_);
+  }
+
+  std::size_t count_base_steps() const {
+    std::size_t n = 0;
+    while (n < s_.plan.slots.size() && s_.plan.slots[n].kind == SlotKind::kStep) ++n;
+    return n;
+  }
+
   /// Keys every layer and looks each up; marks the environments that a
   /// missing layer needs.
   void plan_layers() {
@@ -210,14 +237,14 @@ class BuildExecutor {
       case SlotKind::kSource:
         return {{slot.name, s_.source_layer->write(opt().compression, s_.store), {}}};
       case SlotKind::kStep:
-        throw Error("build steps are not run yet: " + slot.name);
+        return run_step(s_, slot);
     }
     throw Error("unknown layer slot " + slot.name);
   }
 
-  /// Makes every layer no cache had, in image order, and lists them all.
-  void write_layers() {
-    for (std::size_t i = 0; i < s_.plan.slots.size(); ++i) {
+  /// Makes every layer of slots [from, to) no cache had, in image order.
+  void write_layers(std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
       LayerSlot& slot = s_.plan.slots[i];
       if (!slot.hit()) {
         auto t = Clock::now();
@@ -232,6 +259,9 @@ class BuildExecutor {
         first = false;
       }
     }
+  }
+
+  void list_layers() {
     for (const auto& l : s_.layers)
       s_.note("layer " + l.name + ": " + l.blob.descriptor.digest.short_hex() + " " +
               human_bytes(static_cast<std::uint64_t>(l.blob.descriptor.size)) +

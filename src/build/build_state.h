@@ -88,6 +88,9 @@ struct BuildState {
   std::vector<LayerRecord> layers;   ///< after the base's, in image order
   std::vector<std::string> output_names;
   int uv_runs = 0;
+  int step_runs = 0;
+  /// The base's root filesystem (snapshot), once a step or uv run needed it.
+  std::filesystem::path rootfs;
 };
 
 /// The SHA-256 of a file's bytes as hex, or "missing" when it cannot be read

@@ -8,6 +8,7 @@
 #include "base/file_util.h"
 #include "layers/unpacker.h"
 #include "src/build/uv_cache_partition.h"
+#include "src/build/step_runner.h"
 #include "src/build/uv_runner.h"
 #include "src/cache/last_used.h"
 
@@ -124,6 +125,8 @@ void make_environments(BuildState& s) {
   fs::create_directories(s.host_uv_cache);
 
   UvRunnerConfig c = runner_config(s, rootfs);
+  // Only the base steps' layers are made yet: uv runs over them.
+  c.lower_layers = lower_dirs(s);
   for (PlannedEnvironment* e : todo) make_environment(s, c, *e);
 }
 

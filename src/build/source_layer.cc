@@ -16,14 +16,14 @@ ProjectSource load_project_source(const BuildOptions& opt, const fs::path& cache
     // The spec comes from the repository at that ref: no local checkout needed.
     GitCheckout co = fetch_git_source(GitSource{opt.git_url, opt.git_ref}, cache_dir, work_dir / "source",
                                       /*keep_git_dir=*/true);
-    s.spec = load_build_spec(co.tree, opt.spec_file, opt.overrides);
+    s.spec = load_build_spec(co.tree, opt.spec_file, opt.overrides, opt.build_args);
     s.git_url = opt.git_url;
     s.git_commit = co.commit;
     if (!s.spec.source.keep_git_dir) remove_tree(co.tree / ".git");
     s.tree = co.tree;
     s.project_root = co.tree;
   } else {
-    s.spec = load_build_spec(opt.project_dir, opt.spec_file, opt.overrides);
+    s.spec = load_build_spec(opt.project_dir, opt.spec_file, opt.overrides, opt.build_args);
     if (!s.spec.source.git.empty()) {
       GitCheckout co = fetch_git_source(GitSource{s.spec.source.git, s.spec.source.ref}, cache_dir,
                                         work_dir / "source", s.spec.source.keep_git_dir);
@@ -69,14 +69,26 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp)
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
   bool keep_git = source.spec.source.keep_git_dir;
+  // A venv inside the source's destination (/app/.venv, uv's Docker layout)
+  // is its own layer below the source: the source layer must neither carry
+  // a host copy of it nor hide it.
+  std::string dest = source.spec.source.dest;
+  if (dest.empty() || dest.back() != '/') dest += '/';
+  for (const auto& v : source.spec.venvs)
+    if (v.path.rfind(dest, 0) == 0) venv_dirs_.push_back(v.path.substr(dest.size()));
   const IgnoreRules& rules = rules_;
-  tar_.include = [&rules, keep_git](const std::string& rel, bool is_dir) {
-    if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
-    return !rules.excluded(rel, is_dir);
+  const std::vector<std::string>& venvs = venv_dirs_;
+  auto left_out = [&venvs, keep_git](const std::string& rel) {
+    if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return true;
+    for (const auto& v : venvs)
+      if (rel == v || rel.rfind(v + "/", 0) == 0) return true;
+    return false;
   };
-  tar_.descend_excluded = [&rules, keep_git](const std::string& rel) {
-    if (!keep_git && (rel == ".git" || rel.rfind(".git/", 0) == 0)) return false;
-    return rules.may_reinclude_below(rel);
+  tar_.include = [&rules, left_out](const std::string& rel, bool is_dir) {
+    return !left_out(rel) && !rules.excluded(rel, is_dir);
+  };
+  tar_.descend_excluded = [&rules, left_out](const std::string& rel) {
+    return !left_out(rel) && rules.may_reinclude_below(rel);
   };
   copy_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
   HashingSink probe(copy_.get());

@@ -54,6 +54,7 @@ class SourceLayer {
  private:
   std::filesystem::path tree_;
   IgnoreRules rules_;
+  std::vector<std::string> venv_dirs_;  ///< venvs inside the destination, relative to it
   TarOptions tar_;
   std::unique_ptr<BoundedCopy> copy_;
   std::string tar_digest_;

@@ -49,6 +49,7 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   s.isolation = c.isolation;
   s.force_host = c.force_host;
   s.rootfs = c.rootfs;
+  s.lower_layers = c.lower_layers;
   s.scratch = c.scratch / step;
   std::error_code ec;
   std::filesystem::remove_all(s.scratch, ec);

@@ -28,6 +28,8 @@ struct UvRunnerConfig {
   Isolation isolation = Isolation::kUserns;
   bool force_host = false;
   std::filesystem::path rootfs;         ///< the base image's root filesystem
+  /// The build steps at "base", as overlay lower dirs (upper-most first).
+  std::vector<std::filesystem::path> lower_layers;
   std::filesystem::path scratch;        ///< per-run scratch space (emptied after each run)
   std::filesystem::path uv_binary;      ///< host path of the uv executable
   std::filesystem::path host_cache;     ///< persistent uv cache on the host

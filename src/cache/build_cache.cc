@@ -33,6 +33,16 @@ void BuildCache::download(const Remote& cache, const std::vector<CachedLayer>& l
   transfer_.fetch_missing(cache.ref.registry, cache.ref.repository, blobs, store_);
 }
 
+void BuildCache::fetch(const std::vector<CachedLayer>& layers) const {
+  for (const auto& l : layers) {
+    if (store_.contains(l.blob.descriptor.digest)) continue;
+    auto it = remote_blobs_.find(l.blob.descriptor.digest.str());
+    if (it == remote_blobs_.end())
+      throw Error("layer " + l.name + " (" + l.blob.descriptor.digest.str() + ") is in no store or cache");
+    download(*it->second, {l});
+  }
+}
+
 std::optional<std::vector<CachedLayer>> BuildCache::find(
     const std::string& key, std::string& origin, const std::function<bool(const CachedLayer&)>& wanted) {
   if (no_cache_) return std::nullopt;

@@ -53,6 +53,9 @@ class BuildCache {
   std::vector<RemoteEntry> remote_slot(const std::string& slot, const BuildCacheIndex& like) const;
   /// Downloads the blobs of `layers` that the store lacks from `cache`.
   void download(const Remote& cache, const std::vector<CachedLayer>& layers) const;
+  /// Brings the blobs of `layers` (hits of find()) into the store: those a
+  /// registry cache holds are downloaded from it; local ones are there.
+  void fetch(const std::vector<CachedLayer>& layers) const;
 
   /// Layers used by this build that are only in a registry: digest ->
   /// (registry, repository).

@@ -116,6 +116,10 @@ struct SandboxResult {
   /// newuidmap): a command that chowns to another id (apt's _apt) fails;
   /// apt then needs `-o APT::Sandbox::User=root`.
   bool single_id_map = false;
+  /// userns: the id maps of the sandbox, as /proc/PID/uid_map shows them
+  /// ("inside outside count" lines). The upper dir's files are owned by the
+  /// outside ids; a layer must hold the inside ones. Empty: ids are as on the host.
+  std::string uid_map, gid_map;
 };
 
 /// Runs spec.argv and returns its exit status (128+N when killed by signal

@@ -332,6 +332,7 @@ struct Attempt {
   int step_user = -1;
   int status = 0;
   bool single_id = false;
+  std::string uid_map, gid_map;  ///< as /proc/PID/{uid,gid}_map show them
   bool trusted = false;  ///< the overlay marks opaque dirs with trusted.* xattrs
   std::vector<std::string> sandbox_paths;
 };
@@ -419,6 +420,8 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   if (n != 1) return child_failed();
   try {
     a.single_id = write_id_maps(spec, pid);
+    a.uid_map = read_file("/proc/" + std::to_string(pid) + "/uid_map");
+    a.gid_map = read_file("/proc/" + std::to_string(pid) + "/gid_map");
   } catch (const Error& e) {
     throw Error(prefix + e.what() + kUsernsHint);
   }
@@ -528,6 +531,8 @@ SandboxResult attempt_result(const SandboxSpec& spec, RootfsMethod method, const
   SandboxResult r;
   r.status = a.status;
   r.single_id_map = a.single_id;
+  r.uid_map = a.uid_map;
+  r.gid_map = a.gid_map;
   r.sandbox_paths = a.sandbox_paths;
   if (spec.upper_dir.empty()) return r;
   if (method == RootfsMethod::kCopy) {
