@@ -187,8 +187,10 @@ void TreeDiff::diff_child(const std::string& rel, bool old_exists) {
 bool TreeDiff::differs(const std::string& rel, const struct stat& o, const struct stat& n) const {
   if (o.st_mode != n.st_mode || o.st_uid != n.st_uid || o.st_gid != n.st_gid) return true;
   if (read_xattrs(old_path(rel)) != read_xattrs(new_path(rel))) return true;
-  if (S_ISDIR(n.st_mode))
-    return o.st_mtim.tv_sec != n.st_mtim.tv_sec || o.st_mtim.tv_nsec != n.st_mtim.tv_nsec;
+  // A directory whose entries changed is written as the parent of what
+  // changed; its mtime alone (an entry made and removed again, as the
+  // sandbox does with mount points) is no change, as in an overlay upper dir.
+  if (S_ISDIR(n.st_mode)) return false;
   if (S_ISLNK(n.st_mode)) {
     if (link_target(old_path(rel)) != link_target(new_path(rel))) return true;
   } else if (S_ISCHR(n.st_mode) || S_ISBLK(n.st_mode)) {
