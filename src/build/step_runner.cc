@@ -17,6 +17,7 @@
 #include "layers/tree_diff.h"
 #include "layers/unpacker.h"
 #include "oci/digest.h"
+#include "src/cache/last_used.h"
 #include "src/sandbox/layer_stack.h"
 
 namespace dockless {
@@ -117,6 +118,7 @@ StepMounts step_mounts(const BuildState& s, const StepSpec& step, const fs::path
       }
       case StepMount::Type::kCache: {
         fs::path dir = cache_mount_dir(s, m);
+        mark_used(dir);
         if (m.locked) out.locks.emplace_back(dir.string() + ".lock", LockMode::kExclusive);
         out.binds.push_back({dir, m.target, false});
         break;
@@ -229,6 +231,7 @@ std::vector<fs::path> lower_dirs(BuildState& s) {
         if (!path_exists(dir)) throw_errno("cannot rename to " + dir.string());
       }
     }
+    mark_used(dir);  // for `dockless cache prune --keep-days`
     out.push_back(dir);
   }
   return out;

@@ -25,6 +25,8 @@ std::string_view category_name(CacheCategory c, bool plural) {
     case CacheCategory::kBlob: return plural ? "blobs" : "blob";
     case CacheCategory::kVenv: return plural ? "venvs" : "venv";
     case CacheCategory::kSnapshot: return plural ? "snapshots" : "snapshot";
+    case CacheCategory::kLayerDir: return plural ? "layer dirs" : "layer dir";
+    case CacheCategory::kStepCache: return plural ? "step caches" : "step cache";
     case CacheCategory::kUvCache: return plural ? "uv caches" : "uv cache";
     case CacheCategory::kGitMirror: return plural ? "git mirrors" : "git mirror";
     case CacheCategory::kRecord: return plural ? "records" : "record";
@@ -151,6 +153,13 @@ class Lister {
     snapshots();
     uv_caches();
     git_mirrors();
+    // Made whole under a temp name and renamed: a temp name is unfinished.
+    for (auto [sub, category] : {std::pair{"layer-dirs", CacheCategory::kLayerDir},
+                                 std::pair{"step-caches", CacheCategory::kStepCache}})
+      for (const auto& name : list_dir(root_ / sub)) {
+        if (is_temp(name)) leftover(sub, {name}, "unfinished write");
+        else if (!name.ends_with(".lock")) add(category, sub, name, with_lock_file(sub, name), name);
+      }
     for (const char* sub : {"tools", "registry-schemes"})
       for (const auto& name : list_dir(root_ / sub)) {
         if (is_temp(name)) leftover(sub, {name}, "unfinished write");
@@ -183,6 +192,13 @@ class Lister {
 
   CacheItem& add(CacheCategory c, const std::string& sub, const std::string& name) {
     return add(c, sub, name, {name}, name);
+  }
+
+  /// name, and name.lock beside it when there is one.
+  std::vector<std::string> with_lock_file(const std::string& sub, const std::string& name) const {
+    std::vector<std::string> parts = {name};
+    if (lstat_of(root_ / sub / (name + ".lock"))) parts.push_back(name + ".lock");
+    return parts;
   }
 
   void leftover(const std::string& sub, const std::vector<std::string>& parts, const std::string& why) {

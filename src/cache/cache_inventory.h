@@ -17,10 +17,21 @@ namespace dockless {
 /// In the order `cache ls` prints them.
 /// kRecord: small notes that only save time (uv's identity under tools/,
 /// plain-HTTP registry hints under registry-schemes/).
-enum class CacheCategory { kLayerEntry, kBlob, kVenv, kSnapshot, kUvCache, kGitMirror, kRecord, kLeftover };
+enum class CacheCategory {
+  kLayerEntry,
+  kBlob,
+  kVenv,
+  kSnapshot,
+  kLayerDir,    ///< a layer unpacked as an overlay lower dir for build steps (layer-dirs/<diffID>)
+  kStepCache,   ///< a build step's cache mount (step-caches/<id hash>)
+  kUvCache,
+  kGitMirror,
+  kRecord,
+  kLeftover
+};
 inline constexpr CacheCategory kCacheCategories[] = {
-    CacheCategory::kLayerEntry, CacheCategory::kBlob,      CacheCategory::kVenv,
-    CacheCategory::kSnapshot,   CacheCategory::kUvCache,   CacheCategory::kGitMirror,
+    CacheCategory::kLayerEntry, CacheCategory::kBlob,     CacheCategory::kVenv,      CacheCategory::kSnapshot,
+    CacheCategory::kLayerDir,   CacheCategory::kStepCache, CacheCategory::kUvCache,  CacheCategory::kGitMirror,
     CacheCategory::kRecord,     CacheCategory::kLeftover};
 
 /// "layer entries" / "layer entry".
