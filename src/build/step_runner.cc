@@ -272,6 +272,9 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   SandboxResult r = run_sandbox(sb);
   if (r.status != 0) throw Error(failure_message(step, r, last));
   s.note("step \"" + step.name + "\" ran in " + format_seconds(seconds_since(t)));
+  if (r.single_id_map)
+    s.warn("step \"" + step.name + "\" ran with one user id mapped (no /etc/subuid and /etc/subgid range "
+           "for this user, or no newuidmap): every file it wrote is owned by root in its layer");
   LayerBlob blob = write_change_layer(s, r, sb.upper_dir, sb.lower_layers);
   keep_layer_dir(s, r, sb.upper_dir, blob);
   remove_tree(scratch);
