@@ -118,8 +118,24 @@ class BuildExecutor {
     s_.source = load_project_source(opt(), s_.cache_dir, s_.work_dir);
     const std::string& commit = s_.source.git_commit;
     s_.note("spec " + s_.spec().file.string() + (commit.empty() ? "" : " at " + commit.substr(0, 12)));
+    refuse_unsupported();
     for (const auto& name : s_.spec().unused_args)
       s_.warn("--arg " + name + " is used by no step, image.env or image.labels of " + s_.spec().file.string());
+  }
+
+  /// Keys the spec accepts whose build is not written yet: one clear line,
+  /// rather than an image that silently lacks what was asked for.
+  void refuse_unsupported() const {
+    const BuildSpec& spec = s_.spec();
+    std::string what;
+    if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
+      what = "uv.python = \"" + spec.uv.python + "\" (a uv-managed Python; give an interpreter path in the image)";
+    else if (spec.uv.check_lock)
+      what = "uv.check-lock";
+    for (const auto& v : spec.venvs)
+      if (what.empty() && v.install_project != VenvSpec::InstallProject::kNo)
+        what = "install-project in [venv." + v.name + "]";
+    if (!what.empty()) throw Error(spec.file.string() + ": " + what + " is not supported by this dockless yet");
   }
 
   void choose_platform() {
