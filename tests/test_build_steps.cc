@@ -77,7 +77,7 @@ std::string step(const std::string& name, const std::string& rest) {
 
 }  // namespace
 
-TEST_CASE("the issue's step syntax parses into exactly its values", "[build_spec][build_steps]") {
+TEST_CASE("the issue's step syntax parses into exactly its values", "[build_spec][step_spec]") {
   const BuildSpec spec = load_text(kBase + "\n" + kIssueSteps);
   CHECK(spec.args == std::map<std::string, std::string>{{"CUSTOM_SETUP_FNAME", "install_tools.sh"}});
   REQUIRE(spec.steps.size() == 1);
@@ -125,7 +125,7 @@ TEST_CASE("the issue's step syntax parses into exactly its values", "[build_spec
   CHECK(spec.unused_args.empty());
 }
 
-TEST_CASE("step keys: shell, workdir, user, network, at and mount options", "[build_spec][build_steps]") {
+TEST_CASE("step keys: shell, workdir, user, network, at and mount options", "[build_spec][step_spec]") {
   const BuildSpec spec = load_text(kBase + step("one", R"(run = "true"
 at = "venvs"
 shell = ["sh", "-c"]
@@ -163,7 +163,7 @@ mounts = [
   CHECK(s.mounts[5].size == 4096u);
 }
 
-TEST_CASE("step errors name the file, line, step and key", "[build_spec][build_steps]") {
+TEST_CASE("step errors name the file, line, step and key", "[build_spec][step_spec]") {
   CHECK_THAT(spec_error(kBase + step("a", "rn = \"true\"\n")),
              Contains(":5:1: [[step]] \"a\": unknown key \"rn\" (did you mean \"run\"? valid keys: name, at, run,"));
   CHECK_THAT(spec_error(kBase + "[[step]]\nrun = \"true\"\n"),
@@ -182,7 +182,7 @@ TEST_CASE("step errors name the file, line, step and key", "[build_spec][build_s
   CHECK_THAT(spec_error("step = \"x\"\n" + kBase), Contains(":1:8: step: expected [[step]] tables, got a string"));
 }
 
-TEST_CASE("mount errors: unknown type or key, bad paths, repeated targets", "[build_spec][build_steps]") {
+TEST_CASE("mount errors: unknown type or key, bad paths, repeated targets", "[build_spec][step_spec]") {
   auto mounts = [](const std::string& m) { return kBase + step("s", "run = \"x\"\nmounts = [" + m + "]\n"); };
   CHECK_THAT(spec_error(mounts("{ type = \"volume\", target = \"/x\" }")),
              Contains(":6:20: [[step]] \"s\" mounts[1] type: unknown mount type \"volume\" "
@@ -215,7 +215,7 @@ TEST_CASE("mount errors: unknown type or key, bad paths, repeated targets", "[bu
   CHECK_THAT(spec_error(mounts("\"/x\"")), Contains("mounts[1]: expected a table"));
 }
 
-TEST_CASE("${NAME} takes [args] defaults, --arg wins, $${ is a literal", "[build_spec][build_steps]") {
+TEST_CASE("${NAME} takes [args] defaults, --arg wins, $${ is a literal", "[build_spec][step_spec]") {
   const std::string body = kBase + R"(env = { V = "${VERSION}" }
 labels = { "build.id" = "${BUILD_ID}", commit = "c-${COMMIT}" }
 
@@ -248,7 +248,7 @@ run = "true"
   CHECK(spec.args.at("EXTRA") == "1");
 }
 
-TEST_CASE("a ${NAME} without a value names the file, line and key", "[build_spec][build_steps]") {
+TEST_CASE("a ${NAME} without a value names the file, line and key", "[build_spec][step_spec]") {
   CHECK_THAT(spec_error(kBase + step("a", "run = \"echo ${HOME}\"\n")),
              Contains(":5:7: [[step]] \"a\" run: ${HOME} has no value (give it a default in [args] or pass "
                       "--arg HOME=VALUE; write $${ for a literal ${"));
@@ -262,7 +262,7 @@ TEST_CASE("a ${NAME} without a value names the file, line and key", "[build_spec
   CHECK_THAT(spec_error(kBase + "[args]\nX = 1\n"), Contains("args.X: expected a string, got an integer"));
 }
 
-TEST_CASE("skip-if-empty leaves a step out when its arg is empty", "[build_spec][build_steps]") {
+TEST_CASE("skip-if-empty leaves a step out when its arg is empty", "[build_spec][step_spec]") {
   const std::string body = kBase + "[args]\nCUSTOM_SETUP_FNAME = \"install_tools.sh\"\n" +
                            step("custom setup", R"(skip-if-empty = "CUSTOM_SETUP_FNAME"
 run = "bash /tmp/custom-setup/${CUSTOM_SETUP_FNAME}"
@@ -283,7 +283,7 @@ mounts = [{ type = "bind", context = "custom-setup", target = "/tmp/custom-setup
              Contains(":6:17: [[step]] \"a\" skip-if-empty: \"NOPE\" is not a build arg"));
 }
 
-TEST_CASE("uv.python: an image path or a version uv installs", "[build_spec][build_steps]") {
+TEST_CASE("uv.python: an image path or a version uv installs", "[build_spec][step_spec]") {
   using Source = BuildSpec::Uv::PythonSource;
   const BuildSpec path = load_text(kBase);
   CHECK(path.uv.python_source == Source::kImagePath);
@@ -303,7 +303,7 @@ TEST_CASE("uv.python: an image path or a version uv installs", "[build_spec][bui
              Contains("[uv] python-install-dir \"/opt/app/py\" is inside [source] dest \"/opt/app\""));
 }
 
-TEST_CASE("install-project is false, true or \"editable\"", "[build_spec][build_steps]") {
+TEST_CASE("install-project is false, true or \"editable\"", "[build_spec][step_spec]") {
   using IP = dockless::VenvSpec::InstallProject;
   auto venv = [](const std::string& value) {
     return load_text(kBase + "[venv.main]\npath = \"/app/.venv\"\ninstall-project = " + value +
@@ -319,7 +319,7 @@ TEST_CASE("install-project is false, true or \"editable\"", "[build_spec][build_
              Contains(":5:19: [venv.main] install-project: expected false, true or \"editable\", got \"yes\""));
 }
 
-TEST_CASE("--arg, --context and --secret parse buildx's forms", "[build_spec][build_steps]") {
+TEST_CASE("--arg, --context and --secret parse buildx's forms", "[build_spec][step_spec]") {
   CHECK(dockless::parse_arg_option("A=b=c") == std::pair<std::string, std::string>{"A", "b=c"});
   CHECK(dockless::parse_arg_option("CUSTOM_SETUP_FNAME=") == std::pair<std::string, std::string>{"CUSTOM_SETUP_FNAME", ""});
   CHECK_THROWS_WITH(dockless::parse_arg_option("A"), Contains("--arg \"A\": expected NAME=VALUE"));
@@ -349,7 +349,7 @@ TEST_CASE("--arg, --context and --secret parse buildx's forms", "[build_spec][bu
   }
 }
 
-TEST_CASE("check_step_inputs: contexts, secrets and bind sources exist", "[build_spec][build_steps]") {
+TEST_CASE("check_step_inputs: contexts, secrets and bind sources exist", "[build_spec][step_spec]") {
   TempDir t;
   write_text(t / "project/docker/x.sh", "echo x\n");
   write_text(t / "setup/install_tools.sh", "echo tools\n");
