@@ -68,6 +68,7 @@ class BuildExecutor {
     find_uv();
     hash_bind_mounts();
     key_environments();
+    check_lock();
     open_caches();
     hash_source();
     plan_layers();
@@ -130,8 +131,6 @@ class BuildExecutor {
     std::string what;
     if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
       what = "uv.python = \"" + spec.uv.python + "\" (a uv-managed Python; give an interpreter path in the image)";
-    else if (spec.uv.check_lock)
-      what = "uv.check-lock";
     for (const auto& v : spec.venvs)
       if (what.empty() && v.install_project != VenvSpec::InstallProject::kNo)
         what = "install-project in [venv." + v.name + "]";
@@ -163,8 +162,18 @@ class BuildExecutor {
 
   /// uv runs the environments and/or ships in the image.
   void find_uv() {
-    if (s_.plan.environments.empty() && s_.spec().uv.uv_path.empty()) return;
+    if (s_.plan.environments.empty() && s_.spec().uv.uv_path.empty() && !s_.spec().uv.check_lock) return;
     s_.uv = identify_uv(dockless::find_uv(opt().uv_binary), s_.cache_dir);
+  }
+
+  /// uv.check-lock, before any layer is planned or made: a stale lock fails
+  /// fast and leaves nothing half made. It runs on fully cached builds too:
+  /// a cache hit only says an image was once built from these files, not
+  /// that uv.lock still satisfies pyproject.toml (or the index settings).
+  void check_lock() {
+    if (!s_.spec().uv.check_lock) return;
+    double seconds = check_uv_lock(s_);
+    s_.note("uv.lock checked in " + format_seconds(seconds));
   }
 
   void key_environments() {

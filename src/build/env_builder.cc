@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "base/error.h"
 #include "base/file_lock.h"
 #include "base/file_util.h"
@@ -128,6 +130,24 @@ void make_environments(BuildState& s) {
   // Only the base steps' layers are made yet: uv runs over them.
   c.lower_layers = lower_dirs(s);
   for (PlannedEnvironment* e : todo) make_environment(s, c, *e);
+}
+
+double check_uv_lock(BuildState& s) {
+  auto t = Clock::now();
+  if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  UvRunnerConfig c = runner_config(s, s.rootfs);
+  // The persistent uv cache when there is one (uv may read metadata from
+  // it); else an empty one for this check, so that a --cache-from can still
+  // seed the persistent cache later in this build.
+  std::optional<FileLock> lock;
+  if (path_exists(s.host_uv_cache)) {
+    lock.emplace(s.host_uv_cache.string() + ".lock", LockMode::kExclusive);
+  } else {
+    c.host_cache = s.work_dir / "lock-check-cache";
+    fs::create_directories(c.host_cache);
+  }
+  check_lock(c);
+  return seconds_since(t);
 }
 
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name) {

@@ -11,6 +11,11 @@ namespace dockless {
 /// on this machine; counts the uv runs in `s.uv_runs`.
 void make_environments(BuildState& s);
 
+/// uv.check-lock: `uv lock --check --offline` in the base's root filesystem;
+/// throws Error when uv.lock is stale. Returns the seconds it took. Not an
+/// environment build: `s.uv_runs` does not count it.
+double check_uv_lock(BuildState& s);
+
 /// The layer of the shipped venv `env`, from its directory on this machine.
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name);
 

@@ -179,4 +179,53 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
   run_step(c, env, "sync", sync, vars);
 }
 
+void check_lock(const UvRunnerConfig& c) {
+  if (c.python.empty() || c.python[0] != '/')
+    throw Error("uv.python = \"" + c.python + "\": uv.check-lock needs an interpreter path inside the image");
+  SandboxSpec s;
+  s.isolation = c.isolation;
+  s.force_host = c.force_host;
+  s.rootfs = c.rootfs;
+  s.lower_layers = c.lower_layers;
+  s.scratch = c.scratch / "lock-check";
+  std::error_code ec;
+  std::filesystem::remove_all(s.scratch, ec);
+  std::filesystem::create_directories(s.scratch, ec);
+  if (ec) throw Error("cannot create " + s.scratch.string() + ": " + ec.message());
+  s.binds.push_back({c.uv_binary, kSandboxUv, true});
+  s.binds.push_back({c.host_cache, c.image_cache_dir, false});
+  s.binds.push_back({c.project_tree, c.image_project_dir, true});
+  for (const auto& b : c.extra_binds) s.binds.push_back(b);
+  s.argv = {kSandboxUv, "lock", "--check", "--offline"};
+  s.env = {std::string("PATH=") + kSandboxPath, "HOME=/root", "LANG=C.UTF-8", "NO_COLOR=1",
+           "UV_NO_PROGRESS=1", "UV_PYTHON_DOWNLOADS=never", "UV_PYTHON=" + c.python,
+           "UV_CACHE_DIR=" + c.image_cache_dir};
+  for (const auto& v : c.passthrough_env) s.env.push_back(v);
+  s.workdir = c.image_project_dir;
+  // uv's reason: its "error:" line, and whether it only failed for want of
+  // the network (a new requirement in no cache: the lock cannot be current).
+  std::string reason;
+  bool offline = false;
+  s.on_output = [&](std::string_view line) {
+    if (line.rfind("error: ", 0) == 0 && reason.empty()) reason = std::string(line.substr(7));
+    if (line.find("network was disabled") != std::string_view::npos) offline = true;
+    if (c.on_output) c.on_output("[uv.lock] " + std::string(line));
+  };
+  s.on_note = [&](std::string_view note) {
+    if (c.on_output) c.on_output("[uv.lock] " + std::string(note));
+  };
+  int status = run_in_sandbox(s);
+  std::filesystem::remove_all(s.scratch, ec);
+  if (status == 0) return;
+  if (reason.rfind("No interpreter found", 0) == 0)
+    throw Error("uv.check-lock: " + reason + " in the base image (the lock is checked before any [[step]] runs)");
+  while (!reason.empty() && (reason.back() == '.' || reason.back() == ' ')) reason.pop_back();
+  if (reason.empty()) reason = "`uv lock --check --offline` failed with exit status " + std::to_string(status);
+  if (offline) reason += " (resolving the changed requirements needs the network)";
+  throw Error(std::string(reason.find("needs to be updated") != std::string::npos
+                              ? "uv.lock is stale: "
+                              : "uv.lock is stale or cannot be checked offline: ") +
+              reason + "; run `uv lock` and commit uv.lock");
+}
+
 }  // namespace dockless

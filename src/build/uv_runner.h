@@ -60,6 +60,13 @@ void collect_passthrough_env(std::vector<std::string>& env, std::vector<BindMoun
 /// status and the command) or the sandbox cannot be set up.
 void run_uv_environment(const UvRunnerConfig& config, const UvEnvironment& env);
 
+/// uv.check-lock: `uv lock --check --offline` in a sandbox over `config.rootfs`
+/// (the project tree read-only, the uv cache, `UV_PYTHON` = config.python).
+/// Throws Error, one line, when uv cannot confirm that uv.lock matches
+/// pyproject.toml: stale, or not checkable offline (a new requirement that
+/// is in no cache), with uv's own reason and the fix.
+void check_lock(const UvRunnerConfig& config);
+
 /// `uv --version` of a host uv binary ("uv 0.13.9 (x86_64-unknown-linux-gnu)").
 std::string uv_version(const std::filesystem::path& uv_binary);
 
