@@ -4,12 +4,17 @@
 #pragma once
 
 #include "src/build/build_state.h"
+#include "src/build/uv_runner.h"
 
 namespace dockless {
 
 /// Makes every needed environment that is not made (or no longer whole)
 /// on this machine; counts the uv runs in `s.uv_runs`.
 void make_environments(BuildState& s);
+
+/// How uv runs for this build over the root filesystem `rootfs` (no lower
+/// layers set).
+UvRunnerConfig uv_runner_config(BuildState& s, const std::filesystem::path& rootfs);
 
 /// The layer of the shipped venv `env`, from its directory on this machine.
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name);

@@ -136,10 +136,10 @@ std::string uv_version(const std::filesystem::path& uv_binary) {
   return out;
 }
 
-void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
-  if (c.python.empty() || c.python[0] != '/')
-    throw Error("uv.python = \"" + c.python +
-                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
+namespace {
+
+/// What every uv run of `env` gets in its environment.
+std::vector<std::string> uv_vars(const UvRunnerConfig& c, const UvEnvironment& env) {
   std::vector<std::string> vars = {
       std::string("PATH=") + kSandboxPath,
       "HOME=/root",
@@ -158,11 +158,12 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
     vars.push_back("PYC_INVALIDATION_MODE=checked-hash");
   }
   for (const auto& v : c.passthrough_env) vars.push_back(v);
+  return vars;
+}
 
-  run_step(c, env, "venv",
-           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
-  std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--no-install-project",
-                                   "--python", env.image_path + "/bin/python"};
+/// `uv sync --frozen` with the venv's extras and groups, then `extra`.
+std::vector<std::string> sync_argv(const UvEnvironment& env, const std::vector<std::string>& extra) {
+  std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--python", env.image_path + "/bin/python"};
   for (const auto& e : env.extras) {
     sync.push_back("--extra");
     sync.push_back(e);
@@ -176,7 +177,35 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
     }
   }
   if (env.no_default_groups) sync.push_back("--no-default-groups");
-  run_step(c, env, "sync", sync, vars);
+  sync.insert(sync.end(), extra.begin(), extra.end());
+  return sync;
+}
+
+}  // namespace
+
+void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
+  if (c.python.empty() || c.python[0] != '/')
+    throw Error("uv.python = \"" + c.python +
+                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
+  std::vector<std::string> vars = uv_vars(c, env);
+  run_step(c, env, "venv",
+           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
+  run_step(c, env, "sync", sync_argv(env, {"--no-install-project"}), vars);
+}
+
+void run_uv_project_install(const UvRunnerConfig& c, const UvEnvironment& env, bool editable,
+                            const std::string& image_build_cache) {
+  std::vector<std::string> vars = uv_vars(c, env);
+  for (auto& v : vars) {
+    // The project's build (and its build backend) goes to a cache of its
+    // own, and its files are copied: the shipped uv cache never holds them.
+    if (v.rfind("UV_CACHE_DIR=", 0) == 0) v = "UV_CACHE_DIR=" + image_build_cache;
+    if (v.rfind("UV_LINK_MODE=", 0) == 0) v = "UV_LINK_MODE=copy";
+  }
+  // --inexact: the venv's packages stay as the main sync left them.
+  std::vector<std::string> extra = {"--inexact"};
+  if (!editable) extra.push_back("--no-editable");
+  run_step(c, env, "project", sync_argv(env, extra), vars);
 }
 
 }  // namespace dockless

@@ -60,6 +60,13 @@ void collect_passthrough_env(std::vector<std::string>& env, std::vector<BindMoun
 /// status and the command) or the sandbox cannot be set up.
 void run_uv_environment(const UvRunnerConfig& config, const UvEnvironment& env);
 
+/// Installs the project into the made venv at `env.host_dir` (`uv sync
+/// --frozen --inexact`, editable or `--no-editable`), building it with the
+/// uv cache at `image_build_cache` (which `config.extra_binds` must mount)
+/// and copying its files, so the venv's uv cache is only read.
+void run_uv_project_install(const UvRunnerConfig& config, const UvEnvironment& env, bool editable,
+                            const std::string& image_build_cache);
+
 /// `uv --version` of a host uv binary ("uv 0.13.9 (x86_64-unknown-linux-gnu)").
 std::string uv_version(const std::filesystem::path& uv_binary);
 
