@@ -396,3 +396,69 @@ TEST_CASE("a cached step is a hit; the step after a miss is looked up under its 
   CHECK(slot(p, "step apt").hit());
   CHECK(!slot(p, "step custom setup").hit());
 }
+
+namespace {
+
+/// uv's Docker layout: the main venv at /app/.venv inside the source at
+/// /app, installing the project (a worker venv does not).
+BuildSpec uv_layout_spec(VenvSpec::InstallProject mode) {
+  BuildSpec spec = nemo_spec();
+  spec.source.dest = "/app";
+  spec.venvs.back().path = "/app/.venv";
+  spec.venvs.back().install_project = mode;
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("install-project adds a project slot after the source, before the source steps", "[build_plan]") {
+  BuildSpec spec = uv_layout_spec(VenvSpec::InstallProject::kEditable);
+  spec.steps.push_back(step("compile", StepStage::kSource, "python3 -m compileall -q /app"));
+  BuildPlan p = plan(spec, nemo_inputs());
+  CHECK(names(p) == std::vector<std::string>{"uv 0.9.1", "uv cache", "venv " + kVllm, "venv " + kSglang,
+                                             "venv main", "source /app", "project in venv main (editable)",
+                                             "step compile"});
+  const LayerSlot& project = slot(p, "project in venv main (editable)");
+  CHECK(project.kind == SlotKind::kProject);
+  CHECK(project.image_path == "/app/.venv");
+  CHECK(project.envs == std::vector<std::string>{"main"});
+  CHECK(env(p, "main").needed);
+  CHECK(names(plan(uv_layout_spec(VenvSpec::InstallProject::kYes), nemo_inputs())).back() ==
+        "project in venv main");
+  CHECK(names(plan(nemo_spec(), nemo_inputs())).back() == "source /opt/app");
+}
+
+TEST_CASE("editable project: a source edit keeps its key, a pyproject edit changes it", "[build_plan]") {
+  BuildSpec spec = uv_layout_spec(VenvSpec::InstallProject::kEditable);
+  PlanInputs in = nemo_inputs();
+  BuildPlan before = plan(spec, in);
+  PlanInputs edited = in;
+  edited.source_tar = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+  CHECK(changed(before, plan(spec, edited)) == std::set<std::string>{"source /app"});
+  PlanInputs pyproject = in;
+  pyproject.pyproject = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+  CHECK(changed(before, plan(spec, pyproject)).count("project in venv main (editable)") == 1);
+}
+
+TEST_CASE("built project (install-project = true): a source edit changes its key", "[build_plan]") {
+  BuildSpec spec = uv_layout_spec(VenvSpec::InstallProject::kYes);
+  PlanInputs in = nemo_inputs();
+  BuildPlan before = plan(spec, in);
+  in.source_tar = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+  CHECK(changed(before, plan(spec, in)) == std::set<std::string>{"source /app", "project in venv main"});
+  // Editable and built never share a layer.
+  CHECK(slot(before, "project in venv main").key !=
+        slot(plan(uv_layout_spec(VenvSpec::InstallProject::kEditable), nemo_inputs()),
+             "project in venv main (editable)")
+            .key);
+}
+
+TEST_CASE("a cached project layer is a hit and needs no environment", "[build_plan]") {
+  BuildSpec spec = uv_layout_spec(VenvSpec::InstallProject::kEditable);
+  BuildPlan first = plan(spec, nemo_inputs());
+  FakeCache cache;
+  for (const auto& s : first.slots) cache.layers[s.key] = {CachedLayer{s.name, {}, {}}};
+  BuildPlan again = plan_build(spec, {}, nemo_inputs(), cache);
+  CHECK(slot(again, "project in venv main (editable)").hit());
+  CHECK_FALSE(env(again, "main").needed);
+}

@@ -22,9 +22,10 @@ using dockless::uv_env_for_key;
 
 const std::vector<KeyKind> kAllKinds = {KeyKind::kEnvironment, KeyKind::kUvBinary, KeyKind::kUvCache,
                                         KeyKind::kUvCachePiece, KeyKind::kVenv, KeyKind::kSource,
-                                        KeyKind::kStep};
+                                        KeyKind::kStep, KeyKind::kProject};
 const std::set<KeyKind> kLayerKinds = {KeyKind::kUvBinary, KeyKind::kUvCache, KeyKind::kUvCachePiece,
-                                       KeyKind::kVenv, KeyKind::kSource, KeyKind::kStep};
+                                       KeyKind::kVenv, KeyKind::kSource, KeyKind::kStep,
+                                       KeyKind::kProject};
 
 const char* kind_label(KeyKind k) {
   switch (k) {
@@ -35,6 +36,7 @@ const char* kind_label(KeyKind k) {
     case KeyKind::kVenv: return "kVenv";
     case KeyKind::kSource: return "kSource";
     case KeyKind::kStep: return "kStep";
+    case KeyKind::kProject: return "kProject";
   }
   return "?";
 }
@@ -89,6 +91,8 @@ KeyInputs baseline(KeyKind kind) {
   in.listing = kListing;
   in.environment_key = kEnvKeyA;
   in.source_tar = kSourceTar;
+  in.project_install = "editable";
+  in.project_pyproject = kPyprojectSha;
   auto& s = in.step;
   s.parent = kEnvKeyA;
   s.platform = "linux/amd64";
@@ -322,12 +326,18 @@ std::vector<Mutation> mutations() {
 
       // kVenv's and kSource's.
       {"environment_key (the venv's environment key)", [](KeyInputs& in) { in.environment_key = kEnvKeyB; },
-       {KeyKind::kVenv}},
+       {KeyKind::kVenv, KeyKind::kProject}},
       {"source_tar",
        [](KeyInputs& in) {
          in.source_tar = "sha256:7777777777777777777777777777777777777777777777777777777777777777";
        },
-       {KeyKind::kSource}},
+       {KeyKind::kSource, KeyKind::kProject}},
+      {"source_tar left out (an editable install)", [](KeyInputs& in) { in.source_tar = ""; },
+       {KeyKind::kSource, KeyKind::kProject}},
+      // kProject's own.
+      {"project_install editable -> built", [](KeyInputs& in) { in.project_install = "built"; },
+       {KeyKind::kProject}},
+      {"project_pyproject", [](KeyInputs& in) { in.project_pyproject = kUvLockSha; }, {KeyKind::kProject}},
       // kStep's own.
       {"step.parent", [](KeyInputs& in) { in.step.parent = kEnvKeyB; }, {KeyKind::kStep}},
       {"step.platform", [](KeyInputs& in) { in.step.platform = "linux/arm64"; }, {KeyKind::kStep}},

@@ -11,6 +11,7 @@
 #include "src/build/build_outputs.h"
 #include "src/build/build_state.h"
 #include "src/build/env_builder.h"
+#include "src/build/project_layer.h"
 #include "src/build/step_inputs.h"
 #include "src/build/step_runner.h"
 #include "src/build/uv_layers.h"
@@ -131,9 +132,6 @@ class BuildExecutor {
     std::string what;
     if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
       what = "uv.python = \"" + spec.uv.python + "\" (a uv-managed Python; give an interpreter path in the image)";
-    for (const auto& v : spec.venvs)
-      if (what.empty() && v.install_project != VenvSpec::InstallProject::kNo)
-        what = "install-project in [venv." + v.name + "]";
     if (!what.empty()) throw Error(spec.file.string() + ": " + what + " is not supported by this dockless yet");
   }
 
@@ -248,6 +246,13 @@ class BuildExecutor {
     for (const auto& line : inputs) s_.note("    " + line);
   }
 
+  /// The environment a venv or project slot is made from.
+  const PlannedEnvironment& environment_of(const LayerSlot& slot) const {
+    for (const auto& e : s_.plan.environments)
+      if (e.name == slot.envs.front()) return e;
+    throw Error("no environment " + slot.envs.front() + " for " + slot.name);
+  }
+
   /// The layers of a slot no cache had.
   std::vector<CachedLayer> build_slot(const LayerSlot& slot) {
     switch (slot.kind) {
@@ -256,11 +261,11 @@ class BuildExecutor {
       case SlotKind::kUvCache:
         return write_uv_cache_layers(s_, std::set<std::string>(slot.envs.begin(), slot.envs.end()));
       case SlotKind::kVenv:
-        for (const auto& e : s_.plan.environments)
-          if (e.name == slot.envs.front()) return write_venv_layer(s_, e, slot.name);
-        throw Error("no environment " + slot.envs.front() + " for " + slot.name);
+        return write_venv_layer(s_, environment_of(slot), slot.name);
       case SlotKind::kSource:
         return {{slot.name, s_.source_layer->write(opt().compression, s_.store), {}}};
+      case SlotKind::kProject:
+        return write_project_layer(s_, environment_of(slot), slot.name);
       case SlotKind::kStep:
         return run_step(s_, slot);
     }

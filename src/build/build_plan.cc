@@ -21,6 +21,7 @@ PlannedEnvironment environment_of(const VenvSpec& v) {
   e.groups = v.groups;
   e.all_groups = v.all_groups;
   e.no_default_groups = v.no_default_groups;
+  e.install_project = v.install_project;
   return e;
 }
 
@@ -185,6 +186,25 @@ std::string chain_over(std::string chain, const std::vector<LayerSlot>& slots, s
   return chain;
 }
 
+/// The project installed into the venv of `e`. Editable: its files (the
+/// dist-info, the .pth pointing at the source, the entry-point scripts)
+/// follow from pyproject.toml and the venv, never from the source's bytes,
+/// so the source tar stays out of its key and a source edit keeps it.
+/// Built (install-project = true): the wheel holds the source, so it is in.
+LayerSlot plan_project(PlannedEnvironment& e, const PlanInputs& in, CacheState& cache) {
+  bool editable = e.install_project == VenvSpec::InstallProject::kEditable;
+  KeyInputs k = layer_inputs(KeyKind::kProject, in);
+  k.environment_key = e.key;
+  k.project_install = editable ? "editable" : "built";
+  k.project_pyproject = in.pyproject;
+  if (!editable) k.source_tar = in.source_tar;
+  LayerSlot slot = lookup_slot(SlotKind::kProject, "project in venv " + e.name + (editable ? " (editable)" : ""),
+                               e.image_path, k, in, cache);
+  slot.envs = {e.name};
+  if (!slot.hit()) e.needed = true;
+  return slot;
+}
+
 }  // namespace
 
 std::string base_chain_key(const BuildSpec& spec, const PlanInputs& in) {
@@ -288,6 +308,11 @@ std::vector<LayerSlot> plan_layers(std::vector<PlannedEnvironment>& envs, const 
   k.source_tar = in.source_tar;
   slots.push_back(lookup_slot(SlotKind::kSource, "source " + spec.source.dest, spec.source.dest, k, in, cache));
   chain += "+" + slots.back().key;
+  for (auto& e : envs) {
+    if (!e.shipped || !e.enabled || e.install_project == VenvSpec::InstallProject::kNo) continue;
+    slots.push_back(plan_project(e, in, cache));
+    chain += "+" + slots.back().key;
+  }
   plan_steps(StepStage::kSource, chain, spec, in, cache, slots);
   return slots;
 }

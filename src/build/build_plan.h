@@ -27,6 +27,7 @@ struct PlannedEnvironment {
   std::string image_path;
   std::vector<std::string> extras, groups;
   bool all_groups = false, no_default_groups = false;
+  VenvSpec::InstallProject install_project = VenvSpec::InstallProject::kNo;
   std::string key;                      ///< its kEnvironment cache key (hex)
   std::vector<std::string> key_inputs;  ///< what went into the key (--explain-cache)
   bool ready = false;   ///< a venv made under `key` is on this machine
@@ -38,6 +39,7 @@ enum class SlotKind {
   kUvCache,   ///< the uv cache, in parts by which environments use them
   kVenv,      ///< one shipped venv
   kSource,    ///< the source tree
+  kProject,   ///< the project installed into one venv (install-project), after the source
   kStep,      ///< a build step ([[step]]): what its command changed
 };
 
@@ -112,7 +114,8 @@ void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& sp
 
 /// The layer slots in image order: the steps at "base", uv, the uv cache,
 /// each shipped enabled venv (spec order, so "main" is last), the steps at
-/// "venvs", the source, the steps at "source". A step's key chains the key
+/// "venvs", the source, the project in each venv that installs it (spec
+/// order), the steps at "source". A step's key chains the key
 /// of everything below it, so an edit of step 2 keeps step 1 and remakes
 /// the steps after it; a venv or source edit never remakes a base step. Looks each key up in
 /// `cache` and marks the environments a missing layer is made from.

@@ -62,7 +62,9 @@ void seed_uv_cache(BuildState& s) {
   }
 }
 
-UvRunnerConfig runner_config(BuildState& s, const fs::path& rootfs) {
+}  // namespace
+
+UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
   UvRunnerConfig c;
   c.isolation = s.opt.isolation;
   c.force_host = s.opt.force_host;
@@ -82,6 +84,8 @@ UvRunnerConfig runner_config(BuildState& s, const fs::path& rootfs) {
   c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
   return c;
 }
+
+namespace {
 
 /// One uv run into a fresh directory, renamed into place when complete.
 void make_environment(BuildState& s, const UvRunnerConfig& c, PlannedEnvironment& e) {
@@ -126,7 +130,7 @@ void make_environments(BuildState& s) {
   seed_uv_cache(s);
   fs::create_directories(s.host_uv_cache);
 
-  UvRunnerConfig c = runner_config(s, rootfs);
+  UvRunnerConfig c = uv_runner_config(s, rootfs);
   // Only the base steps' layers are made yet: uv runs over them.
   c.lower_layers = lower_dirs(s);
   for (PlannedEnvironment* e : todo) make_environment(s, c, *e);

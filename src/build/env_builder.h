@@ -4,6 +4,7 @@
 #pragma once
 
 #include "src/build/build_state.h"
+#include "src/build/uv_runner.h"
 
 namespace dockless {
 
@@ -15,6 +16,10 @@ void make_environments(BuildState& s);
 /// throws Error when uv.lock is stale. Returns the seconds it took. Not an
 /// environment build: `s.uv_runs` does not count it.
 double check_uv_lock(BuildState& s);
+
+/// How uv runs for this build over the root filesystem `rootfs` (no lower
+/// layers set).
+UvRunnerConfig uv_runner_config(BuildState& s, const std::filesystem::path& rootfs);
 
 /// The layer of the shipped venv `env`, from its directory on this machine.
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name);

@@ -43,6 +43,47 @@ std::string capture(const std::vector<std::string>& argv) {
   return r.out;
 }
 
+/// The project tree at its destination, for uv. A venv inside it (uv's
+/// Docker layout, /app/.venv) needs a mount point there, which a read-only
+/// bind of the user's tree cannot get (and the user's own .venv must stay
+/// hidden). So then the destination is a scratch dir `view` holding a
+/// read-only bind of each entry of the tree, down the venv's path, with an
+/// empty dir at the venv's place; the venv is mounted after it.
+void add_project_binds(const UvRunnerConfig& c, const UvEnvironment& env, const std::filesystem::path& view,
+                       std::vector<BindMount>& binds) {
+  namespace fs = std::filesystem;
+  std::string dest = c.image_project_dir;
+  if (dest.empty() || dest.back() != '/') dest += '/';
+  if (env.image_path.rfind(dest, 0) != 0) {
+    binds.push_back({c.project_tree, c.image_project_dir, true});
+    binds.push_back({env.host_dir, env.image_path, false});
+    return;
+  }
+  fs::path inside = fs::path(env.image_path.substr(dest.size())).lexically_normal();
+  fs::path tree = c.project_tree, at = view, image = c.image_project_dir;
+  fs::create_directories(view);
+  binds.push_back({view, c.image_project_dir, false});
+  for (auto part = inside.begin(); part != inside.end(); ++part) {
+    bool last = std::next(part) == inside.end();
+    std::error_code ec;
+    for (fs::directory_iterator it(tree, ec), end; !ec && it != end; it.increment(ec)) {
+      fs::path name = it->path().filename();
+      if (name == *part) continue;
+      bool dir = it->is_directory(ec);
+      if (dir) fs::create_directory(at / name);
+      else write_file_atomic(at / name, "");
+      binds.push_back({it->path(), (image / name).string(), true});
+    }
+    if (ec) throw Error("cannot list " + tree.string() + ": " + ec.message());
+    fs::create_directory(at / *part);
+    tree /= *part;
+    at /= *part;
+    image /= *part;
+    if (last || !fs::is_directory(tree)) break;
+  }
+  binds.push_back({env.host_dir, env.image_path, false});
+}
+
 void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::string& step,
               const std::vector<std::string>& argv, const std::vector<std::string>& vars) {
   SandboxSpec s;
@@ -57,8 +98,9 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   if (ec) throw Error("cannot create " + s.scratch.string() + ": " + ec.message());
   s.binds.push_back({c.uv_binary, kSandboxUv, true});
   s.binds.push_back({c.host_cache, c.image_cache_dir, false});
-  s.binds.push_back({env.host_dir, env.image_path, false});
-  s.binds.push_back({c.project_tree, c.image_project_dir, true});
+  std::filesystem::path view = c.scratch / (step + "-project");
+  std::filesystem::remove_all(view, ec);
+  add_project_binds(c, env, view, s.binds);
   for (const auto& b : c.extra_binds) s.binds.push_back(b);
   s.argv = argv;
   s.env = vars;
@@ -76,6 +118,7 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   };
   int status = run_in_sandbox(s);
   std::filesystem::remove_all(s.scratch, ec);
+  std::filesystem::remove_all(view, ec);
   if (status != 0) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
@@ -136,10 +179,10 @@ std::string uv_version(const std::filesystem::path& uv_binary) {
   return out;
 }
 
-void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
-  if (c.python.empty() || c.python[0] != '/')
-    throw Error("uv.python = \"" + c.python +
-                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
+namespace {
+
+/// What every uv run of `env` gets in its environment.
+std::vector<std::string> uv_vars(const UvRunnerConfig& c, const UvEnvironment& env) {
   std::vector<std::string> vars = {
       std::string("PATH=") + kSandboxPath,
       "HOME=/root",
@@ -158,11 +201,12 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
     vars.push_back("PYC_INVALIDATION_MODE=checked-hash");
   }
   for (const auto& v : c.passthrough_env) vars.push_back(v);
+  return vars;
+}
 
-  run_step(c, env, "venv",
-           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
-  std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--no-install-project",
-                                   "--python", env.image_path + "/bin/python"};
+/// `uv sync --frozen` with the venv's extras and groups, then `extra`.
+std::vector<std::string> sync_argv(const UvEnvironment& env, const std::vector<std::string>& extra) {
+  std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--python", env.image_path + "/bin/python"};
   for (const auto& e : env.extras) {
     sync.push_back("--extra");
     sync.push_back(e);
@@ -176,7 +220,38 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
     }
   }
   if (env.no_default_groups) sync.push_back("--no-default-groups");
-  run_step(c, env, "sync", sync, vars);
+  sync.insert(sync.end(), extra.begin(), extra.end());
+  return sync;
+}
+
+}  // namespace
+
+void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
+  if (c.python.empty() || c.python[0] != '/')
+    throw Error("uv.python = \"" + c.python +
+                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
+  std::vector<std::string> vars = uv_vars(c, env);
+  run_step(c, env, "venv",
+           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
+  run_step(c, env, "sync", sync_argv(env, {"--no-install-project"}), vars);
+}
+
+void run_uv_project_install(const UvRunnerConfig& c, const UvEnvironment& env, bool editable,
+                            const std::string& image_build_cache) {
+  std::vector<std::string> vars = uv_vars(c, env);
+  for (auto& v : vars) {
+    // The project's build (and its build backend) goes to a cache of its
+    // own, and its files are copied: the shipped uv cache never holds them.
+    if (v.rfind("UV_CACHE_DIR=", 0) == 0) v = "UV_CACHE_DIR=" + image_build_cache;
+    if (v.rfind("UV_LINK_MODE=", 0) == 0) v = "UV_LINK_MODE=copy";
+  }
+  // --inexact: the venv's packages stay as the main sync left them.
+  std::vector<std::string> extra = {"--inexact"};
+  // uv takes a local project's built wheel as fresh while pyproject.toml is
+  // unchanged (its default cache-keys): a built install ignores the cache,
+  // so a source edit (which changed this layer's key) reaches the wheel.
+  if (!editable) extra.insert(extra.end(), {"--no-editable", "--no-cache"});
+  run_step(c, env, "project", sync_argv(env, extra), vars);
 }
 
 void check_lock(const UvRunnerConfig& c) {

@@ -67,6 +67,13 @@ void run_uv_environment(const UvRunnerConfig& config, const UvEnvironment& env);
 /// is in no cache), with uv's own reason and the fix.
 void check_lock(const UvRunnerConfig& config);
 
+/// Installs the project into the made venv at `env.host_dir` (`uv sync
+/// --frozen --inexact`, editable or `--no-editable`), building it with the
+/// uv cache at `image_build_cache` (which `config.extra_binds` must mount)
+/// and copying its files, so the venv's uv cache is only read.
+void run_uv_project_install(const UvRunnerConfig& config, const UvEnvironment& env, bool editable,
+                            const std::string& image_build_cache);
+
 /// `uv --version` of a host uv binary ("uv 0.13.9 (x86_64-unknown-linux-gnu)").
 std::string uv_version(const std::filesystem::path& uv_binary);
 

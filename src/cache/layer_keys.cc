@@ -15,6 +15,7 @@ const char* kind_name(KeyKind k) {
     case KeyKind::kVenv: return "venv";
     case KeyKind::kSource: return "source";
     case KeyKind::kStep: return "step";
+    case KeyKind::kProject: return "project";
   }
   return "?";
 }
@@ -110,6 +111,12 @@ CacheKey cache_key(const KeyInputs& in) {
       break;
     case KeyKind::kSource:
       k.add("tar", in.source_tar);
+      break;
+    case KeyKind::kProject:
+      k.add("environment", in.environment_key)
+          .add("install", in.project_install)
+          .add("pyproject.toml", in.project_pyproject)
+          .add("tar", in.source_tar);
       break;
     case KeyKind::kStep: {
       const StepKeyInputs& s = in.step;

@@ -68,6 +68,7 @@ enum class KeyKind {
   kVenv,         ///< one venv's layer
   kSource,       ///< the source tree's layer
   kStep,         ///< a build step's layer
+  kProject,      ///< the project installed into one venv (install-project)
 };
 
 struct KeyInputs {
@@ -82,8 +83,13 @@ struct KeyInputs {
   /// kUvCachePiece: the part's name (its users), which piece ("archives" or
   /// "index"), and the digest of its file list (and pointer files' contents).
   std::string part, piece, listing;
-  std::string environment_key;     ///< kVenv: the environment key
-  std::string source_tar;          ///< kSource: digest of the uncompressed tar
+  std::string environment_key;     ///< kVenv, kProject: the environment key
+  std::string source_tar;          ///< kSource, kProject: digest of the uncompressed tar
+  /// kProject: "editable" or "built", and the digest of pyproject.toml (the
+  /// project's name, version, entry points and build system). An editable
+  /// install's files never hold the source's bytes, so its source_tar is ""
+  /// (the plan leaves it out): a source edit keeps its layer.
+  std::string project_install, project_pyproject;
   StepKeyInputs step;              ///< kStep
 };
 
