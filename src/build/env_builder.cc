@@ -139,7 +139,7 @@ void make_environments(BuildState& s) {
 double check_uv_lock(BuildState& s) {
   auto t = Clock::now();
   if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
-  UvRunnerConfig c = runner_config(s, s.rootfs);
+  UvRunnerConfig c = uv_runner_config(s, s.rootfs);
   // The persistent uv cache when there is one (uv may read metadata from
   // it); else an empty one for this check, so that a --cache-from can still
   // seed the persistent cache later in this build.
