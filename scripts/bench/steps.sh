@@ -14,12 +14,12 @@
 # on these machines) and its layer cache. Prints each time and the ratios.
 #
 # usage: bash scripts/bench/steps.sh     (from the repo root, as root)
-# env:   DOCKLESS (default build/src/cli/dockless), BENCH_REPEAT=N (default 3; medians)
+# env:   DOCKLESS (default build/src/dockless), BENCH_REPEAT=N (default 3; medians)
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
 root=$PWD
-dockless=${DOCKLESS:-$root/build/src/cli/dockless}
+dockless=${DOCKLESS:-$root/build/src/dockless}
 repeat=${BENCH_REPEAT:-3}
 [[ $(id -u) -eq 0 ]] || { echo "steps.sh: run as root" >&2; exit 1; }
 [[ -x $dockless ]] || { echo "steps.sh: no dockless at $dockless" >&2; exit 1; }
