@@ -74,7 +74,7 @@ class BuildExecutor {
     hash_source();
     plan_layers();
     // uv runs over the steps at "base": those are made first.
-    std::size_t base_steps = count_base_steps();
+    std::size_t base_steps = s_.plan.base_step_count();
     write_layers(0, base_steps);
     make_environments(s_);
     write_layers(base_steps, s_.plan.slots.size());
@@ -218,12 +218,6 @@ class BuildExecutor {
     if (s_.spec().steps.empty()) return;
     check_step_inputs(s_.spec(), s_.source.project_root, opt().step_inputs);
     inputs_.bind_digests = bind_mount_digests(s_);
-  }
-
-  std::size_t count_base_steps() const {
-    std::size_t n = 0;
-    while (n < s_.plan.slots.size() && s_.plan.slots[n].kind == SlotKind::kStep) ++n;
-    return n;
   }
 
   /// Keys every layer and looks each up; marks the environments that a

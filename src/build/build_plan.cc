@@ -341,6 +341,12 @@ const PlannedEnvironment* BuildPlan::main_environment() const {
   return main_env;
 }
 
+std::size_t BuildPlan::base_step_count() const {
+  std::size_t n = 0;
+  while (n < slots.size() && slots[n].kind == SlotKind::kStep) ++n;
+  return n;
+}
+
 std::vector<std::string> BuildPlan::skipped() const {
   std::vector<std::string> names;
   for (const auto& e : environments)

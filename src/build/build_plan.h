@@ -99,6 +99,9 @@ struct BuildPlan {
   bool ships(const CachedLayer& layer) const;
   /// The shipped, enabled venv named "main", or null.
   const PlannedEnvironment* main_environment() const;
+  /// How many slots the steps at "base" take: they come first, one layer
+  /// each, and uv runs over them.
+  std::size_t base_step_count() const;
   /// The names of the environments --skip removed, in plan order.
   std::vector<std::string> skipped() const;
 };

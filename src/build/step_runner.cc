@@ -11,13 +11,13 @@
 #include "base/error.h"
 #include "base/file_lock.h"
 #include "base/file_util.h"
-#include "base/process.h"
 #include "layers/hashing_sink.h"
 #include "layers/overlay_layer.h"
 #include "layers/tree_diff.h"
 #include "layers/unpacker.h"
 #include "oci/digest.h"
 #include "src/cache/last_used.h"
+#include "src/sandbox/host_tools.h"
 #include "src/sandbox/layer_stack.h"
 
 namespace dockless {
@@ -31,6 +31,7 @@ constexpr const char* kStepPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin
 // kernel overlay uses in a user namespace (userxattr), where steps run.
 constexpr const char* kOpaqueXattr = "user.overlay.opaque";
 constexpr std::size_t kLastLines = 12;
+constexpr std::size_t kMaxQuotedLine = 300;
 
 /// Where a bind mount's content is on the host: the project, or a --context.
 fs::path bind_source(const BuildState& s, const StepMount& m) {
@@ -53,6 +54,22 @@ std::string content_digest(const BuildState& s, const fs::path& path) {
 
 fs::path layer_dir(const BuildState& s, const Digest& diff_id) {
   return s.cache_dir / "layer-dirs" / diff_id.hex();
+}
+
+/// Unpacks a layer of the store as an overlay lower dir at `dir` (made
+/// whole under a temp name, then renamed; another build may win the race).
+void unpack_layer_dir(const BuildState& s, const LayerBlob& blob, const fs::path& dir) {
+  fs::create_directories(dir.parent_path());
+  fs::path tmp = temp_path_beside(dir);
+  fs::create_directories(tmp);
+  UnpackOptions u;
+  u.overlay_format = true;
+  u.opaque_xattr = kOpaqueXattr;
+  unpack_layer(s.store.path_of(blob.descriptor.digest), tmp, u);
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+    remove_tree(tmp);
+    if (!path_exists(dir)) throw_errno("cannot rename to " + dir.string());
+  }
 }
 
 /// "0 1000 1\n1 100000 65536\n" -> ranges.
@@ -165,11 +182,7 @@ LayerBlob write_change_layer(BuildState& s, const SandboxResult& r, const fs::pa
     remove_tree(before);
     fs::create_directories(before.parent_path());
     // Reflinks where the filesystem has them; the snapshot itself stays read-only.
-    Command cp;
-    cp.argv = {"cp", "-a", "--reflink=auto", "-T", "--", s.rootfs.string(), before.string()};
-    cp.err = ProcessOutput::capture(4096);
-    if (ProcessResult c = run_process(cp); c.status != 0)
-      throw Error("cannot copy the base's root filesystem for a step: " + c.err);
+    sandbox_detail::copy_tree(s.rootfs, before, "step layers: ");
     for (auto it = lowers.rbegin(); it != lowers.rend(); ++it)
       sandbox_detail::apply_overlay_layer(*it, before, "step layers: ");
   }
@@ -189,16 +202,7 @@ void keep_layer_dir(BuildState& s, const SandboxResult& r, const fs::path& upper
       ::rename(upper.c_str(), dir.c_str()) == 0)
     return;
   remove_tree(upper);
-  fs::path tmp = temp_path_beside(dir);
-  fs::create_directories(tmp);
-  UnpackOptions u;
-  u.overlay_format = true;
-  u.opaque_xattr = kOpaqueXattr;
-  unpack_layer(s.store.path_of(blob.descriptor.digest), tmp, u);
-  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
-    remove_tree(tmp);
-    if (!path_exists(dir)) throw_errno("cannot rename to " + dir.string());
-  }
+  unpack_layer_dir(s, blob, dir);
 }
 
 }  // namespace
@@ -219,17 +223,7 @@ std::vector<fs::path> lower_dirs(BuildState& s) {
     fs::path dir = layer_dir(s, it->blob.diff_id);
     if (!path_exists(dir)) {
       s.cache.fetch({CachedLayer{it->name, it->blob, {}}});
-      fs::create_directories(dir.parent_path());
-      fs::path tmp = temp_path_beside(dir);
-      fs::create_directories(tmp);
-      UnpackOptions u;
-      u.overlay_format = true;
-      u.opaque_xattr = kOpaqueXattr;
-      unpack_layer(s.store.path_of(it->blob.descriptor.digest), tmp, u);
-      if (::rename(tmp.c_str(), dir.c_str()) != 0) {
-        remove_tree(tmp);
-        if (!path_exists(dir)) throw_errno("cannot rename to " + dir.string());
-      }
+      unpack_layer_dir(s, it->blob, dir);
     }
     mark_used(dir);  // for `dockless cache prune --keep-days`
     out.push_back(dir);
@@ -262,7 +256,8 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   sb.user = step.user;
   sb.network = step.network == StepNetwork::kNone ? Network::kNone : Network::kHost;
   sb.on_output = [&](std::string_view line) {
-    last.emplace_back(line);
+    // The error line quotes these: a megabyte-long output line must not make it one.
+    last.emplace_back(line.substr(0, kMaxQuotedLine));
     if (last.size() > kLastLines) last.pop_front();
     s.note("[" + step.name + "] " + std::string(line));
   };
