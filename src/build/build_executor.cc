@@ -69,15 +69,16 @@ class BuildExecutor {
     find_uv();
     hash_bind_mounts();
     key_environments();
-    check_lock();
+    if (!managed_python()) check_lock();  // before planning: a stale lock fails fast
     open_caches();
     hash_source();
     plan_layers();
     // uv runs over the steps at "base": those are made first.
-    std::size_t base_steps = s_.plan.base_step_count();
-    write_layers(0, base_steps);
+    std::size_t env_base = s_.plan.environment_base_count();
+    write_layers(0, env_base);
+    if (managed_python()) check_lock();  // needs the Python it checks with
     make_environments(s_);
-    write_layers(base_steps, s_.plan.slots.size());
+    write_layers(env_base, s_.plan.slots.size());
     list_layers();
     Descriptor manifest = assemble_image(s_);
     mark_image_used(s_, manifest);
@@ -125,14 +126,17 @@ class BuildExecutor {
       s_.warn("--arg " + name + " is used by no step, image.env or image.labels of " + s_.spec().file.string());
   }
 
-  /// Keys the spec accepts whose build is not written yet: one clear line,
-  /// rather than an image that silently lacks what was asked for.
+  bool managed_python() const {
+    return s_.spec().uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged;
+  }
+
+  /// What this isolation cannot do: one clear line, rather than an image
+  /// that silently lacks what was asked for.
   void refuse_unsupported() const {
-    const BuildSpec& spec = s_.spec();
-    std::string what;
-    if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
-      what = "uv.python = \"" + spec.uv.python + "\" (a uv-managed Python; give an interpreter path in the image)";
-    if (!what.empty()) throw Error(spec.file.string() + ": " + what + " is not supported by this dockless yet");
+    if (managed_python() && (opt().isolation == Isolation::kHost || opt().force_host))
+      throw Error(s_.spec().file.string() + ": uv.python = \"" + s_.spec().uv.python +
+                  "\" (a uv-managed Python) needs --isolation userns or chroot: with --isolation host, "
+                  "install it in the image and give its path");
   }
 
   void choose_platform() {
@@ -262,6 +266,8 @@ class BuildExecutor {
         return write_project_layer(s_, environment_of(slot), slot.name);
       case SlotKind::kStep:
         return run_step(s_, slot);
+      case SlotKind::kPython:
+        return write_python_layer(s_, slot.name);
     }
     throw Error("unknown layer slot " + slot.name);
   }
