@@ -75,21 +75,20 @@ std::vector<std::string> changed_lines(const std::string& a, const std::string& 
 
 }  // namespace
 
-TEST_CASE("a simple mirror with its files under its own path: two mappings", "[lock_mirror]") {
-  MirroredLock r = mirror_lock(kLock, {m("https://pypi.org/simple", "http://mirror.local/simple"),
-                                       m("https://files.pythonhosted.org/packages", "http://mirror.local/files")});
-  CHECK(r.rewritten == 3);
-  CHECK(r.text.find("source = { registry = \"http://mirror.local/simple\" }") != std::string::npos);
+TEST_CASE("a simple mirror with its files under its own path", "[lock_mirror]") {
+  MirroredLock r = mirror_lock(kLock, {m("https://files.pythonhosted.org/packages", "http://mirror.local/files")});
+  CHECK(r.rewritten == 2);
   CHECK(r.text.find("{ url = \"http://mirror.local/files/aa/bb/common_a-1.0.0.tar.gz\", hash = "
                     "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\", size = 1000 }") !=
         std::string::npos);
   CHECK(r.text.find("\"http://mirror.local/files/cc/dd/common_a-1.0.0-py3-none-any.whl\"") != std::string::npos);
-  // Only those three lines changed; the same number of lines, hashes as they were.
-  CHECK(changed_lines(kLock, r.text).size() == 3);
+  // Only those two lines changed; the same number of lines, hashes as they were.
+  CHECK(changed_lines(kLock, r.text).size() == 2);
   CHECK(count(r.text, "\n") == count(kLock, "\n"));
   for (const char* h : {"sha256:1111", "sha256:2222", "sha256:3333"}) CHECK(count(r.text, h) == 1);
-  // Prefixes of longer names are not boundaries: simple-evil, pythonhosted.org.evil.example.
-  CHECK(r.text.find("registry = \"https://pypi.org/simple-evil\"") != std::string::npos);
+  // The index URL stays: uv's cache of registry wheels is keyed by it.
+  CHECK(r.text.find("source = { registry = \"https://pypi.org/simple\" }") != std::string::npos);
+  // A prefix of a longer host name is not a boundary.
   CHECK(r.text.find("https://files.pythonhosted.org.evil.example/packages/evil") != std::string::npos);
   // The unmirrored evil wheel is named.
   REQUIRE(r.warnings.size() == 1);
@@ -100,19 +99,31 @@ TEST_CASE("a simple mirror with its files under its own path: two mappings", "[l
 TEST_CASE("a path-preserving proxy: one mapping per host, longest ORIGINAL first", "[lock_mirror]") {
   MirroredLock r =
       mirror_lock(kLock, {m("https://files.pythonhosted.org", "http://proxy:8081/repository/pypi"),
-                          m("https://pypi.org", "http://proxy:8081/repository/pypi-index"),
-                          m("https://pypi.org/simple-evil", "http://other/simple")});
+                          m("https://files.pythonhosted.org.evil.example/packages", "http://other/evil"),
+                          m("https://files.pythonhosted.org.evil.example", "http://other")});
   CHECK(r.text.find("\"http://proxy:8081/repository/pypi/packages/cc/dd/common_a-1.0.0-py3-none-any.whl\"") !=
         std::string::npos);
-  CHECK(r.text.find("registry = \"http://proxy:8081/repository/pypi-index/simple\"") != std::string::npos);
-  // The longer ORIGINAL wins over its prefix https://pypi.org.
-  CHECK(r.text.find("registry = \"http://other/simple\"") != std::string::npos);
-  CHECK(r.text.find("files.pythonhosted.org.evil.example") != std::string::npos);
-  CHECK(r.rewritten == 4);
+  CHECK(r.text.find("\"http://proxy:8081/repository/pypi/packages/aa/bb/common_a-1.0.0.tar.gz\"") !=
+        std::string::npos);
+  // The longer ORIGINAL wins over its prefix.
+  CHECK(r.text.find("url = \"http://other/evil/evil-2.0-py3-none-any.whl\"") != std::string::npos);
+  CHECK(r.rewritten == 3);
+  CHECK(changed_lines(kLock, r.text).size() == 3);
+  REQUIRE(r.warnings.size() == 1);  // http://other: shadowed by the longer one
+  CHECK(r.warnings[0] == "--index-mirror https://files.pythonhosted.org.evil.example: no URL in uv.lock starts with it");
+}
+
+TEST_CASE("an index URL as ORIGINAL rewrites nothing and says what to map", "[lock_mirror]") {
+  MirroredLock r = mirror_lock(kLock, {m("https://pypi.org/simple", "http://mirror/simple")});
+  CHECK(r.text == kLock);
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].find("--index-mirror https://pypi.org/simple: no URL in uv.lock starts with it (it is an "
+                           "index; uv downloads the files from their own URLs, such as "
+                           "https://files.pythonhosted.org/packages/") == 0);
 }
 
 TEST_CASE("an ORIGINAL that no URL of the lock starts with warns", "[lock_mirror]") {
-  MirroredLock r = mirror_lock(kLock, {m("https://pypi.org/simple", "http://mirror/simple"),
+  MirroredLock r = mirror_lock(kLock, {m("https://files.pythonhosted.org", "http://mirror/files"),
                                        m("https://files.pythonhosted", "http://mirror/files"),
                                        m("https://download.pytorch.org/whl", "http://mirror/torch")});
   std::vector<std::string> unused;

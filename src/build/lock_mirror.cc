@@ -44,8 +44,11 @@ struct Site {
   toml::source_region where;
 };
 
-/// Finds every `url` and `registry` string under `node`. `registry` is the
-/// package's source.registry once seen (for the "files not mirrored" warning).
+/// Finds every `url` string under `node` (sdist, wheels, source and
+/// requires-dist of a direct URL). `registry` values stay as they are: uv
+/// keys its cache of registry wheels by the index URL, so the shipped uv
+/// cache then serves the image's own uv.lock offline, as without a mirror;
+/// and `uv sync --frozen` downloads from the file URLs only.
 class LockWalker {
  public:
   explicit LockWalker(const std::vector<IndexMirror>& m) : mirrors(m), used(m.size(), 0) {}
@@ -55,12 +58,13 @@ class LockWalker {
       for (auto&& [k, v] : *t) walk(v, k.str());
     } else if (const auto* a = node.as_array()) {
       for (const auto& e : *a) walk(e, key);
-    } else if (const auto* s = node.as_string(); s && (key == "url" || key == "registry")) {
+    } else if (const auto* s = node.as_string(); s && key == "registry") {
+      registries.push_back(s->get());
+    } else if (const auto* s = node.as_string(); s && key == "url") {
       Site site{s->get(), mirror_url(s->get(), mirrors, &used), s->source()};
-      bool changed = site.replacement != site.value;
       values.push_back(site.replacement);
-      if (key == "url" && !changed) unmirrored.push_back(site.value);
-      if (changed) sites.push_back(std::move(site));
+      if (site.replacement == site.value) unmirrored.push_back(site.value);
+      else sites.push_back(std::move(site));
     }
   }
 
@@ -69,6 +73,7 @@ class LockWalker {
   std::vector<Site> sites;
   std::vector<std::string> unmirrored;  ///< file URLs no mirror covers
   std::vector<std::string> values;      ///< every URL, mirrored, in document order
+  std::vector<std::string> registries;  ///< source.registry values (never rewritten)
 };
 
 /// The byte offset of 1-based code-point column `column` in `line`.
@@ -207,9 +212,14 @@ MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirr
   if (check.values != w.values)
     throw Error(file + ": the mirrored copy does not hold the expected URLs; uv.lock left as it is");
   for (std::size_t i = 0; i < mirrors.size(); ++i) {
-    if (w.used[i] == 0)
-      out.warnings.push_back(mirrors[i].where + " " + shown(mirrors[i].original) + ": no URL in " + file +
-                             " starts with it");
+    if (w.used[i] != 0) continue;
+    std::string warning = mirrors[i].where + " " + shown(mirrors[i].original) + ": no URL in " + file + " starts with it";
+    bool an_index = std::any_of(w.registries.begin(), w.registries.end(),
+                                [&](const std::string& r) { return at_boundary(r, mirrors[i].original); });
+    if (an_index && !w.unmirrored.empty())
+      warning += " (it is an index; uv downloads the files from their own URLs, such as " +
+                 shown(w.unmirrored.front()) + ": map their prefix)";
+    out.warnings.push_back(warning);
   }
   if (out.rewritten > 0 && !w.unmirrored.empty())
     out.warnings.push_back(std::to_string(w.unmirrored.size()) + " download URL(s) of " + file +

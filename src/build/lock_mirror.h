@@ -2,8 +2,9 @@
 // `uv sync --frozen` downloads from the URLs written in uv.lock and ignores
 // the index settings, so the build gives uv a private copy of uv.lock whose
 // URLs start with the mirror's instead (bind-mounted read-only over the
-// project's uv.lock in the sandbox). Hashes stay as they are, and uv still
-// checks them; the user's uv.lock and every cache key stay the same (a
+// project's uv.lock in the sandbox). Only download URLs change (a PyPI
+// mirror maps https://files.pythonhosted.org, not https://pypi.org/simple);
+// hashes stay as they are, and uv still checks them; the user's uv.lock and every cache key stay the same (a
 // mirror is a route, not an input).
 #pragma once
 
@@ -51,8 +52,9 @@ struct MirroredLock {
   std::vector<std::string> warnings;  ///< an ORIGINAL that matched nothing; files left unmirrored
 };
 
-/// uv.lock's text with every `url` and `registry` value rewritten by
-/// `mirrors`; all other bytes as they were. `file` names it in errors.
+/// uv.lock's text with every `url` value (sdist, wheels, direct sources)
+/// rewritten by `mirrors`; all other bytes as they were, the index URLs of
+/// `source = { registry = ... }` included (see lock_mirror.cc). `file` names it in errors.
 /// Throws Error when the text is not TOML or a value cannot be rewritten.
 MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirror>& mirrors,
                          const std::string& file = "uv.lock");
