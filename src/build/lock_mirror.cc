@@ -216,9 +216,12 @@ MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirr
     std::string warning = mirrors[i].where + " " + shown(mirrors[i].original) + ": no URL in " + file + " starts with it";
     bool an_index = std::any_of(w.registries.begin(), w.registries.end(),
                                 [&](const std::string& r) { return at_boundary(r, mirrors[i].original); });
-    if (an_index && !w.unmirrored.empty())
-      warning += " (it is an index; uv downloads the files from their own URLs, such as " +
-                 shown(w.unmirrored.front()) + ": map their prefix)";
+    const std::string example = !w.unmirrored.empty() ? w.unmirrored.front()
+                                : !w.sites.empty()     ? w.sites.front().value
+                                                       : "";
+    if (an_index && !example.empty())
+      warning += " (it is an index; uv downloads the files from their own URLs, such as " + shown(example) +
+                 ": map their prefix)";
     out.warnings.push_back(warning);
   }
   if (out.rewritten > 0 && !w.unmirrored.empty())
