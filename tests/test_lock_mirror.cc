@@ -120,7 +120,6 @@ TEST_CASE("an index URL as ORIGINAL rewrites nothing and says what to map", "[lo
   CHECK(r.warnings[0].find("--index-mirror https://pypi.org/simple: no URL in uv.lock starts with it (it is an "
                            "index; uv downloads the files from their own URLs, such as "
                            "https://files.pythonhosted.org/packages/") == 0);
-}
   // Also when every file URL is mirrored: the example is a locked one.
   MirroredLock all = mirror_lock(kLock, {m("https://pypi.org/simple", "http://mirror/simple"),
                                          m("https://files.pythonhosted.org", "http://mirror/f"),
@@ -128,6 +127,7 @@ TEST_CASE("an index URL as ORIGINAL rewrites nothing and says what to map", "[lo
   REQUIRE(all.warnings.size() == 1);
   CHECK(all.warnings[0].find("such as https://files.pythonhosted.org/packages/aa/bb/common_a-1.0.0.tar.gz: map "
                              "their prefix)") != std::string::npos);
+}
 
 TEST_CASE("an ORIGINAL that no URL of the lock starts with warns", "[lock_mirror]") {
   MirroredLock r = mirror_lock(kLock, {m("https://files.pythonhosted.org", "http://mirror/files"),
