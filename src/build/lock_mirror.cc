@@ -235,7 +235,8 @@ std::filesystem::path prepare_mirrored_lock(const std::filesystem::path& lock,
                                             const std::filesystem::path& dir,
                                             const std::function<void(const std::string&)>& note,
                                             const std::function<void(const std::string&)>& warn) {
-  if (mirrors.empty()) return {};
+  std::error_code ec;
+  if (mirrors.empty() || !std::filesystem::exists(lock, ec)) return {};  // no uv.lock: no uv sync either
   MirroredLock m = mirror_lock(read_file(lock), mirrors, "uv.lock");
   for (const auto& w : m.warnings) warn(w);
   std::filesystem::path out = dir / "index-mirror" / "uv.lock";

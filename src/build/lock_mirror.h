@@ -59,7 +59,7 @@ struct MirroredLock {
 MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirror>& mirrors,
                          const std::string& file = "uv.lock");
 
-/// For a build: with no mirrors, "". Else reads `lock`, writes its mirrored
+/// For a build: with no mirrors (or no uv.lock), "". Else reads `lock`, writes its mirrored
 /// copy to DIR/index-mirror/uv.lock (atomically), tells `note` how many URLs
 /// go to a mirror and `warn` each warning, and returns the copy's path.
 std::filesystem::path prepare_mirrored_lock(const std::filesystem::path& lock,
