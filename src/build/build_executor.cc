@@ -11,6 +11,7 @@
 #include "src/build/build_outputs.h"
 #include "src/build/build_state.h"
 #include "src/build/env_builder.h"
+#include "src/build/lock_mirror.h"
 #include "src/build/project_layer.h"
 #include "src/build/step_inputs.h"
 #include "src/build/step_runner.h"
@@ -186,6 +187,10 @@ class BuildExecutor {
     s_.host_uv_cache = s_.cache_dir / "uv" /
                        (platform_dir + "-uv" + (s_.uv.short_version.empty() ? "none" : s_.uv.short_version));
     collect_passthrough_env(s_.passthrough, s_.extra_binds);
+    // A route, not an input: the keys below read the project's own uv.lock.
+    s_.mirrored_lock = prepare_mirrored_lock(
+        s_.source.project_root / "uv.lock", merge_index_mirrors(s_.spec().uv.index_mirrors, opt().index_mirrors),
+        s_.work_dir, [&](const std::string& l) { s_.note(l); }, [&](const std::string& w) { s_.warn(w); });
     inputs_.platform = s_.platform.str();
     inputs_.base_digest = s_.base.image.top.digest.str();
     inputs_.uv_sha = s_.uv.sha;

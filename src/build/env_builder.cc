@@ -83,6 +83,7 @@ UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
   c.source_date_epoch = s.clamp;
   c.passthrough_env = s.passthrough;
   c.extra_binds = s.extra_binds;
+  c.mirrored_lock = s.mirrored_lock;
   c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
   return c;
 }

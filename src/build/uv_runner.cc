@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file_util.h"
 #include "base/process.h"
+#include "src/build/lock_mirror.h"
 
 extern char** environ;
 
@@ -94,6 +95,21 @@ void add_project_binds(const UvRunnerConfig& c, const UvEnvironment& env, const 
   binds.push_back({env.host_dir, env.image_path, false});
 }
 
+/// The mirrored uv.lock over the project's (after the project's binds).
+void add_mirrored_lock(const UvRunnerConfig& c, std::vector<BindMount>& binds) {
+  if (c.mirrored_lock.empty()) return;
+  std::string dest = c.image_project_dir;
+  binds.push_back({c.mirrored_lock, (dest.empty() || dest.back() != '/' ? dest + "/" : dest) + "uv.lock", true});
+}
+
+/// A failed download as one line (package and URL), with a hint when no
+/// mirror was given.
+std::string download_reason(const UvRunnerConfig& c, const UvDownloadFailure& failure) {
+  std::string line = failure.line();
+  if (line.empty() || !c.mirrored_lock.empty()) return line;
+  return line + " (the URL uv.lock names; --index-mirror ORIGINAL=MIRROR fetches it from a mirror)";
+}
+
 /// One uv command in the sandbox; `what` names it in the error ("venv main").
 void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::string& step,
               const std::vector<std::string>& argv, const std::vector<std::string>& vars,
@@ -114,13 +130,16 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   std::filesystem::remove_all(view, ec);
   add_project_binds(c, env, view, s.binds);
   for (const auto& b : c.extra_binds) s.binds.push_back(b);
+  add_mirrored_lock(c, s.binds);
   s.argv = argv;
   s.env = vars;
   s.workdir = c.image_project_dir;
   std::string prefix = "[" + env.name + "] ";
   std::string reason;  // uv's own "error: ..." line, for the one-line message
+  UvDownloadFailure download;
   s.on_output = [&](std::string_view line) {
     if (line.rfind("error:", 0) == 0 && reason.empty()) reason = std::string(line);
+    download.feed(line);
     if (c.on_output) c.on_output(prefix + std::string(line));
   };
   // How the sandbox was made when the first choice was refused (overlay, a
@@ -131,6 +150,9 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   int status = run_in_sandbox(s);
   std::filesystem::remove_all(s.scratch, ec);
   std::filesystem::remove_all(view, ec);
+  // A download uv could not make: the package and the URL say it all.
+  if (status != 0 && !download_reason(c, download).empty())
+    throw Error(what + ": " + download_reason(c, download));
   if (status != 0) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;

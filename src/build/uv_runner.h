@@ -47,6 +47,10 @@ struct UvRunnerConfig {
   std::vector<std::string> passthrough_env;
   /// Host files to make visible (a CA bundle named by SSL_CERT_FILE...).
   std::vector<BindMount> extra_binds;
+  /// A copy of uv.lock with mirrored URLs (lock_mirror.h), mounted read-only
+  /// over the project's uv.lock for `uv sync`; "" = none. check_lock leaves
+  /// it out: uv would take the changed registry URLs for a stale lock.
+  std::filesystem::path mirrored_lock;
   /// Each output line of uv, already prefixed with the environment name.
   std::function<void(std::string_view)> on_output;
 };
