@@ -19,6 +19,7 @@
 #include "src/cache/last_used.h"
 #include "src/sandbox/host_tools.h"
 #include "src/sandbox/layer_stack.h"
+#include "src/sandbox/unmapped_ids.h"
 
 namespace dockless {
 
@@ -239,6 +240,7 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   fs::create_directories(scratch);
   StepMounts mounts = step_mounts(s, step, scratch);
   std::deque<std::string> last;
+  UnmappedIdScanner ids;
   SandboxSpec sb;
   sb.isolation = s.opt.isolation;
   sb.force_host = s.opt.force_host;
@@ -259,17 +261,25 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
     // The error line quotes these: a megabyte-long output line must not make it one.
     last.emplace_back(line.substr(0, kMaxQuotedLine));
     if (last.size() > kLastLines) last.pop_front();
+    ids.line(line);
     s.note("[" + step.name + "] " + std::string(line));
   };
   sb.on_note = [&](std::string_view note) { s.note("[" + step.name + "] " + std::string(note)); };
   fs::create_directories(sb.scratch);
   auto t = Clock::now();
   SandboxResult r = run_sandbox(sb);
+  if (r.status != 0 && r.single_id_map && ids.found())
+    throw Error(unmapped_id_message(sb, step.name, "failed with exit code " + std::to_string(r.status),
+                                    *ids.found(), r.uid_map));
   if (r.status != 0) throw Error(failure_message(step, r, last));
   s.note("step \"" + step.name + "\" ran in " + format_seconds(seconds_since(t)));
-  if (r.single_id_map)
+  if (r.single_id_map) {
+    // Its layer would give root what belongs to another user: no layer.
+    if (auto id = unmapped_home_owner(sb))
+      throw Error(unmapped_id_message(sb, step.name, "made a directory another user must own", *id, r.uid_map));
     s.warn("step \"" + step.name + "\" ran with one user id mapped (no /etc/subuid and /etc/subgid range "
            "for this user, or no newuidmap): every file it wrote is owned by root in its layer");
+  }
   LayerBlob blob = write_change_layer(s, r, sb.upper_dir, sb.lower_layers);
   keep_layer_dir(s, r, sb.upper_dir, blob);
   remove_tree(scratch);
