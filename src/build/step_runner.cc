@@ -268,14 +268,19 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   fs::create_directories(sb.scratch);
   auto t = Clock::now();
   SandboxResult r = run_sandbox(sb);
-  if (r.status != 0 && r.single_id_map && ids.found())
-    throw Error(unmapped_id_message(sb, step.name, "failed with exit code " + std::to_string(r.status),
-                                    *ids.found(), r.uid_map));
+  if (r.status != 0 && r.single_id_map && ids.found()) {
+    UnmappedId id = *ids.found();
+    // chown does not say which id: a user the step added is the likely one.
+    if (auto added = unmapped_new_user(sb, false); id.id.empty() && added)
+      id = {added->id, added->context.substr(0, added->context.size() - 1) + "; " + id.context + ")", false};
+    throw Error(unmapped_id_message(sb, step.name, "failed with exit code " + std::to_string(r.status), id,
+                                    r.uid_map));
+  }
   if (r.status != 0) throw Error(failure_message(step, r, last));
   s.note("step \"" + step.name + "\" ran in " + format_seconds(seconds_since(t)));
   if (r.single_id_map) {
     // Its layer would give root what belongs to another user: no layer.
-    if (auto id = unmapped_home_owner(sb))
+    if (auto id = unmapped_new_user(sb, true))
       throw Error(unmapped_id_message(sb, step.name, "made a directory another user must own", *id, r.uid_map));
     s.warn("step \"" + step.name + "\" ran with one user id mapped (no /etc/subuid and /etc/subgid range "
            "for this user, or no newuidmap): every file it wrote is owned by root in its layer");

@@ -78,7 +78,7 @@ void UnmappedIdScanner::line(std::string_view line) {
   }
 }
 
-std::optional<UnmappedId> unmapped_home_owner(const SandboxSpec& spec) {
+std::optional<UnmappedId> unmapped_new_user(const SandboxSpec& spec, bool with_home) {
   std::string before = read_or_empty(find_in_stack(spec.lower_layers, spec.rootfs, "etc/passwd"));
   std::string after = read_or_empty(find_in_stack(after_stack(spec), spec.rootfs, "etc/passwd"));
   if (before == after) return std::nullopt;
@@ -86,8 +86,9 @@ std::optional<UnmappedId> unmapped_home_owner(const SandboxSpec& spec) {
   for (const auto& f : passwd_records(before))
     if (!f.empty()) known.insert(f[0]);
   for (const auto& f : passwd_records(after)) {
-    if (f.size() < 6 || known.count(f[0]) || f[2] == "0" || f[5].size() < 2 || f[5][0] != '/')
-      continue;
+    if (f.size() < 6 || known.count(f[0]) || f[2] == "0") continue;
+    if (!with_home) return UnmappedId{"uid " + f[2], "(user " + f[0] + ", added by the step)", false};
+    if (f[5].size() < 2 || f[5][0] != '/') continue;
     std::string home = f[5].substr(1);
     // A home the step made (not one the image had) holds files that are the user's.
     struct stat st;

@@ -34,10 +34,10 @@ class UnmappedIdScanner {
 };
 
 /// After a step ran with one id mapped: a user the step added (in its
-/// /etc/passwd, not in the one before) whose home directory the step made,
-/// which then belongs to root instead of the user. Reads spec.upper_dir,
-/// spec.lower_layers and spec.rootfs.
-std::optional<UnmappedId> unmapped_home_owner(const SandboxSpec& spec);
+/// /etc/passwd, not in the one before); `with_home`: only one whose home
+/// directory the step made, which then belongs to root instead of the user.
+/// Reads spec.upper_dir, spec.lower_layers and spec.rootfs.
+std::optional<UnmappedId> unmapped_new_user(const SandboxSpec& spec, bool with_home);
 
 /// The error line: `step "NAME" WHAT: it needs uid 42 (_apt, ...), which
 /// this sandbox cannot map ...; HINT` (subuid ranges; apt's
