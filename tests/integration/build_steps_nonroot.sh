@@ -63,17 +63,18 @@ steps_shared_checks
 section "as $U1: the build's own view"
 check_eq "no 'one user id mapped' warning (the ranges were used)" "" "$(grep -i 'one user id' "$W/b1.err" || true)"
 check_eq "nothing in $U1's cache dir is root's (the build ran as $U1)" "" "$(find "$CACHE" -uid 0 -print | head -n 5)"
-# A failing step after apt left _apt's 0700 dirs: they must go too.
-sed -n '1,/^mounts = \[{ type = "cache"/p' "$PROJ/dockless.toml" >"$W/fail.toml"
-cat >>"$W/fail.toml" <<'EOF'
+# A failing step after apt left _apt's 0700 dirs: they must go too. (A spec
+# given with -f makes its dir the project: it goes in the project.)
+sed -n '1,/^mounts = \[{ type = "cache"/p' "$PROJ/dockless.toml" >"$PROJ/fail.toml"
+cat >>"$PROJ/fail.toml" <<'EOF'
 
 [[step]]
 name = "fails after apt"
 run = "mkdir -p /var/lib/apt/lists/partial/x && chown -R _apt /var/lib/apt/lists/partial && chmod 0700 /var/lib/apt/lists/partial && echo giving up && exit 4"
 EOF
-chown "$U1:$U1" "$W/fail.toml"
+chown "$U1:$U1" "$PROJ/fail.toml"
 check_fails "as $U1: a step that fails after making _apt's 0700 dir" "$W/e-fail" 1 'fails after apt' 'exit code 4' -- \
-  "$PROJ" -f "$W/fail.toml" --output "oci:$W/o-fail:latest" "${COMMON[@]}"
+  "$PROJ" -f "$PROJ/fail.toml" --output "oci:$W/o-fail:latest" "${COMMON[@]}"
 check_no_work "after the failed step as $U1" "$CACHE"
 
 # ---------------------------------------------------------------- one id
@@ -94,15 +95,15 @@ solo_spec() {
 }
 APT_LIST="echo 'deb [trusted=yes] http://127.0.0.1:$REPO_PORT/ ./' > /etc/apt/sources.list.d/local.list"
 APT_OPTS="-o Dir::Etc::sourcelist=/etc/apt/sources.list.d/local.list -o Dir::Etc::sourceparts=-"
-solo_spec "echo root-only > /opt/root-only && mkdir /opt/d && ln -s root-only /opt/link" >"$W2/root.toml"
-solo_spec "$APT_LIST && apt-get $APT_OPTS update" >"$W2/apt.toml"
-solo_spec "useradd -m -u 1234 alice" >"$W2/home.toml"
-solo_spec "echo ok > /opt/ok" "useradd -u 1235 bob && echo x > /opt/x && chown bob /opt/x" >"$W2/chown.toml"
-solo_spec "$APT_LIST && apt-get $APT_OPTS -o APT::Sandbox::User=root update && apt-get $APT_OPTS -o APT::Sandbox::User=root install -y --no-install-recommends jq-standin" >"$W2/apt-root.toml"
+solo_spec "echo root-only > /opt/root-only && mkdir /opt/d && ln -s root-only /opt/link" >"$W2/proj/root.toml"
+solo_spec "$APT_LIST && apt-get $APT_OPTS update" >"$W2/proj/apt.toml"
+solo_spec "useradd -m -u 1234 alice" >"$W2/proj/home.toml"
+solo_spec "echo ok > /opt/ok" "useradd -u 1235 bob && echo x > /opt/x && chown bob /opt/x" >"$W2/proj/chown.toml"
+solo_spec "$APT_LIST && apt-get $APT_OPTS -o APT::Sandbox::User=root update && apt-get $APT_OPTS -o APT::Sandbox::User=root install -y --no-install-recommends jq-standin" >"$W2/proj/apt-root.toml"
 chown -R "$U2:$U2" "$W2"
 RUN_AS=(as_user "$U2")
 
-check_build "as $U2: a step that writes only root's files" "$W2/b-root" "$W2/proj" -f "$W2/root.toml" \
+check_build "as $U2: a step that writes only root's files" "$W2/b-root" "$W2/proj" -f "$W2/proj/root.toml" \
   --output "oci:$W2/out-root:latest" --cache-dir "$C2"
 check_contains "as $U2: a warning that only one id was mapped" "$(grep -i warning "$W2/b-root.err" || true)" "one user id mapped"
 podman_run "oci:$W2/out-root:latest" bash -c 'echo "$(cat /opt/root-only) $(stat -c %u:%g /opt/d) $(readlink /opt/link)"' \
@@ -114,7 +115,7 @@ cache_state() { (cd "$C2" && find layers blobs layer-dirs -mindepth 1 -maxdepth 
 BEFORE=$(cache_state)
 check_fails "as $U2: apt-get update (apt drops to _apt, uid 42)" "$W2/e-apt" 1 \
   'step "s1"' 'uid 42' '_apt' 'APT::Sandbox::User "root"' 'subuid' -- \
-  "$W2/proj" -f "$W2/apt.toml" --output "oci:$W2/o-apt:latest" --cache-dir "$C2"
+  "$W2/proj" -f "$W2/proj/apt.toml" --output "oci:$W2/o-apt:latest" --cache-dir "$C2"
 check_eq "as $U2: the failed apt step is one line (no quoted output after it)" 1 "$(grep -c '^dockless: error:' "$W2/e-apt.err")"
 check_no_work "after the apt step as $U2" "$C2"
 check_eq "after the apt step as $U2: nothing new in the cache's layers, blobs, layer dirs" "$BEFORE" "$(cache_state)"
@@ -122,17 +123,17 @@ check "after the apt step as $U2: no output written" test ! -e "$W2/o-apt/index.
 
 check_fails "as $U2: useradd -m (a home that must be uid 1234's)" "$W2/e-home" 1 \
   'step "s1"' 'uid 1234' '/home/alice' 'subuid' -- \
-  "$W2/proj" -f "$W2/home.toml" --output "oci:$W2/o-home:latest" --cache-dir "$C2"
+  "$W2/proj" -f "$W2/proj/home.toml" --output "oci:$W2/o-home:latest" --cache-dir "$C2"
 check_no_work "after the useradd step as $U2" "$C2"
 check_eq "after the useradd step as $U2: nothing new in the cache" "$BEFORE" "$(cache_state)"
 
 check_fails "as $U2: chown to a user the step added" "$W2/e-chown" 1 \
   'step "s2"' 'uid 1235' 'bob' 'chown' 'subuid' -- \
-  "$W2/proj" -f "$W2/chown.toml" --output "oci:$W2/o-chown:latest" --cache-dir "$C2"
+  "$W2/proj" -f "$W2/proj/chown.toml" --output "oci:$W2/o-chown:latest" --cache-dir "$C2"
 check_no_work "after the chown step as $U2" "$C2"
 check "after the chown step as $U2: no output written" test ! -e "$W2/o-chown/index.json"
 
-check_build "as $U2: the apt step with the hint (-o APT::Sandbox::User=root)" "$W2/b-apt" "$W2/proj" -f "$W2/apt-root.toml" \
+check_build "as $U2: the apt step with the hint (-o APT::Sandbox::User=root)" "$W2/b-apt" "$W2/proj" -f "$W2/proj/apt-root.toml" \
   --output "oci:$W2/out-apt:latest" --cache-dir "$C2"
 podman_run "oci:$W2/out-apt:latest" jq-standin >"$W2/p-apt.txt" 2>"$W2/p-apt.err" ||
   failed "podman run oci:$W2/out-apt:latest jq-standin" "$(tail -n 5 "$W2/p-apt.err")"
