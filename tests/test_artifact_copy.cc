@@ -237,6 +237,9 @@ TEST_CASE("--referrers follows the tag schema and keeps it at a registry without
         CHECK(m.ref_name().empty());
         CHECK_FALSE(m.artifact_type.empty());
       }
+    // A second copy into the layout lists each referrer once.
+    CHECK(s.copy("reg.test/app:1", "oci:" + dir.string() + ":1", true) == g.img.digest());
+    CHECK(OciLayout::open(dir).read_index().manifests.size() == 4);
     // oci:DIR without a tag still names the image, not a referrer.
     s.registry.referrers_api = true;
     CHECK(s.copy("oci:" + dir.string(), "reg.test/api:1", true) == g.img.digest());
