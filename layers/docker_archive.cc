@@ -21,6 +21,7 @@
 #include "base/file_util.h"
 #include "layers/archive_handle.h"
 #include "layers/byte_sink.h"
+#include "oci/content_graph.h"
 #include "oci/image_config.h"
 #include "oci/image_index.h"
 #include "oci/json_util.h"
@@ -734,6 +735,10 @@ void write_archive_tar(TarOut& tar, const BlobStore& store, const ArchiveContent
 
 void write_docker_archive(const std::filesystem::path& file, const BlobStore& store,
                           const Descriptor& manifest, const std::vector<std::string>& repo_tags) {
+  // Refused before anything is written: `docker load` takes only images.
+  if (media_type::is_manifest(manifest.media_type) && !is_image_manifest(store.read(manifest.digest)))
+    throw Error("cannot write docker-archive " + file.string() + ": " + manifest.digest.str() +
+                " is an artifact, not an image; copy it to oci:DIR or a registry");
   try {
     const ArchiveContent content = archive_content(store, manifest, repo_tags);
     AtomicFile out(file);

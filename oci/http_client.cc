@@ -87,6 +87,9 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
         if (t->request->on_body_start) t->request->on_body_start(status, t->response.headers);
       }
       (*t->sink)(data, len);
+    } else if (status >= 200 && status < 300 && t->request->max_body != 0 &&
+               t->response.body.size() + len > t->request->max_body) {
+      throw Error("response body larger than " + std::to_string(t->request->max_body) + " bytes");
     } else if (t->response.body.size() < kMaxErrorBody || (status >= 200 && status < 300)) {
       t->response.body.append(data, len);
     }

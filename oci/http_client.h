@@ -34,6 +34,9 @@ struct HttpRequest {
   /// Called once before the first body byte of a 2xx answer goes to the
   /// sink, with the status and headers (a resumed download checks 206).
   std::function<void(long status, const HttpHeaders& headers)> on_body_start;
+  /// The most bytes a 2xx body held in memory may have (0: no bound):
+  /// manifests are bounded so a hostile registry cannot fill memory.
+  std::uint64_t max_body = 0;
   /// TLS for this request's host.
   bool verify_tls = true;
   std::string extra_ca_pem;  ///< added to the system's CA bundle

@@ -110,8 +110,10 @@ void OciLayout::set_tag(Descriptor manifest, const std::string& tag) const {
   ImageIndex idx = read_index();
   if (idx.media_type.empty()) idx.media_type = std::string(media_type::kOciIndex);
   std::vector<Descriptor> kept;
+  // An untagged entry (a referrer) is listed once per digest.
   for (auto& m : idx.manifests)
-    if (tag.empty() || m.ref_name() != tag) kept.push_back(std::move(m));
+    if (tag.empty() ? (!m.ref_name().empty() || m.digest != manifest.digest) : m.ref_name() != tag)
+      kept.push_back(std::move(m));
   if (!tag.empty()) manifest.annotations[kRefNameKey] = tag;
   kept.push_back(std::move(manifest));
   idx.manifests = std::move(kept);

@@ -40,6 +40,7 @@ class OciLayout {
 
   /// Points `tag` at `manifest` in index.json (replacing what had that tag),
   /// atomically and under a lock, so concurrent taggers never lose an entry.
+  /// An empty tag adds an untagged entry (a referrer), once per digest.
   /// The manifest's blobs must already be stored.
   void set_tag(Descriptor manifest, const std::string& tag) const;
 

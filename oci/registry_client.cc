@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "oci/content_graph.h"
 #include "oci/json_util.h"
 #include "oci/media_types.h"
 #include "oci/url.h"
@@ -80,9 +81,13 @@ ManifestData RegistryClient::get_manifest(const std::string& repo, const std::st
     HttpRequest req;
     req.url = base + "/v2/" + repo + "/manifests/" + ref;
     req.headers.emplace_back("Accept", std::string(media_type::kManifestAccept));
+    req.max_body = kMaxManifestBytes;
     return req;
   });
   if (r.status != 200) fail(what, r);
+  if (r.body.size() > kMaxManifestBytes)
+    throw Error("registry " + registry() + ": " + what + ": manifest larger than " +
+                std::to_string(kMaxManifestBytes) + " bytes");
   ManifestData m;
   m.bytes = std::move(r.body);
   m.digest = sha256_of(m.bytes);
@@ -131,7 +136,8 @@ std::optional<Descriptor> RegistryClient::head_manifest(const std::string& repo,
 }
 
 Digest RegistryClient::put_manifest(const std::string& repo, const std::string& ref,
-                                    const std::string& bytes, const std::string& media_type) {
+                                    const std::string& bytes, const std::string& media_type,
+                                    std::string* oci_subject) {
   std::string what = "push manifest " + repo + (ref.rfind("sha256:", 0) == 0 ? "@" : ":") + ref;
   Digest digest = sha256_of(bytes);
   HttpResponse r = transport_.send(
@@ -148,6 +154,7 @@ Digest RegistryClient::put_manifest(const std::string& repo, const std::string& 
     if (sent->rfind("sha256:", 0) == 0 && *sent != digest.str())
       throw Error("registry " + registry() + ": " + what + ": registry stored digest " + *sent +
                   ", expected " + digest.str());
+  if (oci_subject != nullptr) *oci_subject = r.header("OCI-Subject").value_or("");
   return digest;
 }
 

@@ -41,8 +41,19 @@ class RegistryClient {
   std::optional<Descriptor> head_manifest(const std::string& repo, const std::string& ref);
 
   /// PUT a manifest under `ref` (tag or digest); returns its digest.
+  /// `oci_subject`, when given, receives the OCI-Subject header of the
+  /// answer: a registry sends it when its referrers API indexed the subject.
   Digest put_manifest(const std::string& repo, const std::string& ref, const std::string& bytes,
-                      const std::string& media_type);
+                      const std::string& media_type, std::string* oci_subject = nullptr);
+
+  /// The referrers API (GET /v2/NAME/referrers/DIGEST): the referrers of
+  /// `subject`, or nullopt when the registry has no such API (404, 400,
+  /// 405). Bounded like a manifest. In oci/registry_referrers.cc.
+  std::optional<std::vector<Descriptor>> referrers_api(const std::string& repo, const Digest& subject);
+
+  /// GET a manifest or index like get_manifest, nullopt on 404 (a
+  /// referrers tag that does not exist yet).
+  std::optional<ManifestData> find_manifest(const std::string& repo, const std::string& ref);
 
   bool blob_exists(const std::string& repo, const Digest& digest);
 

@@ -1,6 +1,10 @@
 #include "tests/fake_registry.h"
 
 #include <cctype>
+#include <set>
+
+#include "oci/media_types.h"
+#include "oci/referrers.h"
 
 namespace dockless::test {
 
@@ -109,6 +113,8 @@ FakeResponse FakeRegistry::answer(const RecordedRequest& r) {
     path.resize(q);
   }
   if (path == "/v2/") return answer_with(200);
+  if (auto at = path.rfind("/referrers/"); at != std::string::npos && r.method == "GET")
+    return answer_referrers(path.substr(4, at - 4), path.substr(at + 11));
   if (auto at = path.rfind("/manifests/"); at != std::string::npos)
     return answer_manifest(r, path.substr(4, at - 4), path.substr(at + 11));
   if (auto at = path.find("/blobs/uploads/"); at != std::string::npos)
@@ -130,7 +136,10 @@ FakeResponse FakeRegistry::answer_manifest(const RecordedRequest& r, const std::
     std::string digest = sha256_of(r.body).str();
     Manifest m{r.body, r.header("Content-Type").value_or("")};
     manifests_[repo][ref] = manifests_[repo][digest] = m;
-    return answer_with(201, {{"Docker-Content-Digest", digest}});
+    HttpHeaders headers = {{"Docker-Content-Digest", digest}};
+    if (referrers_api)
+      if (auto subject = subject_of(r.body)) headers.emplace_back("OCI-Subject", subject->str());
+    return answer_with(201, headers);
   }
   auto it = manifests_[repo].find(ref);
   if (it == manifests_[repo].end())
@@ -141,6 +150,20 @@ FakeResponse FakeRegistry::answer_manifest(const RecordedRequest& r, const std::
                       {"Content-Length", std::to_string(m.bytes.size())},
                       {"Docker-Content-Digest", sha256_of(m.bytes).str()}},
                      m.bytes);
+}
+
+FakeResponse FakeRegistry::answer_referrers(const std::string& repo, const std::string& digest) {
+  if (!referrers_api) return answer_with(404, {}, "404 page not found");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::string> index;
+  std::set<std::string> listed;
+  for (const auto& [ref, m] : manifests_[repo]) {
+    auto subject = subject_of(m.bytes);
+    if (!subject || subject->str() != digest || !listed.insert(sha256_of(m.bytes).str()).second) continue;
+    if (auto more = add_referrer(index, referrer_descriptor(m.bytes, m.media_type))) index = more;
+  }
+  if (!index) index = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})";
+  return answer_with(200, {{"Content-Type", std::string(media_type::kOciIndex)}}, *index);
 }
 
 FakeResponse FakeRegistry::new_session(const std::string& repo) {

@@ -49,6 +49,10 @@ class FakeRegistry {
   std::optional<std::string> manifest(const std::string& repo, const std::string& ref) const;
   /// False: mount requests open an upload session instead (202).
   bool allow_mounts = true;
+  /// True: GET /v2/NAME/referrers/DIGEST lists the manifests whose subject
+  /// is DIGEST, and a PUT of one answers OCI-Subject. False: 404, as
+  /// distribution 2.8.
+  bool referrers_api = false;
   /// The registry's answer, for a test's route that wraps it.
   FakeResponse answer(const RecordedRequest& request);
 
@@ -60,6 +64,7 @@ class FakeRegistry {
   FakeResponse answer_upload(const RecordedRequest& r, const std::string& repo, const std::string& id,
                              const std::map<std::string, std::string>& query);
   FakeResponse new_session(const std::string& repo);
+  FakeResponse answer_referrers(const std::string& repo, const std::string& digest);
 
   std::string base_;
   mutable std::mutex mu_;

@@ -57,7 +57,7 @@ struct RegistryArgs {
   int jobs = 4;
   int retries = 3;
   std::string progress = "auto";
-  bool quiet = false, all_platforms = false;
+  bool quiet = false, all_platforms = false, referrers = false;
 };
 
 constexpr const char* kProgressHelp =
@@ -83,8 +83,8 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--ca-cert", a.ca_cert, "PEM file of a CA to trust besides the system's");
   cmd->add_option("--authfile", a.authfile, "Credentials file (containers auth.json or docker config.json)");
   cmd->add_option("--creds", a.creds, "USER:PASS for every registry (or DOCKLESS_USERNAME/DOCKLESS_PASSWORD)");
-  cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (default: this machine's)");
-  cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index");
+  cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (copy/pull/push: default the whole index)");
+  cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index (copy/pull/push: the default)");
   cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers (default 4)");
   cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
@@ -92,6 +92,12 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   add_progress_option(cmd, a.progress);
   cmd->add_option("--report", a.report, "Write a JSON report of every blob transferred, mounted or skipped");
   add_cache_dir_option(cmd, a.cache_dir);
+}
+
+/// What copy, pull and push add to the registry options.
+void add_copy_options(CLI::App* cmd, RegistryArgs& a) {
+  cmd->add_flag("--referrers", a.referrers,
+                "Bring the referrers (SBOMs, signatures) of the copied manifests along");
 }
 
 std::uint64_t parse_size(const std::string& text, const char* option) {
@@ -246,21 +252,24 @@ void add_inspect_command(CLI::App& app, Commands& c) {
 
 // code-limits: table
 void add_transfer_commands(CLI::App& app, Commands& c) {
-  c.pull = app.add_subcommand("pull", "Pull an image from a registry");
+  c.pull = app.add_subcommand("pull", "Pull an image, index or artifact from a registry");
   c.pull->add_option("reference", c.pull_ref, "Image reference, e.g. localhost:5000/app:1")->required();
   c.pull->add_option("-o,--output", c.pull_output, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
   add_registry_options(c.pull, c.pull_args);
+  add_copy_options(c.pull, c.pull_args);
 
-  c.push = app.add_subcommand("push", "Push an image to a registry");
+  c.push = app.add_subcommand("push", "Push an image, index or artifact to a registry");
   c.push->add_option("source", c.push_src, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
   c.push->add_option("reference", c.push_ref, "Destination, e.g. localhost:5000/app:1")->required();
   add_registry_options(c.push, c.push_args);
+  add_copy_options(c.push, c.push_args);
 
   c.copy = app.add_subcommand(
-      "copy", "Copy an image between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
+      "copy", "Copy an image, index or artifact between oci:DIR[:TAG], docker-archive:FILE[:REF] and [docker://]REF");
   c.copy->add_option("source", c.copy_src, "Where the image is")->required();
   c.copy->add_option("destination", c.copy_dst, "Where it goes")->required();
   add_registry_options(c.copy, c.copy_args);
+  add_copy_options(c.copy, c.copy_args);
 }
 
 // code-limits: table
@@ -332,12 +341,20 @@ ProgressStyle progress_style(const RegistryArgs& args) {
 // stdout, often the same terminal: a later redraw would erase the digest.
 int run_copy_command(const std::string& src, const std::string& dst, const RegistryArgs& args) {
   TransferOptions options = to_transfer_options(args);
+  // An index is copied whole (every child, same digest), as crane does;
+  // --platform picks one manifest, as skopeo does without --all. A
+  // docker-archive holds one image: this machine's platform by default.
+  if (args.all_platforms && !args.platform.empty())
+    throw UsageError("--platform and --all-platforms exclude each other");
+  const ImageLocation dst_location = ImageLocation::parse(dst);
+  options.all_platforms = args.platform.empty() && !dst_location.is_archive();
+  options.referrers = args.referrers;
   ProgressStyle style = progress_style(args);
   CacheLock in_use = CacheLock::shared(options.cache_dir);
   Digest d = [&] {
     ProgressPrinter printer(style, stderr);
     options.progress = &printer;
-    return run_copy(ImageLocation::parse(src), ImageLocation::parse(dst), options);
+    return run_copy(ImageLocation::parse(src), dst_location, options);
   }();
   std::cout << d.str() << "\n";
   return 0;

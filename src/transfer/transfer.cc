@@ -3,11 +3,13 @@
 #include "layers/docker_archive.h"
 #include "base/error.h"
 #include "base/file_util.h"
+#include "oci/content_graph.h"
 #include "oci/image_config.h"
 #include "oci/json_util.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/oci_conversion.h"
+#include "oci/referrers.h"
 #include "base/parallel.h"
 
 namespace dockless {
@@ -21,36 +23,28 @@ std::string short_label(const Descriptor& d) {
   return kind + " " + d.digest.short_hex();
 }
 
-/// Every manifest of the image (the children of an index, or the manifest).
-std::vector<Descriptor> manifests_of(const LocalImage& image) {
-  if (!media_type::is_index(image.top.media_type)) return {image.top};
-  std::vector<Descriptor> out;
-  for (const auto& m : ImageIndex::parse(image.store->read(image.top.digest)).manifests)
-    if (media_type::is_manifest(m.media_type)) out.push_back(m);
-  return out;
-}
-
-std::vector<Descriptor> unique_blobs(const BlobStore& store, const std::vector<Descriptor>& manifests) {
-  std::vector<Descriptor> blobs;
-  std::set<std::string> seen;
-  for (const auto& m : manifests)
-    for (const auto& b : manifest_blobs(store, m))
-      if (seen.insert(b.digest.str()).second) blobs.push_back(b);
-  return blobs;
+/// The image `tag` names in the layout. Without a tag, the only entry, or
+/// else the only one that is not a referrer (a layout written with
+/// --referrers lists the image and, untagged, its referrers).
+Descriptor resolve_in_layout(const OciLayout& layout, const std::string& tag) {
+  try {
+    return layout.resolve(tag);
+  } catch (const Error&) {
+    if (!tag.empty()) throw;
+    std::vector<Descriptor> subjects;
+    for (const auto& m : layout.read_index().manifests) {
+      std::string bytes = read_manifest(layout.blobs(), m, "oci:" + layout.dir().string());
+      if (!subject_of(bytes)) subjects.push_back(m);
+    }
+    if (subjects.size() != 1) throw;
+    return subjects.front();
+  }
 }
 
 }  // namespace
 
 std::vector<Descriptor> manifest_blobs(const BlobStore& store, const Descriptor& manifest) {
-  Manifest m = Manifest::parse(store.read(manifest.digest));
-  std::vector<Descriptor> out;
-  out.push_back(m.config);
-  for (const auto& l : m.layers) {
-    // Foreign (non-distributable) layers live elsewhere by design.
-    if (!l.urls.empty() && l.media_type.find("foreign") != std::string::npos) continue;
-    out.push_back(l);
-  }
-  return out;
+  return children_of(manifest, store.read(manifest.digest));
 }
 
 ImageTransfer::ImageTransfer(const TransferOptions& options)
@@ -106,15 +100,22 @@ LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_s
 LocalImage ImageTransfer::load_layout(const LayoutRef& ref) {
   layouts_.push_back(std::make_unique<OciLayout>(OciLayout::open(ref.dir)));
   const OciLayout& layout = *layouts_.back();
-  LocalImage image{&layout.blobs(), layout.resolve(ref.tag), "", "", {}};
+  LocalImage image{&layout.blobs(), resolve_in_layout(layout, ref.tag), "", "", {}};
   if (media_type::is_index(image.top.media_type) && !opt_.all_platforms)
-    image.top = select_platform(ImageIndex::parse(image.store->read(image.top.digest)), ref.str());
-  // Every blob must be there and intact before anything uses it.
-  for (const auto& m : manifests_of(image))
-    for (const auto& b : manifest_blobs(*image.store, m))
-      if (!image.store->contains(b.digest))
-        throw Error(ref.str() + ": blob " + b.digest.str() + " is missing from the layout");
+    image.top = select_platform(
+        ImageIndex::parse(read_manifest(*image.store, image.top, ref.str())), ref.str());
+  // Every manifest and blob must be there and intact before anything uses it.
+  check_layout_graph(*image.store, image.top, ref.str());
   return image;
+}
+
+void ImageTransfer::check_layout_graph(const BlobStore& store, const Descriptor& top,
+                                       const std::string& what) const {
+  for (const auto& b : content_graph(store, top, what).blobs) {
+    if (!store.contains(b.digest))
+      throw Error(what + ": blob " + b.digest.str() + " is missing from the layout");
+    if (opt_.verify_sources) verify_blob(store, b, what);
+  }
 }
 
 Descriptor ImageTransfer::select_platform(const ImageIndex& index, const std::string& what) const {
@@ -137,25 +138,36 @@ LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& s
   top_desc.media_type = top.media_type;
   top_desc.digest = top.digest;
   top_desc.size = static_cast<std::int64_t>(top.bytes.size());
-  std::vector<Descriptor> manifests;
-  if (media_type::is_index(top.media_type)) {
-    ImageIndex index = ImageIndex::parse(top.bytes);
-    if (opt_.all_platforms) {
-      for (const auto& m : index.manifests)
-        if (media_type::is_manifest(m.media_type)) manifests.push_back(m);
-    } else {
-      top_desc = select_platform(index, ref.str());
-      manifests.push_back(top_desc);
-    }
-    for (const auto& m : manifests) {
-      ManifestData md = c.get_manifest(ref.repository, m.digest.str());
-      store.put(md.bytes, m.digest);
-    }
-  } else {
-    manifests.push_back(top_desc);
+  if (media_type::is_index(top.media_type) && !opt_.all_platforms)
+    top_desc = select_platform(ImageIndex::parse(top.bytes), ref.str());
+  pull_graph(c, ref.repository, top_desc, store, layers_on_demand, ref.str());
+  return LocalImage{&store, top_desc, ref.registry, ref.repository, {}};
+}
+
+void ImageTransfer::fetch_manifests(RegistryClient& c, const std::string& repo,
+                                    const Descriptor& d, const BlobStore& store, int depth) {
+  if (depth > kMaxGraphDepth)
+    throw Error(repo + "@" + d.digest.str() + ": indexes nest deeper than " +
+                std::to_string(kMaxGraphDepth) + " levels");
+  if (!store.contains(d.digest)) {
+    ManifestData md = c.get_manifest(repo, d.digest.str());
+    if (d.size != 0 && md.bytes.size() != static_cast<std::uint64_t>(d.size))
+      throw Error("registry " + c.registry() + ": manifest " + repo + "@" + d.digest.str() + " is " +
+                  std::to_string(md.bytes.size()) + " bytes, its descriptor says " +
+                  std::to_string(d.size));
+    store.put(md.bytes, d.digest);
   }
+  if (!media_type::is_index(d.media_type)) return;
+  for (const auto& child : children_of(d, read_manifest(store, d, repo)))
+    fetch_manifests(c, repo, child, store, depth + 1);
+}
+
+void ImageTransfer::pull_graph(RegistryClient& c, const std::string& repo, const Descriptor& top,
+                               const BlobStore& store, bool layers_on_demand,
+                               const std::string& what) {
+  fetch_manifests(c, repo, top, store, 0);
   std::vector<Descriptor> wanted;
-  for (const auto& b : unique_blobs(store, manifests))
+  for (const auto& b : content_graph(store, top, what).blobs)
     if (!layers_on_demand || !media_type::is_layer(b.media_type)) wanted.push_back(b);
   parallel_for_each(wanted, opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
@@ -166,191 +178,10 @@ LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& s
       record("pull", b, "skipped", start);
       return;
     }
-    c.fetch_blob(ref.repository, b, store, [&](std::uint64_t done) { progress_.update(id, done); });
+    c.fetch_blob(repo, b, store, [&](std::uint64_t done) { progress_.update(id, done); });
     progress_.finish(id, "pulled");
     record("pull", b, "transferred", start);
   });
-  return LocalImage{&store, top_desc, ref.registry, ref.repository, {}};
-}
-
-// ---- destinations -------------------------------------------------------
-
-Digest ImageTransfer::store(const LocalImage& image, const ImageLocation& dst,
-                            const std::string& default_tag) {
-  if (dst.is_layout()) return store_layout(image, dst.layout());
-  if (dst.is_archive()) return store_archive(image, dst.archive(), default_tag);
-  return store_registry(image, dst.reference());
-}
-
-Digest ImageTransfer::store_layout(const LocalImage& image, const LayoutRef& ref) {
-  OciLayout layout = OciLayout::open_or_create(ref.dir);
-  const BlobStore& dst = layout.blobs();
-  auto copy_blob = [&](const Digest& d) {
-    if (image.store->root() != dst.root()) dst.import_from(*image.store, d);
-    else if (!dst.contains(d)) throw Error("blob " + d.str() + " is missing");
-  };
-  // Docker schema2 manifests become OCI ones: readers of an OCI layout
-  // (skopeo, podman, umoci) take nothing else there.
-  auto store_manifest = [&](Descriptor m) {
-    for (const auto& b : manifest_blobs(*image.store, m)) copy_blob(b.digest);
-    Manifest parsed = Manifest::parse(image.store->read(m.digest));
-    if (auto oci = docker_manifest_to_oci(parsed)) {
-      std::string bytes = oci->to_json();
-      m.digest = dst.put(bytes);
-      m.size = static_cast<std::int64_t>(bytes.size());
-      m.media_type = oci->media_type;
-    } else {
-      copy_blob(m.digest);
-    }
-    return m;
-  };
-  Descriptor top = image.top;
-  if (media_type::is_index(top.media_type)) {
-    const ImageIndex original = ImageIndex::parse(image.store->read(top.digest));
-    ImageIndex out = docker_index_to_oci(original).value_or(original);
-    bool changed = out.media_type != original.media_type;
-    for (std::size_t i = 0; i < out.manifests.size(); ++i) {
-      if (!media_type::is_manifest(out.manifests[i].media_type)) continue;
-      out.manifests[i] = store_manifest(original.manifests[i]);
-      changed = changed || out.manifests[i].digest != original.manifests[i].digest;
-    }
-    if (changed) {
-      std::string bytes = out.to_json();
-      top.digest = dst.put(bytes);
-      top.size = static_cast<std::int64_t>(bytes.size());
-      top.media_type = out.media_type;
-    } else {
-      copy_blob(top.digest);
-    }
-  } else {
-    top = store_manifest(top);
-  }
-  top.annotations.clear();
-  if (!top.platform && media_type::is_manifest(top.media_type)) {
-    Manifest m = Manifest::parse(dst.read(top.digest));
-    ImageConfig c = ImageConfig::parse(dst.read(m.config.digest));
-    top.platform = Platform{c.os, c.architecture, c.variant};
-  }
-  layout.set_tag(top, ref.tag.empty() ? "latest" : ref.tag);
-  return top.digest;
-}
-
-Digest ImageTransfer::store_archive(const LocalImage& image, const DockerArchiveRef& ref,
-                                    const std::string& default_tag) {
-  Descriptor manifest = image.top;
-  if (media_type::is_index(manifest.media_type))
-    manifest = select_platform(ImageIndex::parse(image.store->read(manifest.digest)), ref.str());
-  if (!ref.ref.empty() && ref.ref[0] == '@')
-    throw UsageError(ref.str() + ": @N selects an image when reading; name the image with a tag");
-  std::vector<std::string> tags;
-  if (!ref.ref.empty()) tags.push_back(ref.ref);
-  else if (!default_tag.empty()) tags.push_back(default_tag);
-  progress_.note("writing " + ref.str());
-  write_docker_archive(ref.file, *image.store, manifest, tags);
-  return manifest.digest;
-}
-
-/// What the tag names now (the image pushed there last): its digest, and
-/// its blobs, which the repository holds, so a re-push need not ask for
-/// each one. One HEAD (and a GET unless that manifest is in `store`); empty
-/// when the tag is new or cannot be read.
-struct AtTag {
-  std::optional<Digest> digest;
-  std::set<std::string> blobs;
-};
-static AtTag read_tag(RegistryClient& c, const Reference& ref, const BlobStore& store) {
-  AtTag out;
-  if (ref.tag.empty()) return out;
-  try {
-    std::optional<Descriptor> head = c.head_manifest(ref.repository, ref.tag);
-    if (!head) return out;
-    out.digest = head->digest;
-    if (!media_type::is_manifest(head->media_type)) return out;
-    std::string bytes = store.contains(head->digest) ? store.read(head->digest)
-                                                     : c.get_manifest(ref.repository, head->digest.str()).bytes;
-    Manifest m = Manifest::parse(bytes);
-    out.blobs.insert(m.config.digest.str());
-    for (const auto& l : m.layers) out.blobs.insert(l.digest.str());
-  } catch (const Error&) {
-    out = AtTag{};  // only an optimisation: every blob is then checked
-  }
-  return out;
-}
-
-Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& ref) {
-  RegistryClient& c = client(ref.registry);
-  std::string mount_from;
-  if (image.source_registry == ref.registry && image.source_repo != ref.repository)
-    mount_from = image.source_repo;
-  std::vector<Descriptor> manifests = manifests_of(image);
-  // Looked up here: the client map is not for worker threads to change.
-  if (!image.source_registry.empty()) client(image.source_registry);
-  for (const auto& [digest, where] : image.remote_blobs) client(where.first);
-  const AtTag at_tag = read_tag(c, ref, *image.store);
-  const std::set<std::string>& in_repo = at_tag.blobs;
-  parallel_for_each(unique_blobs(*image.store, manifests), opt_.jobs, [&](const Descriptor& b) {
-    auto start = Clock::now();
-    std::string id = b.digest.str();
-    progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
-    if (in_repo.count(id)) {
-      progress_.finish(id, "already in registry");
-      record("push", b, "skipped", start);
-      return;
-    }
-    if (!image.store->contains(b.digest)) {
-      // Left in a registry (a same-registry copy, a build's cache hit):
-      // mount it, and download it only when the registry will not.
-      std::string src_registry = image.source_registry, src_repo = image.source_repo;
-      if (auto it = image.remote_blobs.find(id); it != image.remote_blobs.end())
-        std::tie(src_registry, src_repo) = it->second;
-      if (c.blob_exists(ref.repository, b.digest)) {
-        progress_.finish(id, "already in registry");
-        record("push", b, "skipped", start);
-        return;
-      }
-      std::string from = src_registry == ref.registry && src_repo != ref.repository ? src_repo : "";
-      if (!from.empty() && c.mount_blob(ref.repository, b.digest, from)) {
-        progress_.finish(id, "mounted from " + from);
-        record("push", b, "mounted", start);
-        return;
-      }
-      if (src_registry.empty())
-        throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
-      clients_.at(src_registry)->fetch_blob(src_repo, b, *image.store);
-      record("pull", b, "transferred", start);
-    }
-    BlobPushOutcome outcome =
-        c.push_blob(ref.repository, b, image.store->path_of(b.digest), mount_from,
-                    opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); });
-    switch (outcome) {
-      case BlobPushOutcome::kSkipped:
-        progress_.finish(id, "already in registry");
-        record("push", b, "skipped", start);
-        break;
-      case BlobPushOutcome::kMounted:
-        progress_.finish(id, "mounted from " + mount_from);
-        record("push", b, "mounted", start);
-        break;
-      case BlobPushOutcome::kUploaded:
-        progress_.finish(id, "pushed");
-        record("push", b, "transferred", start);
-        break;
-    }
-  });
-  // Manifests after their blobs; an index after its manifests; tags last.
-  if (media_type::is_index(image.top.media_type))
-    for (const auto& m : manifests)
-      c.put_manifest(ref.repository, m.digest.str(), image.store->read(m.digest), m.media_type);
-  if (ref.digest && *ref.digest != image.top.digest)
-    throw Error("cannot push to " + ref.str() + ": the image's digest is " + image.top.digest.str());
-  std::string target = ref.tag.empty() ? image.top.digest.str() : ref.tag;
-  if (at_tag.digest && *at_tag.digest == image.top.digest) {
-    progress_.note(ref.str() + " is " + image.top.digest.short_hex() + " already");
-    return image.top.digest;
-  }
-  progress_.note("writing manifest " + image.top.digest.short_hex() + " to " + ref.str());
-  return c.put_manifest(ref.repository, target, image.store->read(image.top.digest),
-                        image.top.media_type);
 }
 
 void ImageTransfer::write_report(const std::string& source, const std::string& destination,
@@ -387,7 +218,9 @@ void ImageTransfer::write_report(const std::string& source, const std::string& d
                     json::pretty(std::string_view(buf.GetString(), buf.GetSize())) + "\n");
 }
 
-Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options) {
+Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options_in) {
+  TransferOptions options = options_in;
+  options.verify_sources = true;  // a copy hands blobs on: check them first
   ImageTransfer t(options);
   std::unique_ptr<OciLayout> dst_layout;
   std::unique_ptr<BlobStore> cache;
@@ -401,10 +234,15 @@ Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const Transf
   }
   bool same_registry = src.is_registry() && dst.is_registry() &&
                        src.reference().registry == dst.reference().registry;
+  if (options.referrers && dst.is_archive())
+    throw UsageError("--referrers: a docker-archive cannot hold referrers (use oci:DIR or a registry)");
   LocalImage image = t.load(src, *work_store, same_registry);
+  std::vector<Referrer> referrers;
+  if (options.referrers) referrers = t.load_referrers(src, image);
   std::string default_tag =
       src.is_registry() && !src.reference().tag.empty() ? src.reference().str() : "";
   Digest top = t.store(image, dst, default_tag);
+  if (!referrers.empty()) t.store_referrers(image, referrers, dst);
   t.write_report(src.str(), dst.str(), top);
   return top;
 }

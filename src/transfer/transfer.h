@@ -1,8 +1,12 @@
-// Copying images between an OCI layout, a docker-archive and a registry:
-// what `pull`, `push` and `copy` do, and how `build` fetches its base and
-// writes its outputs. Every image passes through a local blob store (the
-// destination layout's, or dockless's cache), so each blob is verified once
-// and never fetched twice.
+// Copying images and any other OCI content (artifacts, indexes, nested
+// indexes, manifests with a subject, and optionally their referrers)
+// between an OCI layout, a docker-archive and a registry: what `pull`,
+// `push` and `copy` do, and how `build` fetches its base and writes its
+// outputs. Everything passes through a local blob store (the destination
+// layout's, or dockless's cache), so each blob is verified once and never
+// fetched twice; manifests keep their bytes, so digests stay the same
+// (except Docker schema2 written into an OCI layout, converted as skopeo
+// does). The graph walk itself is oci/content_graph.
 #pragma once
 
 #include <chrono>
@@ -33,6 +37,8 @@ struct TransferOptions {
   KeychainOptions keychain;
   Platform platform;           ///< which manifest of an index to take
   bool all_platforms = false;  ///< keep the whole index
+  bool referrers = false;      ///< run_copy: bring the referrers along
+  bool verify_sources = false; ///< hash every blob read from an OCI layout
   int jobs = 4;                ///< parallel blob transfers
   std::uint64_t chunk_size = 0;  ///< 0: monolithic uploads
   ProgressSink* progress = nullptr;  ///< where progress events go (not owned); null: warnings only
@@ -52,6 +58,13 @@ struct LocalImage {
   std::map<std::string, std::pair<std::string, std::string>> remote_blobs;
 };
 
+/// A manifest (or index) whose subject is another manifest of a copy: an
+/// SBOM, a signature. Its graph is in the store the copy loaded into.
+struct Referrer {
+  Digest subject;
+  Descriptor manifest;  ///< as a referrers list shows it (artifactType, annotations)
+};
+
 class ImageTransfer {
  public:
   explicit ImageTransfer(const TransferOptions& options);
@@ -68,6 +81,18 @@ class ImageTransfer {
   /// Writes image to dst; returns the digest dst holds at the top.
   /// `default_tag` names the image in a docker-archive when dst gives none.
   Digest store(const LocalImage& image, const ImageLocation& dst, const std::string& default_tag);
+
+  /// The referrers of every manifest of `image` at `src`, and theirs in
+  /// turn, each loaded with its graph into image.store and checked to name
+  /// its subject. Registries: the referrers API, else the sha256-<hex> tag
+  /// index. OCI layouts: the index.json entries whose subject is the image.
+  std::vector<Referrer> load_referrers(const ImageLocation& src, const LocalImage& image);
+  /// Writes referrers (after their subjects) to dst: a registry gets each
+  /// by digest, and its sha256-<hex> tag index kept up to date unless it
+  /// answers with OCI-Subject (its referrers API indexed it); an OCI layout
+  /// gets each as an untagged entry of index.json.
+  void store_referrers(const LocalImage& image, const std::vector<Referrer>& referrers,
+                       const ImageLocation& dst);
 
   /// Writes the JSON report of every blob moved so far (when asked for).
   void write_report(const std::string& source, const std::string& destination, const Digest& top);
@@ -97,8 +122,23 @@ class ImageTransfer {
               std::chrono::steady_clock::time_point start);
   LocalImage load_layout(const LayoutRef& ref);
   LocalImage load_registry(const Reference& ref, const BlobStore& store, bool layers_on_demand);
+  /// Manifests under `top` (nested indexes included) that `store` lacks,
+  /// then the blobs, from registry/repo.
+  void pull_graph(RegistryClient& c, const std::string& repo, const Descriptor& top,
+                  const BlobStore& store, bool layers_on_demand, const std::string& what);
+  void fetch_manifests(RegistryClient& c, const std::string& repo, const Descriptor& d,
+                       const BlobStore& store, int depth);
+  /// Checks the layout holds every manifest and blob of `top` (and hashes
+  /// the blobs with verify_sources).
+  void check_layout_graph(const BlobStore& store, const Descriptor& top, const std::string& what) const;
+  /// Pushes blobs and manifests of image; the top under ref's tag, or by
+  /// digest when ref has none. `oci_subject` gets the top PUT's OCI-Subject.
+  Digest push_graph(const LocalImage& image, const Reference& ref, std::string* oci_subject);
+  /// Copies the graph's blobs and manifests (bytes as they are) into layout.
+  void copy_into_layout(const LocalImage& image, const OciLayout& layout) const;
   Descriptor select_platform(const ImageIndex& index, const std::string& what) const;
   Digest store_layout(const LocalImage& image, const LayoutRef& ref);
+  Descriptor store_docker_in_layout(const LocalImage& image, const OciLayout& layout);
   Digest store_archive(const LocalImage& image, const DockerArchiveRef& ref,
                        const std::string& default_tag);
   Digest store_registry(const LocalImage& image, const Reference& ref);
@@ -117,8 +157,11 @@ class ImageTransfer {
 /// Config and layers of one manifest (its bytes must be in store).
 std::vector<Descriptor> manifest_blobs(const BlobStore& store, const Descriptor& manifest);
 
-/// Copies src to dst; returns the digest of what dst now holds at the top
-/// (the manifest, or the index with --all-platforms).
+/// Copies src to dst with all it references (and with options.referrers,
+/// its referrers); resumable: blobs and manifests dst has are skipped.
+/// Returns the digest of what dst now holds at the top (the manifest or
+/// artifact, or the index unless a platform was picked from it). The one
+/// function behind copy, pull and push, for other commands to reuse.
 Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options);
 
 }  // namespace dockless

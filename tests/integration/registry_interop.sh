@@ -128,16 +128,20 @@ check_python "v2s2: dockless inspect --format config of the pulled layout shows 
 assert d["architecture"] == "amd64" and d["os"] == "linux", (d.get("architecture"), d.get("os"))'
 
 section "the multi-platform index"
-check_dl "dockless pull $H/sk/multi:1 (default platform)" "$T/pull-mdef" \
-  pull "$H/sk/multi:1" --output "oci:$T/p-mdef:1" --cache-dir "$(fresh_cache)"
-check_digests_equal "default: the layout's tag names the linux/$ARCH manifest" \
+# Without --platform an index is pulled whole (as crane does; digests stay).
+check_dl "dockless pull $H/sk/multi:1 (default: the whole index)" "$T/pull-mwhole" \
+  pull "$H/sk/multi:1" --output "oci:$T/p-mwhole:1" --cache-dir "$(fresh_cache)"
+check_digests_equal "default: the layout's tag names the index" "$INDEX_DIGEST" "$(layout_manifest_digest "$T/p-mwhole" 1)"
+check_dl "dockless pull $H/sk/multi:1 --platform linux/$ARCH" "$T/pull-mdef" \
+  pull "$H/sk/multi:1" --platform "linux/$ARCH" --output "oci:$T/p-mdef:1" --cache-dir "$(fresh_cache)"
+check_digests_equal "host platform: the layout's tag names the linux/$ARCH manifest" \
   "$(layout_manifest_digest "$S" "$ARCH")" "$(layout_manifest_digest "$T/p-mdef" 1)"
 run_capture "$T/mdef-config" "$DOCKLESS" inspect "oci:$T/p-mdef:1" --format config
-check_python "default: the config's architecture is $ARCH" "$T/mdef-config.out" \
+check_python "host platform: the config's architecture is $ARCH" "$T/mdef-config.out" \
   "assert d['architecture'] == '$ARCH' and d['os'] == 'linux', (d.get('architecture'), d.get('os'))"
-check "default: skopeo inspect oci:$T/p-mdef:1" skopeo inspect "oci:$T/p-mdef:1"
-check_blobs_intact "default: blobs intact" "$T/p-mdef"
-check_podman_oci_42 "default: podman run prints 42" "oci:$T/p-mdef:1"
+check "host platform: skopeo inspect oci:$T/p-mdef:1" skopeo inspect "oci:$T/p-mdef:1"
+check_blobs_intact "host platform: blobs intact" "$T/p-mdef"
+check_podman_oci_42 "host platform: podman run prints 42" "oci:$T/p-mdef:1"
 
 check_dl "dockless pull $H/sk/multi:1 --platform linux/arm64" "$T/pull-marm" \
   pull "$H/sk/multi:1" --platform linux/arm64 --output "oci:$T/p-marm:1" --cache-dir "$(fresh_cache)"
