@@ -90,7 +90,8 @@ require "uv lock (the example against the local index)" \
 export UV_PYTHON_DOWNLOADS_JSON_URL=$WWW_URL/python/downloads.json
 unset UV_PYTHON_INSTALL_MIRROR UV_PYTHON_INSTALL_DIR
 
-ARGS=(--set "image.base=$BASE_REF" --cache-dir "$CACHE" --context "custom-setup=$PROJ/custom-setup"
+CTX=(--context "custom-setup=$PROJ/custom-setup")
+ARGS=(--set "image.base=$BASE_REF" --cache-dir "$CACHE"
   --arg "APT_SOURCES=deb [trusted=yes] $WWW_URL/repo/ ./" --arg APT_PACKAGES=jq-standin --arg CMAKE_VERSION=
   --arg "NVIDIA_BUILD_ID=$BUILD_ID" --arg "NEMO_RL_COMMIT=$COMMIT")
 # Only for developing this test before uv-managed Python exists: EXAMPLE_NEMO_RL_SET='uv.python=/usr/bin/python3'.
@@ -166,7 +167,7 @@ check_python_venvs() {
 # ---------------------------------------------------------------- the build
 section "dockless build examples/nemo-rl (uv.python = \"3.11\", steps, --context, --arg) --push"
 ALL_VENVS=("${WORKER_PATH[vllm]}" "${WORKER_PATH[sglang]}" "${WORKER_PATH[mcore]}" "$MAIN_VENV")
-check_build "dockless build $PROJ --tag $H/nemo-rl:latest --push" "$T/b1" "$PROJ" "${ARGS[@]}" \
+check_build "dockless build $PROJ --tag $H/nemo-rl:latest --push" "$T/b1" "$PROJ" "${ARGS[@]}" "${CTX[@]}" \
   --tag "$H/nemo-rl:latest" --push --report "$T/r1.json"
 ((CHECK_OK)) || fail "the build failed; nothing else can be judged"
 report_layers "$T/r1.json" | sed 's/^/    /'
@@ -209,12 +210,12 @@ assert not bad, "labels %r, expected %r" % (bad, want)'
 
 # ---------------------------------------------------------------- rebuilds
 section "rebuild: nothing changed"
-check_build "the same build again" "$T/b2" "$PROJ" "${ARGS[@]}" --output "oci:$T/again:latest" --report "$T/r2.json"
+check_build "the same build again" "$T/b2" "$PROJ" "${ARGS[@]}" "${CTX[@]}" --output "oci:$T/again:latest" --report "$T/r2.json"
 check_eq "nothing changed: uv_runs is 0" 0 "$(report_get "$T/r2.json" 'd["uv_runs"]')"
 check_eq "nothing changed: no step runs" 0 "$(step_runs "$T/b2.err")"
 
-section "--arg CUSTOM_SETUP_FNAME= leaves the custom setup out"
-check_build "build with --arg CUSTOM_SETUP_FNAME=" "$T/b3" "$PROJ" "${ARGS[@]}" --arg CUSTOM_SETUP_FNAME= \
+section "--arg CUSTOM_SETUP_FNAME= leaves the custom setup out (and needs no --context)"
+check_build "build with --arg CUSTOM_SETUP_FNAME= and no --context custom-setup" "$T/b3" "$PROJ" "${ARGS[@]}" --arg CUSTOM_SETUP_FNAME= \
   --tag "$H/nemo-rl:no-custom" --push --report "$T/r3.json"
 check_eq "no custom setup: no 'step custom setup' layer" "" "$(report_get "$T/r3.json" '" ".join(l["name"] for l in d["layers"] if "custom" in l["name"])')"
 check_eq "no custom setup: uv_runs is 0 (the venvs come before the step)" 0 "$(report_get "$T/r3.json" 'd["uv_runs"]')"
@@ -226,7 +227,7 @@ check_python_venvs "no custom setup" "$T/p3.txt" "${ALL_VENVS[@]}"
 
 section "--skip vllm (SKIP_VLLM_BUILD=1): no uv run"
 SKIPPED_VENVS=("${WORKER_PATH[sglang]}" "${WORKER_PATH[mcore]}" "$MAIN_VENV")
-check_build "build with --skip vllm" "$T/b4" "$PROJ" "${ARGS[@]}" --skip vllm \
+check_build "build with --skip vllm" "$T/b4" "$PROJ" "${ARGS[@]}" "${CTX[@]}" --skip vllm \
   --tag "$H/nemo-rl:no-vllm" --push --report "$T/r4.json"
 check_eq "--skip vllm: uv_runs is 0" 0 "$(report_get "$T/r4.json" 'd["uv_runs"]')"
 check_eq "--skip vllm: the steps above the venvs rerun (custom setup, aws-efa, fingerprint), not the apt step" 3 "$(step_runs "$T/b4.err")"
