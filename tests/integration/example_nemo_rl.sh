@@ -123,7 +123,7 @@ echo "fingerprint $(head -n 1 /opt/nemo_rl_container_fingerprint 2>&1)"
 echo "debs $(find /var/cache/apt -name '*.deb' | wc -l)"
 echo "lists $(find /var/lib/apt/lists -name '*Packages*' | wc -l)"
 echo "env $NVIDIA_BUILD_ID $NEMO_RL_COMMIT $UV_PYTHON_INSTALL_DIR"
-echo "managed $(ls -d /opt/python/cpython-3.11*-linux-x86_64-gnu 2>&1 | paste -sd' ')"
+echo "managed $(for d in /opt/python/cpython-3.11*-linux-x86_64-gnu; do [ -x "$d/bin/python3.11" ] && printf '%s ' "$d"; done)"
 SH
 )
 probe_val() { sed -n "s/^$2 //p" "$1" | head -n 1; }
@@ -190,12 +190,13 @@ check_eq "full: the base's /usr/bin/python3 is still Debian's 3.11.2" 3.11.2 "$(
 check_eq "full: /etc/ld.so.conf.d/aws-efa.conf lists the EFA lib dirs" "/opt/amazon/ofi-nccl/lib,/opt/amazon/efa/lib" "$(probe_val "$P" efa)"
 check_eq "full: the custom setup ran (from --context custom-setup)" "custom setup: install_tools.sh" "$(probe_val "$P" custom)"
 check_eq "full: the custom setup's apptainer and singularity run" "apptainer version 0.0-standin apptainer version 0.0-standin" "$(probe_val "$P" apptainer)"
-check_contains "full: the fingerprint step (at source) ran with the managed python" "$(probe_val "$P" fingerprint)" "python 3.11"
-check_contains "full: ... whose prefix is under /opt/python" "$(probe_val "$P" fingerprint)" " /opt/python/"
+check_contains "full: the fingerprint step (at source) ran: python 3.11" "$(probe_val "$P" fingerprint)" "python 3.11"
+check_contains "full: ... the main venv's, whose base prefix is under /opt/python (the managed Python is there for steps)" "$(probe_val "$P" fingerprint)" " /opt/python/"
 check_eq "full: no .deb under /var/cache/apt (cache mount)" 0 "$(probe_val "$P" debs)"
 check_eq "full: no package lists under /var/lib/apt/lists (cache mount)" 0 "$(probe_val "$P" lists)"
 check_eq "full: env NVIDIA_BUILD_ID, NEMO_RL_COMMIT from --arg; UV_PYTHON_INSTALL_DIR" "$BUILD_ID $COMMIT /opt/python" "$(probe_val "$P" env)"
-check_contains "full: the managed Python is installed under /opt/python" "$(probe_val "$P" managed)" "/opt/python/cpython-3.11"
+check_contains "full: the managed Python is installed under /opt/python (cpython-3.11.2-linux-x86_64-gnu, bin/python3.11)" \
+  "$(probe_val "$P" managed)" "/opt/python/cpython-3.11.2-linux-x86_64-gnu"
 
 section "labels from args"
 skopeo inspect --tls-verify=false --config "docker://$H/nemo-rl:latest" >"$T/c1.json" 2>"$T/c1.err" ||
