@@ -73,7 +73,7 @@ require "make_python_dist.py wrote the archive and downloads.json" test -s "$WWW
 echo "www: $WWW_URL (log $T/www.log)"
 
 # www_gets: the paths fetched from the static server, sorted, unique.
-www_gets() { sed -nE 's|.*"GET /([^ ]*) HTTP.*" 200 .*|\1|p' "$T/www.log" | sed 's#/\./#/#g' | sort -u | paste -sd' '; }
+www_gets() { sed -nE 's|.*"GET /([^ ]+) HTTP.*" 200 .*|\1|p' "$T/www.log" | sed 's#/\./#/#g' | sort -u | paste -sd' '; }
 
 # The project: the example as it is, plus the local index, locked against it.
 PROJ=$T/proj
