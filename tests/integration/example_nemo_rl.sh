@@ -175,6 +175,13 @@ check_eq "the apt step and uv python install fetched from the local server (and 
   "python/$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$PY_ARCHIVE") python/downloads.json repo/Packages.gz repo/Release repo/jq-standin_1.0_all.deb" \
   "$(www_gets)"
 check_eq "steps that ran: system packages, custom setup, aws-efa, fingerprint (CMake left out)" 4 "$(step_runs "$T/b1.err")"
+check_python "layer order: apt step, uv, the managed Python, uv cache, venvs, custom setup, aws-efa, source, fingerprint" "$T/r1.json" '
+import re
+names = [l["name"] for l in d["layers"]]
+assert names[0] == "step system packages" and re.match(r"uv \d", names[1]) and re.match(r"python 3\.11", names[2]), names[:3]
+assert names[-4:] == ["step custom setup", "step aws-efa ld.so.conf", "source /opt/nemo-rl", "step container fingerprint"], names[-4:]
+mid = names[3:-4]
+assert all(n.startswith("uv cache") for n in mid[:-4]) and all(n.startswith("venv ") for n in mid[-4:]), mid'
 
 section "podman: the image as a user sees it"
 run_probe "$H/nemo-rl:latest" "$T/p1.txt" "${ALL_VENVS[@]}"
