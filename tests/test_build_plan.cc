@@ -462,3 +462,45 @@ TEST_CASE("a cached project layer is a hit and needs no environment", "[build_pl
   CHECK(slot(again, "project in venv main (editable)").hit());
   CHECK_FALSE(env(again, "main").needed);
 }
+
+TEST_CASE("a uv-managed Python sits between uv and the uv cache, and keys the environments", "[build_plan]") {
+  BuildSpec spec = nemo_spec();
+  spec.uv.uv_path = "/usr/local/bin/uv";
+  BuildPlan by_path = plan(spec, nemo_inputs());
+  CHECK(by_path.environment_base_count() == 0);
+  spec.uv.python = "3.13";
+  spec.uv.python_source = BuildSpec::Uv::PythonSource::kUvManaged;
+  PlanInputs in = nemo_inputs();
+  BuildPlan p = plan(spec, in);
+  CHECK(names(p) == std::vector<std::string>{"uv 0.9.1", "python 3.13", "uv cache", "venv " + kVllm,
+                                             "venv " + kSglang, "venv main", "source /opt/app"});
+  CHECK(slot(p, "python 3.13").kind == SlotKind::kPython);
+  CHECK(slot(p, "python 3.13").image_path == "/opt/python");
+  // uv makes the venvs over uv and the Python: both are made first.
+  CHECK(p.environment_base_count() == 2);
+  CHECK(env(p, "main").key != env(by_path, "main").key);
+
+  SECTION("another request or mirror remakes the Python and every venv, not uv or the source") {
+    spec.uv.python = "3.12";
+    std::set<std::string> c = changed(p, plan(spec, in));
+    CHECK(c.count("venv main"));
+    CHECK(c.count("uv cache"));
+    CHECK_FALSE(c.count("uv 0.9.1"));
+    CHECK_FALSE(c.count("source /opt/app"));
+    spec.uv.python = "3.13";
+    in.uv_env = {"UV_PYTHON_INSTALL_MIRROR=http://mirror.corp/pbs"};
+    c = changed(p, plan(spec, in));
+    CHECK(c.count("python 3.13"));
+    CHECK(c.count("venv main"));
+  }
+  SECTION("another compression remakes the Python's layer but not the environments") {
+    in.format.level = 9;
+    BuildPlan q = plan(spec, in);
+    CHECK(slot(q, "python 3.13").key != slot(p, "python 3.13").key);
+    CHECK(env(q, "main").key == env(p, "main").key);
+  }
+  SECTION("a source edit keeps the Python") {
+    in.source_tar = "sha256:" + std::string(64, '7');
+    CHECK(changed(p, plan(spec, in)) == std::set<std::string>{"source /opt/app"});
+  }
+}

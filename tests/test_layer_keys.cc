@@ -22,10 +22,10 @@ using dockless::uv_env_for_key;
 
 const std::vector<KeyKind> kAllKinds = {KeyKind::kEnvironment, KeyKind::kUvBinary, KeyKind::kUvCache,
                                         KeyKind::kUvCachePiece, KeyKind::kVenv, KeyKind::kSource,
-                                        KeyKind::kStep, KeyKind::kProject};
+                                        KeyKind::kStep, KeyKind::kProject, KeyKind::kPython};
 const std::set<KeyKind> kLayerKinds = {KeyKind::kUvBinary, KeyKind::kUvCache, KeyKind::kUvCachePiece,
                                        KeyKind::kVenv, KeyKind::kSource, KeyKind::kStep,
-                                       KeyKind::kProject};
+                                       KeyKind::kProject, KeyKind::kPython};
 
 const char* kind_label(KeyKind k) {
   switch (k) {
@@ -37,6 +37,7 @@ const char* kind_label(KeyKind k) {
     case KeyKind::kSource: return "kSource";
     case KeyKind::kStep: return "kStep";
     case KeyKind::kProject: return "kProject";
+    case KeyKind::kPython: return "kPython";
   }
   return "?";
 }
@@ -104,6 +105,13 @@ KeyInputs baseline(KeyKind kind) {
   s.network = "host";
   s.mounts = {"cache /var/cache/apt id=apt locked", "bind /tmp/x.sh ro sha256:" + std::string(64, 'a')};
   s.args = {"CUSTOM_SETUP_FNAME=install_tools.sh"};
+  auto& p = in.python;
+  p.uv = kUvSha;
+  p.request = "3.13";
+  p.install_dir = "/opt/python";
+  p.platform = "linux/amd64";
+  p.mirror_env = {"UV_PYTHON_INSTALL_MIRROR=https://user:secret@mirror.corp/pbs", "UV_HTTP_TIMEOUT=60",
+                  "HTTPS_PROXY=http://proxy.corp:3128"};
   return in;
 }
 
@@ -355,6 +363,26 @@ std::vector<Mutation> mutations() {
       {"step.args: a value changed", [](KeyInputs& in) { in.step.args = {"CUSTOM_SETUP_FNAME="}; },
        {KeyKind::kStep}},
   };
+  const std::set<KeyKind> kPythonOnly = {KeyKind::kPython};
+  std::vector<Mutation> python = {
+      {"python.uv", [](KeyInputs& in) { in.python.uv = std::string(64, '5'); }, kPythonOnly},
+      {"python.request 3.13 -> 3.13.2", [](KeyInputs& in) { in.python.request = "3.13.2"; }, kPythonOnly},
+      {"python.install_dir", [](KeyInputs& in) { in.python.install_dir = "/opt/uv-python"; }, kPythonOnly},
+      {"python.platform -> linux/arm64", [](KeyInputs& in) { in.python.platform = "linux/arm64"; }, kPythonOnly},
+      {"python: the install mirror changed",
+       [](KeyInputs& in) { in.python.mirror_env[0] = "UV_PYTHON_INSTALL_MIRROR=https://other.corp/pbs"; },
+       kPythonOnly},
+      {"python: a downloads list added",
+       [](KeyInputs& in) { in.python.mirror_env.push_back("UV_PYTHON_DOWNLOADS_JSON_URL=http://m/d.json"); },
+       kPythonOnly},
+      // A route, not a source: proxies, timeouts and credentials never count.
+      {"python: the mirror's password changed",
+       [](KeyInputs& in) { in.python.mirror_env[0] = "UV_PYTHON_INSTALL_MIRROR=https://user:other@mirror.corp/pbs"; },
+       kNone},
+      {"python: a timeout and a proxy dropped",
+       [](KeyInputs& in) { in.python.mirror_env.resize(1); }, kNone},
+  };
+  m.insert(m.end(), python.begin(), python.end());
   return m;
 }
 

@@ -30,6 +30,8 @@
 # is tests/registry/registry.sh's plain one. Nothing leaves the machine.
 #
 # usage: bash scripts/bench/build.sh        (from the repo root, as root)
+#        bash scripts/bench/build.sh --steps  the apt-step case instead
+#             (scripts/bench/steps.sh: a RUN apt-get line, cold and after a source edit)
 # env:   BENCH_REPEAT=N     repetitions (default 1; the table shows each and the median)
 #        DOCKLESS_BENCH_DIR scratch root (default /var/tmp/dockless-bench)
 #        DOCKLESS           the dockless binary (default build/src/dockless)
@@ -38,6 +40,7 @@
 #        BENCH_VERIFY=0     skip the (untimed) podman check that the four images work
 set -euo pipefail
 export LC_ALL=C
+if [[ ${1:-} == --steps ]]; then exec bash "$(dirname "$0")/steps.sh"; fi
 cd "$(dirname "$0")/../.."
 root=$PWD
 

@@ -9,6 +9,7 @@
 
 #include "layers/compression.h"
 #include "oci/digest.h"
+#include "src/build/lock_mirror.h"
 #include "src/build/step_inputs.h"
 #include "src/sandbox/sandbox.h"
 #include "src/transfer/transfer.h"
@@ -38,6 +39,7 @@ struct BuildOptions {
   bool no_cache = false;                    ///< --no-cache: rebuild every venv and layer
   std::vector<std::string> cache_from;      ///< --cache-from REF: registry build caches to read
   std::string cache_to;                     ///< --cache-to REF: where to write this build's cache
+  std::vector<IndexMirror> index_mirrors;   ///< --index-mirror ORIGINAL=MIRROR, in command-line order
 };
 
 /// Builds and writes every output; returns the image's manifest digest.

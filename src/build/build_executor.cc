@@ -11,6 +11,7 @@
 #include "src/build/build_outputs.h"
 #include "src/build/build_state.h"
 #include "src/build/env_builder.h"
+#include "src/build/lock_mirror.h"
 #include "src/build/project_layer.h"
 #include "src/build/step_inputs.h"
 #include "src/build/step_runner.h"
@@ -69,15 +70,16 @@ class BuildExecutor {
     find_uv();
     hash_bind_mounts();
     key_environments();
-    check_lock();
+    if (!managed_python()) check_lock();  // before planning: a stale lock fails fast
     open_caches();
     hash_source();
     plan_layers();
     // uv runs over the steps at "base": those are made first.
-    std::size_t base_steps = s_.plan.base_step_count();
-    write_layers(0, base_steps);
+    std::size_t env_base = s_.plan.environment_base_count();
+    write_layers(0, env_base);
+    if (managed_python()) check_lock();  // needs the Python it checks with
     make_environments(s_);
-    write_layers(base_steps, s_.plan.slots.size());
+    write_layers(env_base, s_.plan.slots.size());
     list_layers();
     Descriptor manifest = assemble_image(s_);
     mark_image_used(s_, manifest);
@@ -125,14 +127,17 @@ class BuildExecutor {
       s_.warn("--arg " + name + " is used by no step, image.env or image.labels of " + s_.spec().file.string());
   }
 
-  /// Keys the spec accepts whose build is not written yet: one clear line,
-  /// rather than an image that silently lacks what was asked for.
+  bool managed_python() const {
+    return s_.spec().uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged;
+  }
+
+  /// What this isolation cannot do: one clear line, rather than an image
+  /// that silently lacks what was asked for.
   void refuse_unsupported() const {
-    const BuildSpec& spec = s_.spec();
-    std::string what;
-    if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
-      what = "uv.python = \"" + spec.uv.python + "\" (a uv-managed Python; give an interpreter path in the image)";
-    if (!what.empty()) throw Error(spec.file.string() + ": " + what + " is not supported by this dockless yet");
+    if (managed_python() && (opt().isolation == Isolation::kHost || opt().force_host))
+      throw Error(s_.spec().file.string() + ": uv.python = \"" + s_.spec().uv.python +
+                  "\" (a uv-managed Python) needs --isolation userns or chroot: with --isolation host, "
+                  "install it in the image and give its path");
   }
 
   void choose_platform() {
@@ -182,6 +187,10 @@ class BuildExecutor {
     s_.host_uv_cache = s_.cache_dir / "uv" /
                        (platform_dir + "-uv" + (s_.uv.short_version.empty() ? "none" : s_.uv.short_version));
     collect_passthrough_env(s_.passthrough, s_.extra_binds);
+    // A route, not an input: the keys below read the project's own uv.lock.
+    s_.mirrored_lock = prepare_mirrored_lock(
+        s_.source.project_root / "uv.lock", merge_index_mirrors(s_.spec().uv.index_mirrors, opt().index_mirrors),
+        s_.work_dir, [&](const std::string& l) { s_.note(l); }, [&](const std::string& w) { s_.warn(w); });
     inputs_.platform = s_.platform.str();
     inputs_.base_digest = s_.base.image.top.digest.str();
     inputs_.uv_sha = s_.uv.sha;
@@ -262,6 +271,8 @@ class BuildExecutor {
         return write_project_layer(s_, environment_of(slot), slot.name);
       case SlotKind::kStep:
         return run_step(s_, slot);
+      case SlotKind::kPython:
+        return write_python_layer(s_, slot.name);
     }
     throw Error("unknown layer slot " + slot.name);
   }

@@ -28,6 +28,9 @@ void set_container_config(const BuildState& s, ContainerConfig& cc) {
     cc.set_env("UV_CACHE_DIR", spec.uv.cache_dir);
     cc.set_env("UV_LINK_MODE", spec.uv.link_mode);
     cc.set_env("UV_PYTHON", spec.uv.python);
+    // uv in the container finds the managed Python only where it was installed.
+    if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
+      cc.set_env("UV_PYTHON_INSTALL_DIR", spec.uv.python_install_dir);
   }
   ImageSettings settings;
   settings.env = spec.image.env;

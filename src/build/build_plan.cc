@@ -45,6 +45,16 @@ KeyInputs layer_inputs(KeyKind kind, const PlanInputs& in) {
   return k;
 }
 
+KeyInputs python_inputs(const BuildSpec& spec, const PlanInputs& in) {
+  KeyInputs k = layer_inputs(KeyKind::kPython, in);
+  k.python.uv = in.uv_sha;
+  k.python.request = spec.uv.python;
+  k.python.install_dir = spec.uv.python_install_dir;
+  k.python.platform = in.platform;
+  k.python.mirror_env = in.uv_env;
+  return k;
+}
+
 /// A uv cache part an enabled environment uses (or the common part).
 bool used_by_enabled(const std::vector<PlannedEnvironment>& envs, const CachedLayer& l) {
   if (l.users.empty()) return true;
@@ -254,6 +264,13 @@ void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& sp
     x.platform = in.platform;
     x.uv = in.uv_sha;
     x.python = spec.uv.python;
+    if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged) {
+      // Its venvs point into the Python's files: they follow what decides
+      // those files (not how the layer is compressed).
+      KeyInputs p = python_inputs(spec, in);
+      p.format = LayerFormat{};
+      x.python = "uv-managed " + spec.uv.python + " " + cache_key(p).hex();
+    }
     x.uv_lock = in.uv_lock;
     x.pyproject = in.pyproject;
     x.venv_path = e.image_path;
@@ -287,6 +304,11 @@ std::vector<LayerSlot> plan_layers(std::vector<PlannedEnvironment>& envs, const 
     k.uv_path = spec.uv.uv_path;
     slots.push_back(lookup_slot(SlotKind::kUvBinary, "uv " + in.uv_short_version, spec.uv.uv_path, k, in, cache));
   }
+  // A uv-managed Python, between uv and the uv cache: uv makes every venv
+  // over it, and its layer changes only with uv, the request and the mirror.
+  if (spec.uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
+    slots.push_back(lookup_slot(SlotKind::kPython, "python " + spec.uv.python, spec.uv.python_install_dir,
+                                python_inputs(spec, in), in, cache));
   if (spec.uv.ship_cache && !envs.empty()) slots.push_back(plan_uv_cache(envs, spec, in, cache));
 
   // One layer per venv, workers first and the main venv last (spec order).
@@ -341,9 +363,11 @@ const PlannedEnvironment* BuildPlan::main_environment() const {
   return main_env;
 }
 
-std::size_t BuildPlan::base_step_count() const {
+std::size_t BuildPlan::environment_base_count() const {
   std::size_t n = 0;
   while (n < slots.size() && slots[n].kind == SlotKind::kStep) ++n;
+  for (std::size_t i = n; i < slots.size(); ++i)
+    if (slots[i].kind == SlotKind::kPython) return i + 1;
   return n;
 }
 

@@ -41,6 +41,7 @@ enum class SlotKind {
   kSource,    ///< the source tree
   kProject,   ///< the project installed into one venv (install-project), after the source
   kStep,      ///< a build step ([[step]]): what its command changed
+  kPython,    ///< a uv-managed Python (uv.python = "3.13"), at uv.python-install-dir
 };
 
 /// A place in the image and what fills it: one layer, or the uv cache's parts.
@@ -99,9 +100,9 @@ struct BuildPlan {
   bool ships(const CachedLayer& layer) const;
   /// The shipped, enabled venv named "main", or null.
   const PlannedEnvironment* main_environment() const;
-  /// How many slots the steps at "base" take: they come first, one layer
-  /// each, and uv runs over them.
-  std::size_t base_step_count() const;
+  /// How many slots uv runs over, one layer each, made before any venv: the
+  /// steps at "base" and, with a uv-managed Python, uv and that Python.
+  std::size_t environment_base_count() const;
   /// The names of the environments --skip removed, in plan order.
   std::vector<std::string> skipped() const;
 };
@@ -115,7 +116,8 @@ std::vector<PlannedEnvironment> select_environments(const BuildSpec& spec, const
 void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& spec, const PlanInputs& in,
                       CacheState& cache);
 
-/// The layer slots in image order: the steps at "base", uv, the uv cache,
+/// The layer slots in image order: the steps at "base", uv, a uv-managed
+/// Python, the uv cache,
 /// each shipped enabled venv (spec order, so "main" is last), the steps at
 /// "venvs", the source, the project in each venv that installs it (spec
 /// order), the steps at "source". A step's key chains the key

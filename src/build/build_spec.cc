@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "src/build/build_args.h"
+#include "src/build/lock_mirror.h"
 #include "src/build/spec_reader.h"
 #include "src/build/step_reader.h"
 
@@ -325,7 +326,7 @@ class Reader : public SpecReader {
   void read_uv(const toml::table& t, BuildSpec::Uv& uv) {
     const Ctx ctx{"uv"};
     check_keys(t, ctx, {"python", "python-install-dir", "check-lock", "cache-dir", "link-mode", "ship-cache",
-                        "uv-path", "compile-bytecode"});
+                        "uv-path", "compile-bytecode", "index-mirrors"});
     if (const toml::node* n = get(t, ctx, "python", Kind::String)) {
       uv.python = str(n);
       if (!uv.python.empty() && uv.python.front() == '/') {
@@ -358,7 +359,22 @@ class Reader : public SpecReader {
     }
     read_image_path(t, ctx, "uv-path", uv.uv_path, true, true);
     read_bool(t, ctx, "compile-bytecode", uv.compile_bytecode);
+    read_index_mirrors(t, ctx, uv.index_mirrors);
     uv_ref_ = label(ctx);
+  }
+
+  // ORIGINAL = MIRROR URL prefixes (see lock_mirror.h), checked as --index-mirror checks them.
+  void read_index_mirrors(const toml::table& t, const Ctx& ctx, std::map<std::string, std::string>& out) const {
+    const toml::node* n = get(t, ctx, "index-mirrors", Kind::StringTable);
+    if (!n) return;
+    for (const auto& [k, v] : in_file_order(*n->as_table())) {
+      const std::string ref = key_ref(ctx, "index-mirrors") + "." + key_segment(k->str());
+      try {
+        out[normalize_mirror_url(k->str(), "ORIGINAL")] = normalize_mirror_url(str(v), "MIRROR");
+      } catch (const Error& e) {
+        fail(v->source(), ref + ": " + e.what());
+      }
+    }
   }
 
   void read_cache(const toml::table& t, BuildSpec::Cache& cache) const {

@@ -60,6 +60,9 @@ struct BuildSpec {
     bool ship_cache = true;
     std::string uv_path = "/usr/local/bin/uv";  ///< "" leaves uv out of the image
     bool compile_bytecode = false;
+    /// ORIGINAL -> MIRROR URL prefixes for the URLs of uv.lock (lock_mirror.h);
+    /// --index-mirror adds to them and wins for the same ORIGINAL.
+    std::map<std::string, std::string> index_mirrors;
   } uv;
 
   struct Cache {

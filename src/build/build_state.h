@@ -81,6 +81,7 @@ struct BuildState {
   std::filesystem::path host_uv_cache;  ///< persistent, per platform and uv version
   std::vector<std::string> passthrough;
   std::vector<BindMount> extra_binds;
+  std::filesystem::path mirrored_lock;  ///< uv.lock with mirrored URLs (lock_mirror.h), or ""
   std::unique_ptr<SourceLayer> source_layer;
 
   BuildPlan plan;

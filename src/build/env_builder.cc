@@ -76,11 +76,14 @@ UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
   c.project_tree = s.source.project_root;
   c.image_project_dir = s.spec().source.dest;
   c.python = s.spec().uv.python;
+  if (s.spec().uv.python_source == BuildSpec::Uv::PythonSource::kUvManaged)
+    c.python_install_dir = s.spec().uv.python_install_dir;
   c.link_mode = s.spec().uv.link_mode;
   c.compile_bytecode = s.spec().uv.compile_bytecode;
   c.source_date_epoch = s.clamp;
   c.passthrough_env = s.passthrough;
   c.extra_binds = s.extra_binds;
+  c.mirrored_lock = s.mirrored_lock;
   c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
   return c;
 }
@@ -140,6 +143,8 @@ double check_uv_lock(BuildState& s) {
   auto t = Clock::now();
   if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
   UvRunnerConfig c = uv_runner_config(s, s.rootfs);
+  // A uv-managed Python is made by then, with the base steps: over them.
+  c.lower_layers = lower_dirs(s);
   // The persistent uv cache when there is one (uv may read metadata from
   // it); else an empty one for this check, so that a --cache-from can still
   // seed the persistent cache later in this build.
@@ -152,6 +157,29 @@ double check_uv_lock(BuildState& s) {
   }
   check_lock(c);
   return seconds_since(t);
+}
+
+std::vector<CachedLayer> write_python_layer(BuildState& s, const std::string& name) {
+  auto t = Clock::now();
+  if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  UvRunnerConfig c = uv_runner_config(s, s.rootfs);
+  c.lower_layers = lower_dirs(s);  // the steps at "base" (uv needs no uv layer: it is bound)
+  // uv python install needs no package cache: a scratch one keeps the
+  // shared uv cache (and its lock) out of it.
+  fs::path work = s.work_dir / "python";
+  remove_tree(work);
+  c.host_cache = work / "uv-cache";
+  fs::path dir = work / "install";
+  fs::create_directories(c.host_cache);
+  fs::create_directories(dir);
+  run_uv_python_install(c, dir);
+  ++s.uv_runs;
+  s.note("python " + s.spec().uv.python + " installed by uv in " + format_seconds(seconds_since(t)));
+  TarOptions tar = s.layer_tar();
+  tar.dest = s.spec().uv.python_install_dir;
+  LayerBlob blob = s.write_one([&](ByteSink& sink) { write_directory_tar(dir, tar, sink); });
+  remove_tree(work);
+  return {{name, blob, {}}};
 }
 
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name) {

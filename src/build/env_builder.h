@@ -21,6 +21,11 @@ double check_uv_lock(BuildState& s);
 /// layers set).
 UvRunnerConfig uv_runner_config(BuildState& s, const std::filesystem::path& rootfs);
 
+/// The layer of a uv-managed Python (uv.python = "3.13"): `uv python
+/// install` in the sandbox over the steps at "base", into a fresh directory
+/// that becomes the layer at uv.python-install-dir.
+std::vector<CachedLayer> write_python_layer(BuildState& s, const std::string& name);
+
 /// The layer of the shipped venv `env`, from its directory on this machine.
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name);
 

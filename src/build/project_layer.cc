@@ -31,7 +31,7 @@ void copy_tree(const std::vector<std::string>& how, const fs::path& from, const 
 /// The overlay lower dirs of the steps at "base" (what the environments
 /// were made over): the layers made before the first non-step slot.
 std::vector<fs::path> base_step_lowers(BuildState& s) {
-  std::size_t n = s.plan.base_step_count();
+  std::size_t n = s.plan.environment_base_count();
   std::vector<LayerRecord> all;
   all.swap(s.layers);
   s.layers.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(n, all.size())));

@@ -18,7 +18,9 @@
 #include "oci/digest.h"
 #include "src/cache/last_used.h"
 #include "src/sandbox/host_tools.h"
+#include "src/sandbox/id_namespace.h"
 #include "src/sandbox/layer_stack.h"
+#include "src/sandbox/unmapped_ids.h"
 
 namespace dockless {
 
@@ -167,14 +169,16 @@ std::string failure_message(const StepSpec& step, const SandboxResult& r, const 
   return msg;
 }
 
-/// The layer of what the step changed, from the sandbox's result.
-LayerBlob write_change_layer(BuildState& s, const SandboxResult& r, const fs::path& upper,
-                             const std::vector<fs::path>& lowers) {
+/// Writes the tar of what the step changed to `out` (finish() included).
+void write_changes(BuildState& s, const SandboxResult& r, const fs::path& upper,
+                   const std::vector<fs::path>& lowers, const OwnerMap& owners, ByteSink& out) {
   ChangeLayerOptions o;
   o.mtime_clamp = s.clamp;
-  o.owner_map = owner_map_of(r);
-  if (r.changes == SandboxResult::Changes::kOverlayUpper)
-    return s.write_one([&](ByteSink& sink) { write_overlay_layer(upper, o, sink); });
+  o.owner_map = owners;
+  if (r.changes == SandboxResult::Changes::kOverlayUpper) {
+    write_overlay_layer(upper, o, out);
+    return;
+  }
   // A whole tree (chroot mode): compare it with the tree it started from.
   fs::path before = s.rootfs;
   if (!lowers.empty()) {
@@ -189,19 +193,50 @@ LayerBlob write_change_layer(BuildState& s, const SandboxResult& r, const fs::pa
   TreeDiffOptions d;
   d.layer = o;
   d.exclude = r.sandbox_paths;
-  return s.write_one([&](ByteSink& sink) { write_tree_diff_layer(before, upper, d, sink); });
+  write_tree_diff_layer(before, upper, d, out);
+}
+
+/// Bytes to a pipe, for write_changes in a child.
+class FdSink : public ByteSink {
+ public:
+  explicit FdSink(int fd) : fd_(fd) {}
+  void write(const void* data, std::size_t size) override { write_all(fd_, data, size, "the layer pipe"); }
+  void finish() override {}
+
+ private:
+  int fd_;
+};
+
+/// The layer of what the step changed, from the sandbox's result.
+LayerBlob write_change_layer(BuildState& s, const SandboxSpec& sb, const SandboxResult& r) {
+  if (!step_files_need_id_namespace(sb))
+    return s.write_one([&](ByteSink& sink) {
+      write_changes(s, r, sb.upper_dir, sb.lower_layers, owner_map_of(r), sink);
+    });
+  // As a user, files of subordinate ids (apt's 0700 lists/partial) are out
+  // of reach: read them where they are mapped, with the owners the step saw.
+  return s.write_one([&](ByteSink& sink) {
+    run_in_id_namespace(
+        sb, [&](int fd) {
+          FdSink out(fd);
+          write_changes(s, r, sb.upper_dir, sb.lower_layers, OwnerMap{}, out);
+        },
+        [&](const char* data, std::size_t size) { sink.write(data, size); });
+    sink.finish();
+  });
 }
 
 /// Keeps the step's change as an overlay lower dir for the steps and uv
 /// runs above it: the upper dir itself, or the layer unpacked.
-void keep_layer_dir(BuildState& s, const SandboxResult& r, const fs::path& upper, const LayerBlob& blob) {
+void keep_layer_dir(BuildState& s, const SandboxSpec& sb, const SandboxResult& r, const LayerBlob& blob) {
+  const fs::path& upper = sb.upper_dir;
   fs::path dir = layer_dir(s, blob.diff_id);
-  if (path_exists(dir)) return remove_tree(upper);
+  if (path_exists(dir)) return remove_step_tree(sb, upper);
   fs::create_directories(dir.parent_path());
   if (r.changes == SandboxResult::Changes::kOverlayUpper && r.opaque_xattr == kOpaqueXattr &&
       ::rename(upper.c_str(), dir.c_str()) == 0)
     return;
-  remove_tree(upper);
+  remove_step_tree(sb, upper);
   unpack_layer_dir(s, blob, dir);
 }
 
@@ -239,6 +274,7 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   fs::create_directories(scratch);
   StepMounts mounts = step_mounts(s, step, scratch);
   std::deque<std::string> last;
+  UnmappedIdScanner ids;
   SandboxSpec sb;
   sb.isolation = s.opt.isolation;
   sb.force_host = s.opt.force_host;
@@ -259,20 +295,43 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
     // The error line quotes these: a megabyte-long output line must not make it one.
     last.emplace_back(line.substr(0, kMaxQuotedLine));
     if (last.size() > kLastLines) last.pop_front();
+    ids.line(line);
     s.note("[" + step.name + "] " + std::string(line));
   };
   sb.on_note = [&](std::string_view note) { s.note("[" + step.name + "] " + std::string(note)); };
   fs::create_directories(sb.scratch);
+  // A failed step leaves no upper dir (as a user, with files it cannot remove).
+  struct ScratchGuard {
+    const SandboxSpec& sb;
+    const fs::path& dir;
+    bool done = false;
+    ~ScratchGuard() {
+      if (!done) remove_step_tree(sb, dir);
+    }
+  } scratch_guard{sb, scratch};
   auto t = Clock::now();
   SandboxResult r = run_sandbox(sb);
+  if (r.status != 0 && r.single_id_map && ids.found()) {
+    UnmappedId id = *ids.found();
+    // chown does not say which id: a user the step added is the likely one.
+    if (auto added = unmapped_new_user(sb, false); id.id.empty() && added)
+      id = {added->id, added->context.substr(0, added->context.size() - 1) + "; " + id.context + ")", false};
+    throw Error(unmapped_id_message(sb, step.name, "failed with exit code " + std::to_string(r.status), id,
+                                    r.uid_map));
+  }
   if (r.status != 0) throw Error(failure_message(step, r, last));
   s.note("step \"" + step.name + "\" ran in " + format_seconds(seconds_since(t)));
-  if (r.single_id_map)
+  if (r.single_id_map) {
+    // Its layer would give root what belongs to another user: no layer.
+    if (auto id = unmapped_new_user(sb, true))
+      throw Error(unmapped_id_message(sb, step.name, "made a directory another user must own", *id, r.uid_map));
     s.warn("step \"" + step.name + "\" ran with one user id mapped (no /etc/subuid and /etc/subgid range "
            "for this user, or no newuidmap): every file it wrote is owned by root in its layer");
-  LayerBlob blob = write_change_layer(s, r, sb.upper_dir, sb.lower_layers);
-  keep_layer_dir(s, r, sb.upper_dir, blob);
-  remove_tree(scratch);
+  }
+  LayerBlob blob = write_change_layer(s, sb, r);
+  keep_layer_dir(s, sb, r, blob);
+  scratch_guard.done = true;
+  remove_step_tree(sb, scratch);
   ++s.step_runs;
   return {CachedLayer{slot.name, blob, {}}};
 }

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file_util.h"
 #include "base/process.h"
+#include "src/build/lock_mirror.h"
 
 extern char** environ;
 
@@ -26,11 +27,21 @@ bool is_passthrough(const std::string& name) {
       "UV_NATIVE_TLS", "UV_INSECURE_HOST", "UV_HTTP_TIMEOUT", "UV_OFFLINE", "UV_INDEX_STRATEGY",
       "UV_KEYRING_PROVIDER", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY",
       "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
-      "UV_HTTP_RETRIES", "UV_PYTHON_INSTALL_MIRROR"};
+      "UV_HTTP_RETRIES", "UV_PYTHON_INSTALL_MIRROR", "UV_PYPY_INSTALL_MIRROR", "UV_PYTHON_DOWNLOADS_JSON_URL"};
   for (const char* e : kExact)
     if (name == e) return true;
   // UV_INDEX_<NAME>_USERNAME / _PASSWORD, UV_CONCURRENT_DOWNLOADS / _BUILDS / _INSTALLS.
   return name.rfind("UV_INDEX_", 0) == 0 || name.rfind("UV_CONCURRENT_", 0) == 0;
+}
+
+/// The local path of a file:// URL ("" for anything else). A mirror or a
+/// downloads list on the host's disk (an air gap) must be bound into the sandbox.
+std::string file_url_path(const std::string& value) {
+  const std::string scheme = "file://";
+  if (value.rfind(scheme, 0) != 0) return {};
+  std::string path = value.substr(scheme.size());
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
 }
 
 /// Runs argv on the host and returns its stdout; throws Error on failure.
@@ -84,8 +95,25 @@ void add_project_binds(const UvRunnerConfig& c, const UvEnvironment& env, const 
   binds.push_back({env.host_dir, env.image_path, false});
 }
 
+/// The mirrored uv.lock over the project's (after the project's binds).
+void add_mirrored_lock(const UvRunnerConfig& c, std::vector<BindMount>& binds) {
+  if (c.mirrored_lock.empty()) return;
+  std::string dest = c.image_project_dir;
+  binds.push_back({c.mirrored_lock, (dest.empty() || dest.back() != '/' ? dest + "/" : dest) + "uv.lock", true});
+}
+
+/// A failed download as one line (package and URL), with a hint when no
+/// mirror was given.
+std::string download_reason(const UvRunnerConfig& c, const UvDownloadFailure& failure) {
+  std::string line = failure.line();
+  if (line.empty() || !c.mirrored_lock.empty()) return line;
+  return line + " (the URL uv.lock names; --index-mirror ORIGINAL=MIRROR fetches it from a mirror)";
+}
+
+/// One uv command in the sandbox; `what` names it in the error ("venv main").
 void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::string& step,
-              const std::vector<std::string>& argv, const std::vector<std::string>& vars) {
+              const std::vector<std::string>& argv, const std::vector<std::string>& vars,
+              const std::string& what) {
   SandboxSpec s;
   s.isolation = c.isolation;
   s.force_host = c.force_host;
@@ -102,13 +130,16 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   std::filesystem::remove_all(view, ec);
   add_project_binds(c, env, view, s.binds);
   for (const auto& b : c.extra_binds) s.binds.push_back(b);
+  add_mirrored_lock(c, s.binds);
   s.argv = argv;
   s.env = vars;
   s.workdir = c.image_project_dir;
   std::string prefix = "[" + env.name + "] ";
   std::string reason;  // uv's own "error: ..." line, for the one-line message
+  UvDownloadFailure download;
   s.on_output = [&](std::string_view line) {
     if (line.rfind("error:", 0) == 0 && reason.empty()) reason = std::string(line);
+    download.feed(line);
     if (c.on_output) c.on_output(prefix + std::string(line));
   };
   // How the sandbox was made when the first choice was refused (overlay, a
@@ -119,10 +150,13 @@ void run_step(const UvRunnerConfig& c, const UvEnvironment& env, const std::stri
   int status = run_in_sandbox(s);
   std::filesystem::remove_all(s.scratch, ec);
   std::filesystem::remove_all(view, ec);
+  // A download uv could not make: the package and the URL say it all.
+  if (status != 0 && !download_reason(c, download).empty())
+    throw Error(what + ": " + download_reason(c, download));
   if (status != 0) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    throw Error("venv " + env.name + ": `" + cmd + "` failed with exit status " +
+    throw Error(what + ": `" + cmd + "` failed with exit status " +
                 std::to_string(status) + (reason.empty() ? " (its output is above)" : ": " + reason));
   }
 }
@@ -137,12 +171,13 @@ void collect_passthrough_env(std::vector<std::string>& env, std::vector<BindMoun
     std::string name = kv.substr(0, eq);
     if (!is_passthrough(name)) continue;
     env.push_back(kv);
-    if (name == "SSL_CERT_FILE") {
-      struct stat st;
-      std::string path = kv.substr(eq + 1);
-      if (!path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
-        binds.push_back({path, path, true});
-    }
+    // Host files these name must be where uv looks, inside the sandbox too.
+    std::string path = kv.substr(eq + 1);
+    if (name != "SSL_CERT_FILE") path = file_url_path(path);
+    struct stat st;
+    if (!path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 &&
+        (S_ISREG(st.st_mode) || (S_ISDIR(st.st_mode) && name != "SSL_CERT_FILE")))
+      binds.push_back({path, path, true});
   }
 }
 
@@ -181,6 +216,12 @@ std::string uv_version(const std::filesystem::path& uv_binary) {
 
 namespace {
 
+/// With a uv-managed Python: where uv finds it, and nowhere else.
+std::vector<std::string> python_vars(const UvRunnerConfig& c) {
+  if (c.python_install_dir.empty()) return {};
+  return {"UV_PYTHON_INSTALL_DIR=" + c.python_install_dir, "UV_PYTHON_PREFERENCE=only-managed"};
+}
+
 /// What every uv run of `env` gets in its environment.
 std::vector<std::string> uv_vars(const UvRunnerConfig& c, const UvEnvironment& env) {
   std::vector<std::string> vars = {
@@ -195,6 +236,7 @@ std::vector<std::string> uv_vars(const UvRunnerConfig& c, const UvEnvironment& e
       "UV_LINK_MODE=" + c.link_mode,
       "SOURCE_DATE_EPOCH=" + std::to_string(c.source_date_epoch),
   };
+  for (const auto& v : python_vars(c)) vars.push_back(v);
   if (c.compile_bytecode) {
     // Layers clamp mtimes, so mtime-based pycs would go stale: hash-based ones don't.
     vars.push_back("UV_COMPILE_BYTECODE=1");
@@ -227,13 +269,30 @@ std::vector<std::string> sync_argv(const UvEnvironment& env, const std::vector<s
 }  // namespace
 
 void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
-  if (c.python.empty() || c.python[0] != '/')
-    throw Error("uv.python = \"" + c.python +
-                "\": only an interpreter path inside the image is supported (e.g. /usr/bin/python3)");
   std::vector<std::string> vars = uv_vars(c, env);
-  run_step(c, env, "venv",
-           {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars);
-  run_step(c, env, "sync", sync_argv(env, {"--no-install-project"}), vars);
+  std::string what = "venv " + env.name;
+  run_step(c, env, "venv", {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars,
+           what);
+  run_step(c, env, "sync", sync_argv(env, {"--no-install-project"}), vars, what);
+}
+
+void run_uv_python_install(const UvRunnerConfig& c, const std::filesystem::path& host_dir) {
+  std::vector<std::string> vars = {std::string("PATH=") + kSandboxPath,
+                                   "HOME=/root",
+                                   "LANG=C.UTF-8",
+                                   "NO_COLOR=1",
+                                   "UV_NO_PROGRESS=1",
+                                   "UV_CACHE_DIR=" + c.image_cache_dir,
+                                   "UV_PYTHON_INSTALL_DIR=" + c.python_install_dir};
+  for (const auto& v : c.passthrough_env) vars.push_back(v);
+  // --no-bin: only the install dir is the layer; nothing goes to ~/.local/bin.
+  run_step(c, UvEnvironment{"python", c.python_install_dir, host_dir, {}, {}, false, false}, "python",
+           {kSandboxUv, "python", "install", "--no-bin", c.python}, vars, "uv.python = \"" + c.python + "\"");
+  // uv's own bookkeeping in the install dir: a lock, a download scratch dir.
+  for (const char* name : {".lock", ".temp", ".cache"}) {
+    std::error_code ec;
+    std::filesystem::remove_all(host_dir / name, ec);
+  }
 }
 
 void run_uv_project_install(const UvRunnerConfig& c, const UvEnvironment& env, bool editable,
@@ -251,12 +310,10 @@ void run_uv_project_install(const UvRunnerConfig& c, const UvEnvironment& env, b
   // unchanged (its default cache-keys): a built install ignores the cache,
   // so a source edit (which changed this layer's key) reaches the wheel.
   if (!editable) extra.insert(extra.end(), {"--no-editable", "--no-cache"});
-  run_step(c, env, "project", sync_argv(env, extra), vars);
+  run_step(c, env, "project", sync_argv(env, extra), vars, "venv " + env.name);
 }
 
 void check_lock(const UvRunnerConfig& c) {
-  if (c.python.empty() || c.python[0] != '/')
-    throw Error("uv.python = \"" + c.python + "\": uv.check-lock needs an interpreter path inside the image");
   SandboxSpec s;
   s.isolation = c.isolation;
   s.force_host = c.force_host;
@@ -275,6 +332,7 @@ void check_lock(const UvRunnerConfig& c) {
   s.env = {std::string("PATH=") + kSandboxPath, "HOME=/root", "LANG=C.UTF-8", "NO_COLOR=1",
            "UV_NO_PROGRESS=1", "UV_PYTHON_DOWNLOADS=never", "UV_PYTHON=" + c.python,
            "UV_CACHE_DIR=" + c.image_cache_dir};
+  for (const auto& v : python_vars(c)) s.env.push_back(v);
   for (const auto& v : c.passthrough_env) s.env.push_back(v);
   s.workdir = c.image_project_dir;
   // uv's reason: its "error:" line, and whether it only failed for want of

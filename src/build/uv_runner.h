@@ -36,7 +36,10 @@ struct UvRunnerConfig {
   std::string image_cache_dir;          ///< where it is mounted in the image
   std::filesystem::path project_tree;   ///< the source tree (read-only in the sandbox)
   std::string image_project_dir;        ///< where it is mounted (source.dest)
-  std::string python;                   ///< interpreter path in the image, or a version
+  std::string python;                   ///< interpreter path in the image, or a version request
+  /// UV_PYTHON_INSTALL_DIR when `python` is a request for a uv-managed
+  /// Python ("" for an interpreter path): uv finds it there, and only there.
+  std::string python_install_dir;
   std::string link_mode;                ///< symlink | copy
   bool compile_bytecode = false;
   std::int64_t source_date_epoch = 0;
@@ -44,6 +47,10 @@ struct UvRunnerConfig {
   std::vector<std::string> passthrough_env;
   /// Host files to make visible (a CA bundle named by SSL_CERT_FILE...).
   std::vector<BindMount> extra_binds;
+  /// A copy of uv.lock with mirrored URLs (lock_mirror.h), mounted read-only
+  /// over the project's uv.lock for `uv sync`; "" = none. check_lock leaves
+  /// it out: uv would take the changed registry URLs for a stale lock.
+  std::filesystem::path mirrored_lock;
   /// Each output line of uv, already prefixed with the environment name.
   std::function<void(std::string_view)> on_output;
 };
@@ -59,6 +66,12 @@ void collect_passthrough_env(std::vector<std::string>& env, std::vector<BindMoun
 /// Makes `env` with uv in a sandbox. Throws Error when uv fails (its exit
 /// status and the command) or the sandbox cannot be set up.
 void run_uv_environment(const UvRunnerConfig& config, const UvEnvironment& env);
+
+/// uv.python = "3.13": `uv python install --no-bin` of config.python into
+/// `host_dir`, bind-mounted at config.python_install_dir, with the user's
+/// mirror variables (UV_PYTHON_INSTALL_MIRROR, UV_PYTHON_DOWNLOADS_JSON_URL).
+/// Throws Error with uv's reason when it fails.
+void run_uv_python_install(const UvRunnerConfig& config, const std::filesystem::path& host_dir);
 
 /// uv.check-lock: `uv lock --check --offline` in a sandbox over `config.rootfs`
 /// (the project tree read-only, the uv cache, `UV_PYTHON` = config.python).

@@ -16,6 +16,7 @@ const char* kind_name(KeyKind k) {
     case KeyKind::kSource: return "source";
     case KeyKind::kStep: return "step";
     case KeyKind::kProject: return "project";
+    case KeyKind::kPython: return "python";
   }
   return "?";
 }
@@ -60,6 +61,20 @@ std::vector<std::string> uv_env_for_key(const std::vector<std::string>& env) {
     std::size_t eq = kv.find('=');
     std::string name = kv.substr(0, eq);
     if (eq == std::string::npos || !decides_what_is_installed(name)) continue;
+    out.push_back(name + "=" + without_userinfo(kv.substr(eq + 1)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> python_mirror_env_for_key(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  for (const auto& kv : env) {
+    std::size_t eq = kv.find('=');
+    std::string name = kv.substr(0, eq);
+    if (eq == std::string::npos ||
+        (name != "UV_PYTHON_INSTALL_MIRROR" && name != "UV_PYPY_INSTALL_MIRROR" && name != "UV_PYTHON_DOWNLOADS_JSON_URL"))
+      continue;
     out.push_back(name + "=" + without_userinfo(kv.substr(eq + 1)));
   }
   std::sort(out.begin(), out.end());
@@ -130,6 +145,15 @@ CacheKey cache_key(const KeyInputs& in) {
           .add("network", s.network)
           .add("mounts", s.mounts)
           .add("args", s.args);
+      break;
+    }
+    case KeyKind::kPython: {
+      const PythonKeyInputs& p = in.python;
+      k.add("uv", p.uv)
+          .add("request", p.request)
+          .add("install-dir", p.install_dir)
+          .add("platform", p.platform)
+          .add("mirrors", python_mirror_env_for_key(p.mirror_env));
       break;
     }
   }

@@ -69,6 +69,21 @@ enum class KeyKind {
   kSource,       ///< the source tree's layer
   kStep,         ///< a build step's layer
   kProject,      ///< the project installed into one venv (install-project)
+  kPython,       ///< a uv-managed Python (`uv python install`) in its install dir
+};
+
+/// Everything that decides a uv-managed Python's layer: which uv asks for
+/// which version where, and where uv downloads it from. The base is left
+/// out on purpose: python-build-standalone builds carry their own libraries,
+/// so the same layer serves every base of the platform.
+struct PythonKeyInputs {
+  std::string uv;           ///< SHA-256 of the uv binary (its built-in list of downloads)
+  std::string request;      ///< "3.13", "3.13.2", "cpython-3.13"
+  std::string install_dir;  ///< UV_PYTHON_INSTALL_DIR in the image
+  std::string platform;
+  /// UV_PYTHON_INSTALL_MIRROR, UV_PYTHON_DOWNLOADS_JSON_URL... as NAME=VALUE
+  /// (from the passthrough list; credentials removed).
+  std::vector<std::string> mirror_env;
 };
 
 struct KeyInputs {
@@ -91,6 +106,7 @@ struct KeyInputs {
   /// (the plan leaves it out): a source edit keeps its layer.
   std::string project_install, project_pyproject;
   StepKeyInputs step;              ///< kStep
+  PythonKeyInputs python;          ///< kPython
 };
 
 /// The key (and its readable inputs, for --explain-cache) of `in`.
@@ -99,5 +115,9 @@ CacheKey cache_key(const KeyInputs& in);
 /// The uv environment as it enters a key: sorted, only variables that can
 /// change what uv installs, credentials removed from URLs.
 std::vector<std::string> uv_env_for_key(const std::vector<std::string>& env);
+
+/// The variables of `env` that choose where `uv python install` downloads
+/// from, as they enter a key (sorted, credentials removed).
+std::vector<std::string> python_mirror_env_for_key(const std::vector<std::string>& env);
 
 }  // namespace dockless

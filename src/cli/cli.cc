@@ -44,7 +44,7 @@ Platform platform_option(const std::string& text) {
 
 struct BuildArgs {
   std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
-  std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets;
+  std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors;
   std::string cache_to;
   bool push = false, force = false, explain = false, no_cache = false;
   int level = 0;
@@ -298,6 +298,9 @@ void add_build_command(CLI::App& app, Commands& c) {
   cmd->add_option("--cache-from", bld.cache_from, "Registry ref of a build cache to reuse layers from (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--cache-to", bld.cache_to, "Registry ref to write this build's cache to (layers + a cache manifest)");
+  cmd->add_option("--index-mirror", bld.index_mirrors,
+                  "ORIGINAL=MIRROR: uv fetches uv.lock's URLs that start with ORIGINAL from MIRROR (repeatable)")
+      ->allow_extra_args(false);
   add_registry_options(cmd, c.build_args);
 }
 
@@ -410,6 +413,7 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   o.no_cache = bld.no_cache;
   o.cache_from = bld.cache_from;
   o.cache_to = bld.cache_to;
+  for (const auto& m : bld.index_mirrors) o.index_mirrors.push_back(parse_index_mirror_option(m));
   return o;
 }
 

@@ -11,10 +11,8 @@
 #include "src/sandbox/layer_stack.h"
 
 namespace dockless::sandbox_detail {
-namespace {
 
-/// The colon-separated fields of each line of a passwd or group file.
-std::vector<std::vector<std::string>> records(const std::string& text) {
+std::vector<std::vector<std::string>> passwd_records(const std::string& text) {
   std::vector<std::vector<std::string>> out;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
@@ -32,11 +30,15 @@ std::vector<std::vector<std::string>> records(const std::string& text) {
   return out;
 }
 
+namespace {
+
 std::optional<unsigned long> number(const std::string& s) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 10)
     return std::nullopt;
   return std::stoul(s);
 }
+
+}  // namespace
 
 std::string read_or_empty(const std::optional<std::filesystem::path>& p) {
   if (!p) return {};
@@ -46,8 +48,6 @@ std::string read_or_empty(const std::optional<std::filesystem::path>& p) {
     return {};
   }
 }
-
-}  // namespace
 
 StepUser resolve_step_user(const std::string& spec, const std::string& passwd,
                            const std::string& group) {
@@ -59,7 +59,7 @@ StepUser resolve_step_user(const std::string& spec, const std::string& passwd,
   std::string name;
   bool found = false;
   auto uid_num = number(who);
-  for (const auto& f : records(passwd)) {
+  for (const auto& f : passwd_records(passwd)) {
     if (f.size() < 6) continue;
     bool match = uid_num ? number(f[2]) == uid_num : f[0] == who;
     if (!match) continue;
@@ -74,7 +74,7 @@ StepUser resolve_step_user(const std::string& spec, const std::string& passwd,
     if (!uid_num) throw UsageError("user '" + who + "' is not in the image's /etc/passwd");
     u.uid = static_cast<uid_t>(*uid_num);
   }
-  auto groups = records(group);
+  auto groups = passwd_records(group);
   if (!grp.empty()) {
     if (auto g = number(grp)) {
       u.gid = static_cast<gid_t>(*g);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ struct StepUser {
   std::vector<gid_t> groups;  ///< supplementary groups, the primary one first
   std::string home = "/";
 };
+
+/// The colon-separated fields of each line of a passwd or group file
+/// (empty lines and comments left out).
+std::vector<std::vector<std::string>> passwd_records(const std::string& text);
+
+/// A file's text; "" when `p` is nullopt or cannot be read.
+std::string read_or_empty(const std::optional<std::filesystem::path>& p);
 
 /// Resolves "NAME", "UID", "UID:GID", "NAME:GROUP" (or any mix) against the
 /// text of passwd and group files. A numeric uid missing from passwd gets

@@ -34,6 +34,7 @@
 #include "base/file_util.h"
 #include "src/sandbox/child_process.h"
 #include "src/sandbox/host_tools.h"
+#include "src/sandbox/id_namespace.h"
 #include "src/sandbox/id_maps.h"
 #include "src/sandbox/layer_stack.h"
 #include "src/sandbox/mount_ops.h"
@@ -438,70 +439,6 @@ Attempt userns_attempt(const SandboxSpec& spec, RootfsMethod method, const fs::p
   return a;
 }
 
-/// Removes a tree as root of a fresh user namespace with the sandbox's id
-/// maps: what a sandboxed process chowned to a subordinate id is not the
-/// calling user's to delete otherwise (rootless podman's "unshare rm").
-void remove_as_namespace_root(const SandboxSpec& spec, const fs::path& dir) {
-  auto rm = find_program("rm");
-  if (!rm) return;
-  std::vector<std::string> store = {*rm, "-rf", "--one-file-system", "--", dir.string()};
-  std::vector<char*> argv;
-  for (auto& a : store) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  Pipe up = make_pipe("cleanup");
-  Pipe down = make_pipe("cleanup");
-  UniqueFd devnull = open_devnull("");
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return;
-  if (pid == 0) {
-    reset_signals();
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    ::setpgid(0, 0);
-    for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
-    int keep[2] = {up.write.get(), down.read.get()};
-    std::sort(keep, keep + 2);
-    close_fds_except(keep, 2);
-    char c = 1;
-    if (::unshare(CLONE_NEWUSER) != 0 || ::write(up.write.get(), &c, 1) != 1 ||
-        ::read(down.read.get(), &c, 1) != 1)
-      ::_exit(1);
-    char* no_env[] = {nullptr};
-    ::execve(argv[0], argv.data(), no_env);
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);
-  ChildGuard guard(pid, /*kill_group=*/true);
-  up.write.reset();
-  down.read.reset();
-  char c = 0;
-  if (::read(up.read.get(), &c, 1) != 1) return;
-  write_id_maps(spec, pid, false);
-  write_all(down.write.get(), &c, 1, "the cleanup pipe");
-  down.write.reset();
-  int st;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  guard.release();
-}
-
-/// Removes what a userns run made (run dir, work dir, a discarded upper
-/// dir) right away; as a user, what the command chowned to subordinate ids
-/// too.
-void remove_path(const SandboxSpec& spec, const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return;
-  remove_tree(dir);
-  if (::geteuid() != 0 && fs::exists(dir, ec)) {
-    try {
-      remove_as_namespace_root(spec, dir);
-    } catch (const std::exception&) {
-      // Best effort: the caller deletes the scratch dir anyway.
-    }
-  }
-}
-
 /// One attempt's dirs: the run dir always goes; a kept upper dir's work dir
 /// goes too, and the upper dir itself when the attempt failed.
 class AttemptDirs {
@@ -513,10 +450,10 @@ class AttemptDirs {
   AttemptDirs(const AttemptDirs&) = delete;
   AttemptDirs& operator=(const AttemptDirs&) = delete;
   ~AttemptDirs() {
-    remove_path(spec_, run_.path());
+    remove_step_tree(spec_, run_.path());
     if (spec_.upper_dir.empty()) return;
-    remove_path(spec_, run_paths(spec_, run_.path()).work);
-    if (!succeeded_) remove_path(spec_, spec_.upper_dir);
+    remove_step_tree(spec_, run_paths(spec_, run_.path()).work);
+    if (!succeeded_) remove_step_tree(spec_, spec_.upper_dir);
   }
   const fs::path& path() const { return run_.path(); }
   void succeeded() { succeeded_ = true; }
