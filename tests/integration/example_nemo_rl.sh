@@ -94,8 +94,6 @@ CTX=(--context "custom-setup=$PROJ/custom-setup")
 ARGS=(--set "image.base=$BASE_REF" --cache-dir "$CACHE"
   --arg "APT_SOURCES=deb [trusted=yes] $WWW_URL/repo/ ./" --arg APT_PACKAGES=jq-standin --arg CMAKE_VERSION=
   --arg "NVIDIA_BUILD_ID=$BUILD_ID" --arg "NEMO_RL_COMMIT=$COMMIT")
-# Only for developing this test before uv-managed Python exists: EXAMPLE_NEMO_RL_SET='uv.python=/usr/bin/python3'.
-[[ -z ${EXAMPLE_NEMO_RL_SET:-} ]] || ARGS+=(--set "$EXAMPLE_NEMO_RL_SET")
 
 # step_runs ERRFILE: N of "(… N step runs)" on the build's last stderr line.
 # layer_digest REPORT NAME: the digest of the layer named NAME in a build report.
