@@ -85,7 +85,7 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--creds", a.creds, "USER:PASS for every registry (or DOCKLESS_USERNAME/DOCKLESS_PASSWORD)");
   cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (copy/pull/push: default the whole index)");
   cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index (copy/pull/push: the default)");
-  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers (default 4)");
+  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers, and uv runs of a build's environments (default 4)");
   cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
   cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
