@@ -14,6 +14,7 @@
 #include "oci/media_types.h"
 #include "oci/reference.h"
 #include "oci/referrers.h"
+#include "src/transfer/progress.h"
 #include "src/transfer/wheelhouse.h"
 
 namespace dockless {
@@ -44,6 +45,14 @@ std::string checked_ref_name(const std::string& name, const std::string& option)
   }
   if (r.digest) throw UsageError(option + " \"" + name + "\": a name takes a tag, not a digest");
   return ref_name_of(r);
+}
+
+Reference checked_reference(const std::string& text, const std::string& option) {
+  try {
+    return Reference::parse(text);
+  } catch (const Error& e) {
+    throw UsageError(option + " \"" + text + "\": " + e.what());
+  }
 }
 
 /// Streams a tar into an AtomicFile.
@@ -92,12 +101,7 @@ class Bundler {
 };
 
 void Bundler::add_registry(const std::string& text, const std::string& kind) {
-  Reference ref;
-  try {
-    ref = Reference::parse(text);
-  } catch (const Error& e) {
-    throw UsageError("--" + kind + " \"" + text + "\": " + e.what());
-  }
+  const Reference ref = checked_reference(text, "--" + kind);
   ImageTransfer t(opt_.transfer);
   LocalImage image = t.load(ImageLocation{ref}, layout_.blobs());
   const std::string what = ref.str();
@@ -235,7 +239,7 @@ std::string BundleSummary::str() const {
   return std::to_string(entries) + " entries, " + std::to_string(manifests) + " manifests, " +
          std::to_string(blobs) + " blobs, " + human_bytes(bytes) + "; fetched " + std::to_string(fetched) +
          " blobs (" + human_bytes(fetched_bytes) + "), " + std::to_string(present) +
-         " already in the bundle";
+         " already in the bundle (counted per image)";
 }
 
 BundleSummary run_bundle(const BundleOptions& options) {
@@ -248,6 +252,14 @@ BundleSummary run_bundle(const BundleOptions& options) {
   if (tar) dir += ".partial";  // kept on failure: a rerun resumes from it
   if (!tar && std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
     throw Error("bundle: " + dir.string() + " exists and is not a directory");
+  // Bad input fails before the work dir exists.
+  for (const auto& r : options.images) checked_reference(r, "--image");
+  for (const auto& r : options.caches) checked_reference(r, "--cache");
+  if (!options.wheels_project.empty())
+    locked_files(read_file(options.wheels_project / "uv.lock"), (options.wheels_project / "uv.lock").string());
+  if (!options.wheels_ref.empty()) checked_ref_name(options.wheels_ref, "--wheels-ref");
+  for (const auto& f : options.python_archives)
+    if (!std::filesystem::is_regular_file(f)) throw Error("--python-archive " + f.string() + ": not a file");
   Bundler b(options, dir);
   for (const auto& r : options.images) b.add_registry(r, "image");
   for (const auto& r : options.caches) b.add_registry(r, "cache");

@@ -96,6 +96,7 @@ struct UnbundleSummary {
   std::size_t uploaded = 0, present = 0;  ///< blobs pushed now / already in the registry
   std::uint64_t uploaded_bytes = 0;
   std::vector<std::string> plan;  ///< "SOURCE -> DESTINATION", one per tagged entry
+  bool dry_run = false;  ///< nothing was pushed: str() leaves out the upload figures
   std::string str() const;
 };
 

@@ -12,6 +12,7 @@
 #include "oci/reference.h"
 #include "oci/referrers.h"
 #include "src/transfer/bundle.h"
+#include "src/transfer/progress.h"
 
 namespace dockless {
 
@@ -54,7 +55,7 @@ void extract_bundle_tar(const std::filesystem::path& tar, const std::filesystem:
   archive_read_support_format_gnutar(a.get());
   archive_read_support_filter_none(a.get());
   if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 20) != ARCHIVE_OK)
-    throw Error("bundle " + what + ": " + archive_message(a.get()));
+    throw Error("bundle " + what + " is not an OCI layout or a tar of one: " + archive_message(a.get()));
   BlobStore store(dir);
   bool saw_layout = false;
   std::vector<char> buf(1 << 20);
@@ -143,11 +144,7 @@ ContentGraph checked_graph(const OciLayout& layout, const Descriptor& top, const
     if (!verified.insert(b.digest.str()).second) continue;
     if (!layout.blobs().contains(b.digest))
       throw Error(what + ": blob " + b.digest.str() + " is missing");
-    try {
-      verify_blob(layout.blobs(), b, what);
-    } catch (const Error& err) {
-      throw Error(what + ": blob " + b.digest.str() + " is damaged: " + err.what());
-    }
+    verify_blob(layout.blobs(), b, what);  // names the blob and both digests
   }
   return g;
 }
@@ -155,9 +152,12 @@ ContentGraph checked_graph(const OciLayout& layout, const Descriptor& top, const
 }  // namespace
 
 std::string UnbundleSummary::str() const {
-  return std::to_string(entries) + " entries, " + std::to_string(manifests) + " manifests, " +
-         std::to_string(blobs) + " blobs; uploaded " + std::to_string(uploaded) + " blobs (" +
-         std::to_string(uploaded_bytes) + " bytes), " + std::to_string(present) + " already in the registry";
+  std::string what = std::to_string(entries) + " entries, " + std::to_string(manifests) + " manifests, " +
+                     std::to_string(blobs) + " blobs, " + human_bytes(bytes);
+  if (dry_run) return what;
+  return what + "; uploaded " + std::to_string(uploaded) +
+         " blobs (" + human_bytes(uploaded_bytes) + "), " + std::to_string(present) +
+         " already in the registry (counted per repository)";
 }
 
 UnbundleSummary run_unbundle(const UnbundleOptions& options) {
@@ -169,6 +169,7 @@ UnbundleSummary run_unbundle(const UnbundleOptions& options) {
   std::vector<Descriptor> tagged;
   std::vector<Referrer> referrers;
   UnbundleSummary s;
+  s.dry_run = options.dry_run;
   std::set<std::string> verified, manifests;
   std::map<std::string, ContentGraph> graphs;
   for (const auto& e : layout.read_index().manifests) {
@@ -192,6 +193,11 @@ UnbundleSummary run_unbundle(const UnbundleOptions& options) {
   TransferTally tally(topt.progress);
   topt.progress = &tally;
   ImageTransfer t(topt);
+  // Is it a registry at all? One HEAD (which pings first) before any upload.
+  if (!tagged.empty() && !options.dry_run) {
+    Reference first = destination(to, tagged.front(), what);
+    t.client(first.registry).head_manifest(first.repository, first.manifest_ref());
+  }
   for (const auto& e : tagged) {
     Reference dst = destination(to, e, what);
     if (dst.digest && dst.tag.empty() && *dst.digest != e.digest)
