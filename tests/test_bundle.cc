@@ -164,6 +164,22 @@ TEST_CASE("bundle then unbundle under a prefix; a second unbundle uploads nothin
   CHECK(second.uploaded == 0);
   CHECK(second.present == 5);
 
+  // A tar from a work dir that an interrupted bundle of other things left:
+  // only what this run named goes in.
+  BundleOptions t = b;
+  fs::copy(b.output, h.dir / "t.tar.partial", fs::copy_options::recursive);
+  t.images.clear();
+  t.output = h.dir / "t.tar";
+  CHECK(run_bundle(t).entries == 1);
+  CHECK_FALSE(fs::exists(h.dir / "t.tar.partial"));
+  const std::string tar_bytes = read_file(t.output);
+  CHECK(tar_bytes.find(kWheel) != std::string::npos);
+  CHECK(tar_bytes.find(layer) == std::string::npos);  // the old entry's blob stayed out
+  UnbundleSummary only_wheels = run_unbundle({b.transfer, t.output, "reg.test/tar", false});
+  CHECK(only_wheels.entries == 1);
+  CHECK(only_wheels.blobs == 3);
+  CHECK_FALSE(reg.manifest("tar/team/base", "12"));
+
   CHECK_THROWS_AS(run_unbundle({b.transfer, b.output, "not-a-registry", false}), UsageError);
   fs::remove(b.output / "blobs" / "sha256" / sha256_of(layer).hex());
   CHECK_THAT(error_of([&] { run_unbundle(u); }), Catch::Contains("is missing"));

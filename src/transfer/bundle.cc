@@ -2,6 +2,7 @@
 #include "src/transfer/bundle.h"
 
 #include <fcntl.h>
+#include <set>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -78,9 +79,13 @@ class Bundler {
   void add_python_archive(const std::filesystem::path& file);
   BundleSummary summary() const;
   Progress& progress() { return progress_; }
+  /// Drops the index.json entries this run did not add (a work dir left by
+  /// an interrupted bundle of other things); returns the blobs the rest use.
+  std::set<std::string> keep_only_added() const;
 
  private:
   void tag(Descriptor d, const std::string& name, std::map<std::string, std::string> notes) {
+    added_.insert(name.empty() ? d.digest.str() : name);
     d.annotations = std::move(notes);
     layout_.set_tag(std::move(d), name);
   }
@@ -98,7 +103,26 @@ class Bundler {
   TransferTally tally_;
   OciLayout layout_;
   Progress progress_{&tally_};
+  std::set<std::string> added_;  // ref names, and digests of untagged entries
 };
+
+std::set<std::string> Bundler::keep_only_added() const {
+  ImageIndex idx = layout_.read_index();
+  std::vector<Descriptor> kept;
+  std::set<std::string> used;
+  for (auto& e : idx.manifests) {
+    if (!added_.count(e.ref_name().empty() ? e.digest.str() : e.ref_name())) continue;
+    ContentGraph g = content_graph(layout_.blobs(), e, "bundle");
+    for (const auto* list : {&g.manifests, &g.blobs})
+      for (const auto& d : *list) used.insert(d.digest.hex());
+    kept.push_back(std::move(e));
+  }
+  if (kept.size() != idx.manifests.size()) {
+    idx.manifests = std::move(kept);
+    write_file_atomic(layout_.dir() / "index.json", idx.to_json());
+  }
+  return used;
+}
 
 void Bundler::add_registry(const std::string& text, const std::string& kind) {
   const Reference ref = checked_reference(text, "--" + kind);
@@ -207,10 +231,17 @@ BundleSummary Bundler::summary() const {
 }
 
 /// FILE.tar <- the tree of dir, through a temp name, fsync and rename.
-void write_bundle_tar(const std::filesystem::path& dir, const std::filesystem::path& tar) {
+/// Only the layout files and the blobs in `blobs` (hex digests) go in.
+void write_bundle_tar(const std::filesystem::path& dir, const std::filesystem::path& tar,
+                      const std::set<std::string>& blobs) {
   AtomicFile f(tar);
   FileSink sink(f);
   TarOptions o;
+  o.include = [&blobs](const std::string& rel, bool is_dir) {
+    if (is_dir) return rel == "blobs" || rel == "blobs/sha256";
+    if (rel == "oci-layout" || rel == "index.json") return true;
+    return rel.rfind("blobs/sha256/", 0) == 0 && blobs.count(rel.substr(13)) > 0;
+  };
   write_directory_tar(dir, o, sink);
   f.commit();
 }
@@ -265,10 +296,12 @@ BundleSummary run_bundle(const BundleOptions& options) {
   for (const auto& r : options.caches) b.add_registry(r, "cache");
   if (!options.wheels_project.empty()) b.add_wheelhouse();
   for (const auto& f : options.python_archives) b.add_python_archive(f);
+  std::set<std::string> blobs;
+  if (tar) blobs = b.keep_only_added();
   BundleSummary s = b.summary();
   if (tar) {
     b.progress().note("writing " + options.output.string());
-    write_bundle_tar(dir, options.output);
+    write_bundle_tar(dir, options.output, blobs);
     remove_tree(dir);
   }
   return s;
