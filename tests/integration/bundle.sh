@@ -45,8 +45,12 @@ for r in debian-py:12 team/app:1 team/app:buildcache fx/signed:1; do A_DIGEST[$r
 section "bundle into one tar"
 BUNDLE=$T/carry/airgap.tar
 mkdir -p "$T/carry"
+PYARCH=$T/cpython-3.12.8+20241219-x86_64-unknown-linux-gnu-install_only.tar.gz
+PYTAG=cpython-3.12.8_20241219-x86_64-unknown-linux-gnu-install_only.tar.gz
+tar -czf "$PYARCH" -C "$FIXTURES" make_wheels.py
 dl "$T/bundle" bundle --image "$BASE_REF" --image "$APP" --image "$HA/fx/signed:1" --referrers \
-  --cache "$CREF" --wheels "$PROJ" --wheels-ref wheels/proj:1 -o "$BUNDLE" --cache-dir "$(fresh_cache)"
+  --cache "$CREF" --wheels "$PROJ" --wheels-ref wheels/proj:1 --python-archive "$PYARCH" \
+  -o "$BUNDLE" --cache-dir "$(fresh_cache)"
 check_eq "bundle exits 0" "0" "$RC"
 cat "$T/bundle.out"
 check_contains "bundle prints a summary" "$(cat "$T/bundle.out")" "manifests"
@@ -59,7 +63,8 @@ check_eq "the bundled built image has A's digest" "${A_DIGEST[team/app:1]}" \
 check_python "every entry of index.json says where it came from and where it goes" "$T/bx/index.json" '
 ha = "'"$HA"'"
 want = {"debian-py:12": "image", "team/app:1": "image", "fx/signed:1": "image",
-        "team/app:buildcache": "cache", "wheels/proj:1": "wheelhouse"}
+        "team/app:buildcache": "cache", "wheels/proj:1": "wheelhouse",
+        "python:'"$PYTAG"'": "python-archive"}
 got = {}
 for m in d["manifests"]:
     a = m.get("annotations", {})
@@ -69,7 +74,7 @@ for m in d["manifests"]:
         assert a["dev.dockless.bundle.kind"] == "referrer", m
         continue
     got[name] = a["dev.dockless.bundle.kind"]
-    if got[name] != "wheelhouse":
+    if got[name] not in ("wheelhouse", "python-archive"):
         assert a["io.containerd.image.name"] == ha + "/" + name, a
 assert got == want, got
 assert sum(1 for m in d["manifests"] if "org.opencontainers.image.ref.name" not in m.get("annotations", {})) == 2'
@@ -132,6 +137,12 @@ check_eq "the wheelhouse is in B with the bundle's digest" \
 check_python "the referrers tag index in B lists the SBOM and the signature" <(skopeo inspect --tls-verify=false --raw "docker://$HB/mirror/fx/signed:$REFTAG") '
 got = sorted(m["digest"] for m in d["manifests"])
 assert got == sorted(["'"$SBOM"'", "'"$SIG"'"]), got'
+
+check_python "the Python archive is in B: its file as the one layer, titled" <(skopeo inspect --tls-verify=false --raw "docker://$HB/mirror/python:$PYTAG") '
+assert d["artifactType"] == "application/vnd.dockless.python-archive.v1", d
+[l] = d["layers"]
+assert l["digest"] == "sha256:'"$(sha256sum "$PYARCH" | cut -d' ' -f1)"'", l
+assert l["annotations"]["org.opencontainers.image.title"] == "'"$(basename "$PYARCH")"'", l'
 
 section "a second unbundle uploads nothing"
 M=$(registry_log_mark)
