@@ -11,6 +11,7 @@
 #include "oci/content_graph.h"
 #include "oci/reference.h"
 #include "oci/referrers.h"
+#include "oci/registry_transport.h"
 #include "src/transfer/bundle.h"
 #include "src/transfer/progress.h"
 
@@ -149,6 +150,21 @@ ContentGraph checked_graph(const OciLayout& layout, const Descriptor& top, const
   return g;
 }
 
+/// GET /v2/ must answer as a registry does (200, or 401 when credentials
+/// are refused), before anything is uploaded: a web server that answers 404
+/// there would otherwise fail only at the first upload, less clearly.
+void check_is_registry(const std::string& registry, const TransferOptions& options) {
+  Keychain keychain(options.keychain);
+  RegistryTransport transport(registry, options.registry, keychain);
+  HttpResponse r = transport.send("check registry", {}, [](const std::string& base) {
+    HttpRequest req;
+    req.url = base + "/v2/";
+    return req;
+  });
+  if (r.status != 200 && r.status != 401)
+    throw Error("--to " + registry + " is not a registry (GET /v2/ answered HTTP " + std::to_string(r.status) + ")");
+}
+
 }  // namespace
 
 std::string UnbundleSummary::str() const {
@@ -193,11 +209,7 @@ UnbundleSummary run_unbundle(const UnbundleOptions& options) {
   TransferTally tally(topt.progress);
   topt.progress = &tally;
   ImageTransfer t(topt);
-  // Is it a registry at all? One HEAD (which pings first) before any upload.
-  if (!tagged.empty() && !options.dry_run) {
-    Reference first = destination(to, tagged.front(), what);
-    t.client(first.registry).head_manifest(first.repository, first.manifest_ref());
-  }
+  if (!tagged.empty() && !options.dry_run) check_is_registry(to.registry, topt);
   for (const auto& e : tagged) {
     Reference dst = destination(to, e, what);
     if (dst.digest && dst.tag.empty() && *dst.digest != e.digest)

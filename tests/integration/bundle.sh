@@ -207,7 +207,7 @@ printf 'X' | dd of="$T/corrupt/blobs/sha256/${WHL#sha256:}" bs=1 seek=10 conv=no
 check_dl_error "a bundle with a blob that fails its digest" "$T/e4" "${WHL#sha256:}" "corrupt|match" -- \
   unbundle -q "$T/corrupt" --to "$HB/x" --cache-dir "$T/e-cache"
 check "nothing was pushed from the bad bundles" bash -c "! skopeo inspect --tls-verify=false --raw docker://$HB/x/team/app:1 >/dev/null 2>&1"
-check_dl_error "--to a server that is not a registry" "$T/e5" "127.0.0.1:$INDEX_PORT" -- \
+check_dl_error "--to a server that is not a registry" "$T/e5" "127.0.0.1:$INDEX_PORT" "not a registry" -- \
   unbundle -q "$T/bx" --to "127.0.0.1:$INDEX_PORT/x" --cache-dir "$T/e-cache"
 dl "$T/e6" unbundle -q "$T/bx" --to "/tmp/somewhere" --cache-dir "$T/e-cache"
 check_eq "--to that is no registry name is a usage error (exit 2)" "2" "$RC"
