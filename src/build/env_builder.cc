@@ -65,11 +65,14 @@ void seed_uv_cache(BuildState& s) {
 
 /// The passthrough variables, with UV_OFFLINE=1 under --offline. Not in
 /// s.passthrough, which the cache keys read: offline is a route, not an input.
+/// With a --wheels-from server uv must reach loopback: every URL of its
+/// uv.lock then goes there (wheelhouse_source.cc), and UV_OFFLINE stays unset.
 std::vector<std::string> offline_env(const BuildState& s) {
+  bool offline = s.opt.offline && !s.wheelhouse_server;
   std::vector<std::string> env;
   for (const auto& v : s.passthrough)
     if (!s.opt.offline || v.rfind("UV_OFFLINE=", 0) != 0) env.push_back(v);
-  if (s.opt.offline) env.push_back("UV_OFFLINE=1");
+  if (offline) env.push_back("UV_OFFLINE=1");
   return env;
 }
 

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "base/error.h"
 #include "base/file_util.h"
@@ -12,6 +13,7 @@
 #include "oci/manifest.h"
 #include "oci/oci_layout.h"
 #include "src/build/build_state.h"
+#include "src/build/wheelhouse_server.h"
 #include "src/cache/last_used.h"
 #include "src/transfer/image_location.h"
 
@@ -152,16 +154,15 @@ std::string url_file_name(const std::string& url) {
 }
 
 WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>& refs,
-                                  const std::string& sandbox_dir) {
+                                  const fs::path& dir, const std::string& url_prefix) {
   WheelhouseRoute r;
   fs::path lock = s.source.project_root / "uv.lock";
   if (refs.empty() || !path_exists(lock)) return r;
   auto t = Clock::now();
   std::vector<LockedFile> wanted = locked_files(read_file(lock));
-  r.host_dir = s.work_dir / "wheelhouse";
-  r.sandbox_dir = sandbox_dir;
-  remove_tree(r.host_dir);
-  fs::create_directories(r.host_dir);
+  r.dir = dir;
+  remove_tree(r.dir);
+  fs::create_directories(r.dir);
   for (const auto& text : refs) {
     ImageLocation loc = ImageLocation::parse(text);
     if (loc.is_archive()) throw UsageError("--wheels-from " + text + ": a registry reference or oci:DIR[:TAG]");
@@ -178,13 +179,14 @@ WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>&
     }
     r.fetched += fetch_blobs(s, loc, blobs);
     for (const auto& [f, d] : take) {
-      present(s.store, d.digest, r.host_dir, url_file_name(f->url));
-      r.routes[f->url] = "file://" + sandbox_dir + "/" + d.digest.hex() + "/" + raw_segment(f->url);
+      present(s.store, d.digest, r.dir, url_file_name(f->url));
+      r.routes[f->url] = url_prefix + "/" + d.digest.hex() + "/" + raw_segment(f->url);
     }
   }
-  r.files = r.routes.size();
-  if (r.files == 0) s.warn("--wheels-from: no file of uv.lock is in the wheelhouse (uv fetches them as locked)");
-  s.note("wheelhouse: " + std::to_string(r.files) + " of " + std::to_string(wanted.size()) +
+  for (const auto& f : wanted)
+    if (r.routes.count(f.url) == 0) r.missing.push_back(f);
+  if (r.routes.empty()) s.warn("--wheels-from: no file of uv.lock is in the wheelhouse");
+  s.note("wheelhouse: " + std::to_string(r.routes.size()) + " of " + std::to_string(wanted.size()) +
          " file(s) of uv.lock from --wheels-from (" + std::to_string(r.fetched) + " fetched) in " +
          format_seconds(seconds_since(t)));
   return r;
@@ -192,10 +194,13 @@ WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>&
 
 void use_wheelhouses(BuildState& s) {
   if (s.opt.wheels_from.empty()) return;
-  fs::path host_dir = s.work_dir / "wheelhouse";
-  // --isolation host binds nothing: uv reads the directory where it is.
-  std::string sandbox_dir = s.opt.isolation == Isolation::kHost ? host_dir.string() : "/.dockless/wheelhouse";
-  WheelhouseRoute r = route_wheelhouses(s, s.opt.wheels_from, sandbox_dir);
+  fs::path dir = s.work_dir / "wheelhouse";
+  fs::create_directories(dir);
+  auto server = std::make_shared<WheelhouseServer>(dir);
+  WheelhouseRoute r = route_wheelhouses(s, s.opt.wheels_from, dir, server->base_url());
+  // --offline: what the wheelhouse lacks fails at once (a 404 that says so), never after a timeout.
+  if (s.opt.offline)
+    for (const auto& f : r.missing) r.routes[f.url] = server->base_url() + "/missing/" + raw_segment(f.url);
   if (r.routes.empty()) return;
   // The mirrors' notes and warnings were given when the build began.
   auto quiet = [](const std::string&) {};
@@ -203,7 +208,7 @@ void use_wheelhouses(BuildState& s) {
       prepare_mirrored_lock(s.source.project_root / "uv.lock",
                             merge_index_mirrors(s.spec().uv.index_mirrors, s.opt.index_mirrors), s.work_dir,
                             quiet, quiet, r.routes);
-  s.extra_binds.push_back({r.host_dir, r.sandbox_dir, true});
+  s.wheelhouse_server = std::move(server);
 }
 
 }  // namespace dockless

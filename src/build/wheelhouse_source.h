@@ -1,15 +1,13 @@
-// Wheels from the registry (`--wheels-from REF`, `uv.wheels-from`): a build
-// that must run uv takes the distribution files uv.lock names from a
-// wheelhouse artifact (docs: /work/wheelhouse-format.md; `dockless bundle
-// --wheels` writes it) instead of the URLs in uv.lock. Each file the lock
-// names whose hash is a layer digest of the wheelhouse is fetched by digest
-// into the cache's blob store (once, verified; `cache prune` sees it as a
-// blob), shown under its file name in a directory bound read-only into the
-// sandbox, and its URL in the private uv.lock (lock_mirror.h) becomes a
-// file:// URL of it. uv 0.13 takes file:// URLs for registry packages in
-// `uv sync --frozen`, checks their hashes, and caches them under the index
-// as before. Files the wheelhouse lacks keep their URLs. A route, not an
-// input: no cache key changes.
+// Wheels from the registry (`--wheels-from REF`): a build that must run uv
+// takes the distribution files uv.lock names from a wheelhouse artifact
+// (the fixed format `dockless bundle --wheels` writes) instead of the URLs
+// in uv.lock. Each file the lock names whose hash is a layer digest of the
+// wheelhouse is fetched by digest into the cache's blob store (once,
+// verified; `cache prune` sees it as a blob), shown under its file name in a
+// directory that a loopback server serves (wheelhouse_server.h), and its
+// URL in the private uv.lock (lock_mirror.h) points there; uv still checks
+// the hashes. Files the wheelhouse lacks keep their URLs, or with --offline
+// get a URL that answers 404 at once. A route, not an input: no key changes.
 #pragma once
 
 #include <cstdint>
@@ -45,25 +43,26 @@ std::vector<Descriptor> wheelhouse_layers(std::string_view manifest, const std::
 /// it could not be a file name: "/", NUL, "." or "..").
 std::string url_file_name(const std::string& url);
 
-/// What route_wheelhouses made: the routes for the private uv.lock and the
-/// directory (and its path in the sandbox) that holds the files.
+/// What route_wheelhouses made: the routes for the private uv.lock, the
+/// directory that holds the files, and the locked files it does not have.
 struct WheelhouseRoute {
   UrlRoutes routes;
-  std::filesystem::path host_dir;
-  std::string sandbox_dir;
-  std::size_t files = 0, fetched = 0;
+  std::filesystem::path dir;
+  std::vector<LockedFile> missing;
+  std::size_t fetched = 0;
 };
 
 /// For a build that runs uv: reads each wheelhouse of `refs` (REGISTRY/REPO[:TAG|@DIGEST]
 /// or oci:DIR[:TAG]), fetches the files the project's uv.lock names into
-/// s.store, and lays them out under s.work_dir/wheelhouse. `sandbox_dir` is
-/// where uv sees that directory. Empty routes without refs or uv.lock.
+/// s.store, and lays them out as `dir`/<hex digest>/<file name>, routed to
+/// `url_prefix`/<hex digest>/<file name>. Empty routes without refs or uv.lock.
 WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>& refs,
-                                  const std::string& sandbox_dir);
+                                  const std::filesystem::path& dir, const std::string& url_prefix);
 
-/// For a build about to make environments with uv: routes the --wheels-from
-/// files (route_wheelhouses) into s.mirrored_lock, mirrors kept, and binds
-/// their directory read-only. Nothing without --wheels-from.
+/// For a build about to make environments with uv: starts the loopback
+/// server (kept in s.wheelhouse_server until the build ends) and routes the
+/// --wheels-from files into s.mirrored_lock, mirrors kept; with --offline
+/// the files it lacks go to a 404 of that server. Nothing without --wheels-from.
 void use_wheelhouses(BuildState& s);
 
 }  // namespace dockless

@@ -77,7 +77,7 @@ assert names, "no McoreWorker venv layer"
 assert any(n.endswith("site-packages/late_add/__init__.py") for n in names), "no late_add in the venv"'
   if podman --runtime runc run --rm --network none "oci:$T/i1:app" true >/dev/null 2>&1; then
     expect_late_add_in_mcore
-    incheck in4 "oci:$T/i4:app"
+    PROJ=$AIRGAP_NEXT incheck in4 "oci:$T/i4:app"
   else
     echo "note: podman does not run in this network namespace; the layout's files were checked instead"
   fi
