@@ -16,7 +16,10 @@
 #   - the next lock with --wheels-from B's wheelhouse: uv installs late_add
 #     from the registry (the image's McoreWorker venv imports it);
 #   - the next lock with the old lock's wheelhouse: one error line naming
-#     late-add, within 10 s; - a remote --git: refused.
+#     late-add (within 30 s with the base to unpack, 10 s without);
+#   - a remote --git: refused.
+# Nothing changed gives the outside image's config and layers (only the
+# base.name annotation names registry B).
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/registry_lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/build_lib.sh"
@@ -42,7 +45,16 @@ if [[ ${1:-} == --inside ]]; then
   check_build "a build with an empty cache dir" "$T/in1" "$AIRGAP_PROJ" "${OFF[@]}" --cache-dir "$CACHE" \
     --output "oci:$T/i1:app" --report "$T/in1.json"
   check_eq "nothing changed: 0 uv runs" 0 "$(uv_runs "$T/in1.json")"
-  check_digests_equal "nothing changed: the image built outside" "$AIRGAP_OUTSIDE_DIGEST" "$DIGEST"
+  # The same config and layers; only the base.name annotation names registry B.
+  check_python "nothing changed: the config and layers built outside" "$T/i1/index.json" '
+def manifest(layout):
+    index = json.load(open(layout + "/index.json"))
+    return json.load(open(layout + "/blobs/sha256/" + index["manifests"][0]["digest"][7:]))
+inside, outside = manifest("'"$T"'/i1"), manifest("'"$AIRGAP_OUTSIDE_LAYOUT"'")
+assert inside["config"] == outside["config"], "another config"
+assert inside["layers"] == outside["layers"], "other layers"
+ann = {k: v for k, v in inside.get("annotations", {}).items() if k != "org.opencontainers.image.base.name"}
+assert ann == {k: v for k, v in outside.get("annotations", {}).items() if k != "org.opencontainers.image.base.name"}'
 
   section "inside: a source edit"
   cp -a "$AIRGAP_PROJ" "$T/proj"
@@ -83,11 +95,16 @@ assert any(n.endswith("site-packages/late_add/__init__.py") for n in names), "no
   fi
 
   section "inside: a lock change whose package is not in the wheelhouse"
-  t0=$(date +%s.%N)
-  check_build_fails "the next lock with the old lock's wheelhouse" "$T/in5" 1 'late-add' 'cannot download' \
-    'offline' -- "$AIRGAP_NEXT" "${OFF[@]}" --cache-dir "$T/cache-in5" --wheels-from "$B/app/wheels:base" \
-    --output "oci:$T/i5:app"
-  check "it fails within 10 s (${SECS}s)" python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 10 else 1)" "$SECS"
+  # The first attempt in a fresh cache dir also pulls and unpacks the base;
+  # the second, as a user retrying, only runs uv up to the missing wheel.
+  for attempt in 1 2; do
+    check_build_fails "the next lock with the old lock's wheelhouse (attempt $attempt)" "$T/in5-$attempt" 1 \
+      'late-add' 'cannot download' 'offline' -- "$AIRGAP_NEXT" "${OFF[@]}" --cache-dir "$T/cache-in5" \
+      --wheels-from "$B/app/wheels:base" --output "oci:$T/i5:app"
+    limit=$((attempt == 1 ? 30 : 10))
+    check "attempt $attempt fails within $limit s (${SECS}s)" \
+      python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$SECS" "$limit"
+  done
   check "no layout was written" test ! -e "$T/i5/index.json"
 
   section "inside: --offline refuses a remote --git"
@@ -102,8 +119,7 @@ build_setup
 A=$REGISTRY_HOST
 section "outside: build, push, --cache-to"
 check_build "the build outside" "$T/out1" "$PROJ" --set "image.base=$BASE_REF" --cache-dir "$T/cache-out" \
-  --tag "$A/app:1" --push --cache-to "$A/app-cache:main"
-OUTSIDE_DIGEST=$DIGEST
+  --tag "$A/app:1" --push --cache-to "$A/app-cache:main" --output "oci:$T/o1:app"
 
 section "outside: the next lock and the wheelhouses"
 cp -a "$PROJ" "$T/proj-next"
@@ -129,7 +145,7 @@ done
 
 section "into the gap (unshare -n)"
 AIRGAP_CARRY=$CARRY AIRGAP_PROJ=$PROJ AIRGAP_NEXT=$T/proj-next AIRGAP_INDEX_URL=$INDEX_URL \
-  AIRGAP_REGISTRY_A=$A AIRGAP_OUTSIDE_DIGEST=$OUTSIDE_DIGEST DOCKLESS_KEEP_SCRATCH=${DOCKLESS_KEEP_SCRATCH:-0} \
+  AIRGAP_REGISTRY_A=$A AIRGAP_OUTSIDE_LAYOUT=$T/o1 DOCKLESS_KEEP_SCRATCH=${DOCKLESS_KEEP_SCRATCH:-0} \
   unshare -n -- bash "${BASH_SOURCE[0]}" --inside 2>&1 | tee "$T/inside.log" | sed 's/^/  | /' || true
 summary=$(grep -E "^airgap: [0-9]+ passed, [0-9]+ failed$" "$T/inside.log" | tail -n 1 || true)
 if [[ $summary =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
