@@ -123,6 +123,18 @@ void write_report(const BuildState& s, const Digest& digest, double seconds) {
   json::write_string_member(w, "base", s.base.name);
   json::write_string_member(w, "base_digest", s.base.image.top.digest.str());
   if (!s.source.git_commit.empty()) json::write_string_member(w, "git_commit", s.source.git_commit);
+  json::write_key(w, "environments");  // the uv runs of this build, in the order they ended
+  w.StartArray();
+  for (const auto& r : s.environment_runs) {
+    w.StartObject();
+    json::write_string_member(w, "name", r.name);
+    json::write_key(w, "start");
+    w.Double(r.start);
+    json::write_key(w, "end");
+    w.Double(r.end);
+    w.EndObject();
+  }
+  w.EndArray();
   json::write_key(w, "skipped");
   w.StartArray();
   for (const auto& name : s.plan.skipped()) json::write_string(w, name);

@@ -92,6 +92,14 @@ struct BuildState {
   std::vector<std::string> output_names;
   int uv_runs = 0;
   int step_runs = 0;
+  Clock::time_point started = Clock::now();  ///< the build's start (report times count from it)
+  /// When each environment made in this build ran uv, in seconds since
+  /// `started` (the report's "environments": shows how they overlapped).
+  struct EnvironmentRun {
+    std::string name;
+    double start = 0, end = 0;
+  };
+  std::vector<EnvironmentRun> environment_runs;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
 };

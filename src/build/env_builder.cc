@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <mutex>
 #include <optional>
 
 #include "base/error.h"
 #include "base/file_lock.h"
 #include "base/file_util.h"
+#include "base/parallel.h"
 #include "layers/unpacker.h"
 #include "src/build/uv_cache_partition.h"
 #include "src/build/step_runner.h"
@@ -104,27 +108,49 @@ UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
 
 namespace {
 
-/// One uv run into a fresh directory, renamed into place when complete.
-void make_environment(BuildState& s, const UvRunnerConfig& c, PlannedEnvironment& e) {
-  auto te = Clock::now();
-  fs::path dir = s.env_dir(e);
-  fs::path tmp = temp_path_beside(dir);
-  fs::create_directories(tmp);
-  try {
-    run_uv_environment(c, UvEnvironment{e.name, e.image_path, tmp, e.extras, e.groups, e.all_groups,
-                                        e.no_default_groups});
+/// A name safe as one path component ("app.workers.VllmWorker" stays).
+std::string scratch_name(const std::string& name) {
+  std::string out;
+  for (char ch : name) out += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-') ? ch : '_';
+  return out;
+}
+
+/// One environment being made: uv writes into `tmp`, renamed into place
+/// when every environment of the build is made.
+struct EnvironmentJob {
+  PlannedEnvironment* env = nullptr;
+  fs::path tmp;
+  UvRunnerConfig config;  ///< with a scratch dir of its own
+};
+
+/// The uv runs of independent environments at the same time, at most
+/// `jobs` at once: uv's cache takes its own locks, and each run has its own
+/// sandbox, scratch dir and venv dir. Their output lines carry the
+/// environment's name.
+void run_environments(BuildState& s, std::vector<EnvironmentJob>& jobs, int parallel) {
+  std::mutex mu;
+  std::vector<std::size_t> order(jobs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  parallel_for_each(order, parallel, [&](std::size_t i) {
+    EnvironmentJob& j = jobs[i];
+    double start = seconds_since(s.started);
+    auto t = Clock::now();
+    run_uv_environment(j.config, UvEnvironment{j.env->name, j.env->image_path, j.tmp, j.env->extras, j.env->groups,
+                                               j.env->all_groups, j.env->no_default_groups});
+    std::lock_guard<std::mutex> lock(mu);
     ++s.uv_runs;
-    // Content-derived archive names: clean builds give identical layers.
-    canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, {tmp});
-    remove_tree(dir);
-    if (::rename(tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
-    write_file_atomic(s.cache_dir / "envs" / (e.key + ".complete"), "complete\n");
-  } catch (...) {
-    remove_tree(tmp);
-    throw;
-  }
-  e.ready = true;
-  s.note("environment " + e.name + " made in " + format_seconds(seconds_since(te)));
+    s.environment_runs.push_back({j.env->name, start, seconds_since(s.started)});
+    s.note("environment " + j.env->name + " made in " + format_seconds(seconds_since(t)));
+  });
+}
+
+/// How many uv runs at once: --jobs, at most one per environment. One in
+/// chroot mode, whose "bind" of the shared uv cache is a move into the run's
+/// root (a second run would find it gone).
+int environment_jobs(const BuildState& s, std::size_t environments) {
+  if (s.opt.isolation != Isolation::kUserns || s.opt.force_host) return 1;
+  int jobs = std::max(s.opt.transfer.jobs, 1);
+  return static_cast<int>(std::min<std::size_t>(environments, static_cast<std::size_t>(jobs)));
 }
 
 }  // namespace
@@ -149,9 +175,33 @@ void make_environments(BuildState& s) {
   use_wheelhouses(s);  // --wheels-from: uv.lock's files from a registry
 
   UvRunnerConfig c = uv_runner_config(s, rootfs);
-  // Only the base steps' layers are made yet: uv runs over them.
+  // Only the layers below the environments are made yet: uv runs over them.
   c.lower_layers = lower_dirs(s);
-  for (PlannedEnvironment* e : todo) make_environment(s, c, *e);
+  std::vector<EnvironmentJob> jobs;
+  for (PlannedEnvironment* e : todo) {
+    EnvironmentJob j{e, temp_path_beside(s.env_dir(*e)), c};
+    j.config.scratch = c.scratch / scratch_name(e->name);
+    fs::create_directories(j.tmp);
+    jobs.push_back(std::move(j));
+  }
+  try {
+    run_environments(s, jobs, environment_jobs(s, jobs.size()));
+    // Content-derived archive names (clean builds give identical layers),
+    // once every uv run is over: a rename under a running uv would break it.
+    std::vector<fs::path> dirs;
+    for (const auto& j : jobs) dirs.push_back(j.tmp);
+    canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, dirs);
+    for (auto& j : jobs) {
+      fs::path dir = s.env_dir(*j.env);
+      remove_tree(dir);
+      if (::rename(j.tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
+      write_file_atomic(s.cache_dir / "envs" / (j.env->key + ".complete"), "complete\n");
+      j.env->ready = true;
+    }
+  } catch (...) {
+    for (const auto& j : jobs) remove_tree(j.tmp);
+    throw;
+  }
 }
 
 double check_uv_lock(BuildState& s) {

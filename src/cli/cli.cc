@@ -14,6 +14,7 @@
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
 #include "src/cli/progress_printer.h"
+#include "src/transfer/bundle.h"
 #include "src/transfer/inspect_command.h"
 #include "src/transfer/transfer.h"
 
@@ -86,7 +87,7 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_option("--creds", a.creds, "USER:PASS for every registry (or DOCKLESS_USERNAME/DOCKLESS_PASSWORD)");
   cmd->add_option("--platform", a.platform, "os/arch[/variant] to pick from an index (copy/pull/push: default the whole index)");
   cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index (copy/pull/push: the default)");
-  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers (default 4)");
+  cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers, and uv runs of a build's environments (default 4)");
   cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
   cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
@@ -208,6 +209,12 @@ struct Commands {
   RegistryArgs pull_args, push_args, copy_args;
   std::string pull_ref, pull_output, push_src, push_ref, copy_src, copy_dst;
 
+  CLI::App *bundle = nullptr, *unbundle = nullptr;
+  RegistryArgs bundle_args, unbundle_args;
+  std::vector<std::string> bundle_images, bundle_caches, bundle_pythons;
+  std::string bundle_wheels, bundle_wheels_ref, bundle_output, unbundle_src, unbundle_to;
+  bool unbundle_dry_run = false;
+
   CLI::App* build = nullptr;
   RegistryArgs build_args;
   BuildArgs bld;
@@ -271,6 +278,30 @@ void add_transfer_commands(CLI::App& app, Commands& c) {
   c.copy->add_option("destination", c.copy_dst, "Where it goes")->required();
   add_registry_options(c.copy, c.copy_args);
   add_copy_options(c.copy, c.copy_args);
+}
+
+// code-limits: table
+void add_bundle_commands(CLI::App& app, Commands& c) {
+  CLI::App* b = c.bundle = app.add_subcommand(
+      "bundle", "Write the images, build caches and wheels a build in an air gap needs as one OCI layout");
+  b->add_option("--image", c.bundle_images, "An image to carry (REF, repeatable; the whole index by default)")
+      ->allow_extra_args(false);
+  b->add_option("--cache", c.bundle_caches, "A build cache written by build --cache-to (REF, repeatable)")
+      ->allow_extra_args(false);
+  b->add_option("--wheels", c.bundle_wheels, "PROJECT_DIR: carry the wheels and sdists of its uv.lock");
+  b->add_option("--wheels-ref", c.bundle_wheels_ref, "REPO[:TAG] of the wheelhouse (default wheels/<dir name>:latest)");
+  b->add_option("--python-archive", c.bundle_pythons, "A Python archive file to carry (repeatable)")
+      ->allow_extra_args(false);
+  b->add_option("-o,--output", c.bundle_output, "DIR, or FILE.tar")->required();
+  add_registry_options(b, c.bundle_args);
+  add_copy_options(b, c.bundle_args);
+
+  CLI::App* u = c.unbundle = app.add_subcommand(
+      "unbundle", "Push everything a bundle holds to a registry, under a prefix, same tags and digests");
+  u->add_option("bundle", c.unbundle_src, "The bundle: DIR or FILE.tar")->required();
+  u->add_option("--to", c.unbundle_to, "REGISTRY[/PREFIX], e.g. registry.local:5000/mirror")->required();
+  u->add_flag("--dry-run", c.unbundle_dry_run, "Only list what would go where");
+  add_registry_options(u, c.unbundle_args);
 }
 
 // code-limits: table
@@ -364,6 +395,35 @@ int run_copy_command(const std::string& src, const std::string& dst, const Regis
     return run_copy(ImageLocation::parse(src), dst_location, options);
   }();
   std::cout << d.str() << "\n";
+  return 0;
+}
+
+/// bundle and unbundle: the summary on stdout after the printer settles.
+int run_bundle_command(const Commands& c) {
+  const bool bundling = c.bundle->parsed();
+  const RegistryArgs& args = bundling ? c.bundle_args : c.unbundle_args;
+  if (args.all_platforms && !args.platform.empty())
+    throw UsageError("--platform and --all-platforms exclude each other");
+  TransferOptions options = to_transfer_options(args);
+  options.all_platforms = args.platform.empty();
+  options.referrers = args.referrers;
+  ProgressStyle style = progress_style(args);
+  CacheLock in_use = CacheLock::shared(options.cache_dir);
+  std::string summary = [&] {
+    ProgressPrinter printer(style, stderr);
+    options.progress = &printer;
+    if (bundling) {
+      BundleOptions o{options, c.bundle_images, c.bundle_caches, c.bundle_wheels, c.bundle_wheels_ref, {},
+                      c.bundle_output};
+      for (const auto& f : c.bundle_pythons) o.python_archives.emplace_back(f);
+      return "bundle " + c.bundle_output + ": " + run_bundle(o).str();
+    }
+    UnbundleSummary s = run_unbundle({options, c.unbundle_src, c.unbundle_to, c.unbundle_dry_run});
+    std::string out;
+    for (const auto& line : s.plan) out += line + "\n";
+    return out + (c.unbundle_dry_run ? "would push: " : "unbundle: ") + s.str();
+  }();
+  std::cout << summary << "\n";
   return 0;
 }
 
@@ -486,6 +546,7 @@ int run_selected(CLI::App& app, const Commands& c) {
   if (c.pull->parsed()) return run_pull_command(c);
   if (c.push->parsed()) return run_push_command(c);
   if (c.copy->parsed()) return run_copy_command(c.copy_src, c.copy_dst, c.copy_args);
+  if (c.bundle->parsed() || c.unbundle->parsed()) return run_bundle_command(c);
   if (c.cache_ls->parsed()) {
     auto now = std::chrono::system_clock::now();
     std::cout << format_cache_ls(take_cache_inventory(cache_dir_or_default(c.cache_dir)), c.cache_verbose, now);
@@ -508,6 +569,7 @@ int run_cli(int argc, char** argv) {
   add_import_command(app, c);
   add_inspect_command(app, c);
   add_transfer_commands(app, c);
+  add_bundle_commands(app, c);
   add_build_command(app, c);
   add_cache_commands(app, c);
   c.help = app.add_subcommand("help", "Show help for dockless or a subcommand");

@@ -102,6 +102,10 @@ check_eq "layer order: uv, python 3.11, the uv cache, the venvs, the source" \
   "$(report_get "$T/r1.json" '"|".join(dict.fromkeys("uv cache" if l["name"].startswith("uv cache") else ("uv" if l["name"].startswith("uv ") else l["name"]) for l in d["layers"]))')"
 check_eq "uv runs: the Python install and two venvs" 3 "$(uv_runs 1)"
 check_eq "the archive was downloaded once" 1 "$(downloads)"
+# Independent environments run uv at the same time (bounded by --jobs):
+# their uv runs overlap in the report's timestamps.
+overlap='"%d %s" % (len(d["environments"]), "overlap" if max(x["start"] for x in d["environments"]) < min(x["end"] for x in d["environments"]) else "one after another")'
+check_eq "the two environments were made at the same time" "2 overlap" "$(report_get "$T/r1.json" "$overlap" 2>&1)"
 
 section "podman: every venv runs the managed Python"
 for v in /opt/venv /opt/venvs/worker; do
@@ -134,6 +138,13 @@ check_eq "file:// list: the python layer is built again, byte for byte the same"
   "$(layer 1 python | cut -d' ' -f1) miss" "$(layer 4 python)"
 check_eq "the main venv is remade over it, byte for byte the same" "$(layer 1 'venv main' | cut -d' ' -f1)" \
   "$(layer 4 'venv main' | cut -d' ' -f1)"
+
+section "--jobs 1: one environment after the other"
+CACHE=$T/cache-j1 build 6 --jobs 1
+check_eq "--jobs 1: the two environments did not overlap" "2 one after another" \
+  "$(report_get "$T/r6.json" "$overlap" 2>&1)"
+check_eq "--jobs 1: the same venv layer as the parallel build" "$(layer 1 'venv main' | cut -d' ' -f1)" \
+  "$(layer 6 'venv main' | cut -d' ' -f1)"
 
 section "chroot mode"
 CACHE=$T/cache-chroot build 5 --isolation chroot
