@@ -57,14 +57,14 @@ std::string manifest(const std::string& artifact_type, const std::string& layer_
 
 }  // namespace
 
-TEST_CASE("locked_files lists the sha256-hashed wheels and sdists of uv.lock", "[wheelhouse_source]") {
-  auto files = locked_files(kLock);
+TEST_CASE("locked_urls lists the sha256-hashed wheels and sdists of uv.lock", "[wheelhouse_source]") {
+  auto files = locked_urls(kLock);
   REQUIRE(files.size() == 3);
   CHECK(files[0].url == "http://127.0.0.1:9/files/common_a-1.0.0.tar.gz");
   CHECK(files[1].hash == kHashA);
   CHECK(files[2].url == "http://127.0.0.1:9/files/torch-2.0.0%2Bcu118-py3-none-any.whl");
-  CHECK(locked_files("version = 1\n").empty());
-  CHECK_THROWS_WITH(locked_files("[[package]\n", "x/uv.lock"), Catch::Contains("x/uv.lock:1: not valid TOML"));
+  CHECK(locked_urls("version = 1\n").empty());
+  CHECK_THROWS_WITH(locked_urls("[[package]\n", "x/uv.lock"), Catch::Contains("x/uv.lock:1: not valid TOML"));
 }
 
 TEST_CASE("a wheelhouse manifest is checked against the fixed format", "[wheelhouse_source]") {

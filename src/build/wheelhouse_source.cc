@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kTitle = "org.opencontainers.image.title";
 
-void add_locked(const toml::node* node, std::vector<LockedFile>& out) {
+void add_locked(const toml::node* node, std::vector<LockedUrl>& out) {
   const toml::table* t = node ? node->as_table() : nullptr;
   if (!t) return;
   auto url = (*t)["url"].value<std::string>();
@@ -100,7 +100,7 @@ void present(const BlobStore& store, const Digest& d, const fs::path& dir, const
 
 }  // namespace
 
-std::vector<LockedFile> locked_files(std::string_view lock_text, const std::string& file) {
+std::vector<LockedUrl> locked_urls(std::string_view lock_text, const std::string& file) {
   toml::table doc;
   try {
     doc = toml::parse(lock_text, std::string_view(file));
@@ -108,7 +108,7 @@ std::vector<LockedFile> locked_files(std::string_view lock_text, const std::stri
     throw Error(file + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
                 std::string(e.description()));
   }
-  std::vector<LockedFile> out;
+  std::vector<LockedUrl> out;
   const toml::array* packages = doc["package"].as_array();
   if (!packages) return out;
   for (const auto& p : *packages) {
@@ -159,7 +159,7 @@ WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>&
   fs::path lock = s.source.project_root / "uv.lock";
   if (refs.empty() || !path_exists(lock)) return r;
   auto t = Clock::now();
-  std::vector<LockedFile> wanted = locked_files(read_file(lock));
+  std::vector<LockedUrl> wanted = locked_urls(read_file(lock));
   r.dir = dir;
   remove_tree(r.dir);
   fs::create_directories(r.dir);
@@ -169,7 +169,7 @@ WheelhouseRoute route_wheelhouses(BuildState& s, const std::vector<std::string>&
     std::map<std::string, Descriptor> by_digest;
     for (const auto& l : wheelhouse_layers(read_wheelhouse_manifest(s, loc), "--wheels-from " + text))
       by_digest.emplace(l.digest.str(), l);
-    std::vector<std::pair<const LockedFile*, Descriptor>> take;
+    std::vector<std::pair<const LockedUrl*, Descriptor>> take;
     std::vector<Descriptor> blobs;
     for (const auto& f : wanted) {
       auto hit = by_digest.find(f.hash);

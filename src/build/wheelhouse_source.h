@@ -26,14 +26,14 @@ struct BuildState;
 inline constexpr const char* kWheelhouseArtifactType = "application/vnd.dockless.wheelhouse.v1";
 
 /// One distribution file uv.lock names: its URL and `hash` ("sha256:<hex>").
-struct LockedFile {
+struct LockedUrl {
   std::string url;
   std::string hash;
 };
 
 /// The wheels and sdists of uv.lock that have a sha256 hash, in document
 /// order. `file` names it in errors (not TOML).
-std::vector<LockedFile> locked_files(std::string_view lock_text, const std::string& file = "uv.lock");
+std::vector<LockedUrl> locked_urls(std::string_view lock_text, const std::string& file = "uv.lock");
 
 /// The layers of a wheelhouse manifest; throws Error("<what>: ...") when it
 /// is not one (another artifactType, an index, a layer without a file name).
@@ -48,7 +48,7 @@ std::string url_file_name(const std::string& url);
 struct WheelhouseRoute {
   UrlRoutes routes;
   std::filesystem::path dir;
-  std::vector<LockedFile> missing;
+  std::vector<LockedUrl> missing;
   std::size_t fetched = 0;
 };
 
