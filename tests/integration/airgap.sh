@@ -3,15 +3,14 @@
 #
 # Outside (the internet side): registry A, the package index, the test
 # project built with --push --cache-to. The project's next lock (late_add
-# added to the mcore extra) and its wheelhouse artifact (the fixed format
-# of `dockless bundle --wheels`, written by tests/fixtures/make_wheelhouse.py
-# until bundle is on main), and a wheelhouse of the current lock. The base
-# image, the build cache and both wheelhouses are carried in one OCI layout
-# (dockless copy).
+# added to the mcore extra). `dockless bundle` writes airgap.tar: the base
+# image, the build cache and the next lock's wheels; and old-wheels.tar,
+# the current lock's wheels (no late_add).
 #
 # Inside (`unshare -n`: a network namespace with only loopback, up; A and
 # the index are unreachable): a fresh registry B on 127.0.0.1, an empty
-# cache dir; the layout is copied into B. Then, every build with --offline:
+# cache dir; `dockless unbundle` pushes both to B/mirror. Then, every build
+# with --offline:
 #   - nothing changed: 0 uv runs; - a source edit: 0 uv runs; - --skip: 0 uv runs;
 #   - the next lock with --wheels-from B's wheelhouse: uv installs late_add
 #     from the registry (the image's McoreWorker venv imports it);
@@ -26,17 +25,18 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/build_lib.sh"
 
 # ---------------------------------------------------------------- inside the gap
 if [[ ${1:-} == --inside ]]; then
-  CARRY=$AIRGAP_CARRY
+  CARRY=$AIRGAP_CARRY  # the outside scratch dir, with the two bundles
   section "inside: only loopback"
   require "bring lo up" ip link set lo up
   check "the outside index does not answer" bash -c '! curl -fsS -m 3 "$1" >/dev/null 2>&1' _ "$AIRGAP_INDEX_URL/common-a/"
   check "the outside registry does not answer" bash -c '! curl -fsS -m 3 "http://$1/v2/" >/dev/null 2>&1' _ "$AIRGAP_REGISTRY_A"
   start_registry plain regb
   B=$REGISTRY_HOST
-  for pair in base:debian-py:12 cache:app-cache:main wheels-next:app/wheels:next wheels-base:app/wheels:base; do
-    check_dl "copy the carried $pair into registry B" "$T/in-copy-${pair%%:*}" copy \
-      "oci:$CARRY:${pair%%:*}" "$B/${pair#*:}" -q --cache-dir "$T/copy-cache"
+  for tar in airgap.tar old-wheels.tar; do
+    dl "$T/unbundle-$tar" unbundle "$CARRY/$tar" --to "$B/mirror" -q --cache-dir "$T/unbundle-cache"
+    check "unbundle $tar into registry B (${SECS}s)" test "$RC" = 0
   done
+  B=$B/mirror
   CACHE=$T/cache-in
   OFF=(--set "image.base=$B/debian-py:12" --cache-from "$B/app-cache:main" --offline)
   uv_runs() { report_get "$1" 'd["uv_runs"]'; }
@@ -100,7 +100,7 @@ assert any(n.endswith("site-packages/late_add/__init__.py") for n in names), "no
   for attempt in 1 2; do
     check_build_fails "the next lock with the old lock's wheelhouse (attempt $attempt)" "$T/in5-$attempt" 1 \
       'late-add' 'cannot download' 'offline' -- "$AIRGAP_NEXT" "${OFF[@]}" --cache-dir "$T/cache-in5" \
-      --wheels-from "$B/app/wheels:base" --output "oci:$T/i5:app"
+      --wheels-from "$B/app/wheels:old" --output "oci:$T/i5:app"
     limit=$((attempt == 1 ? 30 : 10))
     check "attempt $attempt fails within $limit s (${SECS}s)" \
       python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$SECS" "$limit"
@@ -121,30 +121,22 @@ section "outside: build, push, --cache-to"
 check_build "the build outside" "$T/out1" "$PROJ" --set "image.base=$BASE_REF" --cache-dir "$T/cache-out" \
   --tag "$A/app:1" --push --cache-to "$A/app-cache:main" --output "oci:$T/o1:app"
 
-section "outside: the next lock and the wheelhouses"
+section "outside: the next lock; bundles"
 cp -a "$PROJ" "$T/proj-next"
 add_late_add_to_mcore "$T/proj-next"
 cp "$T/proj-next/uv.lock" "$T/proj-next.lock-copy"
 require "the next lock names late_add" grep -q late_add-1.0.0 "$T/proj-next/uv.lock"
-require "make_wheelhouse.py (next lock)" python3 "$FIXTURES/make_wheelhouse.py" "$T/proj-next/uv.lock" \
-  "$INDEX_DIR/files" "$T/wh" next
-require "make_wheelhouse.py (current lock)" python3 "$FIXTURES/make_wheelhouse.py" "$PROJ/uv.lock" \
-  "$INDEX_DIR/files" "$T/wh" base
-for tag in next base; do
-  check_dl "push the wheelhouse ($tag) to registry A" "$T/wh-push-$tag" copy "oci:$T/wh:$tag" \
-    "$A/app/wheels:$tag" -q --cache-dir "$T/copy-cache"
-done
-
-section "outside: carry the base, the cache and the wheelhouses in one layout"
-CARRY=$T/carry
-for pair in "base:$BASE_REF" "cache:$A/app-cache:main" "wheels-next:$A/app/wheels:next" \
-  "wheels-base:$A/app/wheels:base"; do
-  check_dl "copy ${pair#*:} into the carried layout" "$T/carry-${pair%%:*}" copy "${pair#*:}" \
-    "oci:$CARRY:${pair%%:*}" -q --cache-dir "$T/copy-cache"
-done
+# The bundle to carry: the base, the build cache and the next lock's wheels;
+# and an older one with only the current lock's wheels (no late_add).
+check_dl_ok() { dl "$2" "${@:3}"; check "$1 (${SECS}s)" test "$RC" = 0; }
+check_dl_ok "bundle the base, the cache and the next lock's wheels" "$T/bundle" bundle -q --cache-dir "$T/bundle-cache" \
+  --image "$BASE_REF" --cache "$A/app-cache:main" --wheels "$T/proj-next" --wheels-ref app/wheels:next -o "$T/airgap.tar"
+check_dl_ok "bundle the current lock's wheels" "$T/bundle-old" bundle -q --cache-dir "$T/bundle-cache" \
+  --wheels "$PROJ" --wheels-ref app/wheels:old -o "$T/old-wheels.tar"
+check "the bundle is one file" test -f "$T/airgap.tar"
 
 section "into the gap (unshare -n)"
-AIRGAP_CARRY=$CARRY AIRGAP_PROJ=$PROJ AIRGAP_NEXT=$T/proj-next AIRGAP_INDEX_URL=$INDEX_URL \
+AIRGAP_CARRY=$T AIRGAP_PROJ=$PROJ AIRGAP_NEXT=$T/proj-next AIRGAP_INDEX_URL=$INDEX_URL \
   AIRGAP_REGISTRY_A=$A AIRGAP_OUTSIDE_LAYOUT=$T/o1 DOCKLESS_KEEP_SCRATCH=${DOCKLESS_KEEP_SCRATCH:-0} \
   unshare -n -- bash "${BASH_SOURCE[0]}" --inside 2>&1 | tee "$T/inside.log" | sed 's/^/  | /' || true
 summary=$(grep -E "^airgap: [0-9]+ passed, [0-9]+ failed$" "$T/inside.log" | tail -n 1 || true)
