@@ -1,17 +1,25 @@
 // Tests for src/build/wheelhouse_source (--wheels-from) and the parts of
 // lock_mirror it uses: the files uv.lock names, a wheelhouse manifest
 // checked against the fixed format, file names from URLs, exact URL routes
-// that come before any mirror (hashes untouched), and uv's offline
-// download failure as one line.
+// that come before any mirror (hashes untouched), uv's offline download
+// failure as one line, and the loopback server (files, 404s, no escape).
 #include "src/build/wheelhouse_source.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "src/build/lock_mirror.h"
+#include "src/build/wheelhouse_server.h"
+#include "tests/test_support.h"
 
 using namespace dockless;
 
@@ -55,7 +63,47 @@ std::string manifest(const std::string& artifact_type, const std::string& layer_
          kHashA + R"(","size":1,"annotations":{)" + layer_annotations + "}}]}";
 }
 
+/// One raw HTTP exchange with 127.0.0.1:port; the whole answer.
+std::string http(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("the loopback server serves DIR/<hex>/<name> and nothing else", "[wheelhouse_source]") {
+  test::TempDir tmp;
+  const std::string hex = kHashA.substr(7);
+  std::filesystem::create_directories(tmp.path() / "wh" / hex);
+  std::ofstream(tmp.path() / "wh" / hex / "a-1.0+x-py3-none-any.whl") << "wheel bytes";
+  std::ofstream(tmp.path() / "secret") << "secret";
+  WheelhouseServer server(tmp.path() / "wh");
+  const std::string url = server.base_url();
+  REQUIRE(url.rfind("http://127.0.0.1:", 0) == 0);
+  int port = std::stoi(url.substr(17));
+  std::string ok = http(port, "GET /" + hex + "/a-1.0%2Bx-py3-none-any.whl HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(ok.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(ok.find("Content-Length: 11\r\n") != std::string::npos);
+  CHECK(ok.substr(ok.size() - 11) == "wheel bytes");
+  std::string head = http(port, "HEAD /" + hex + "/a-1.0+x-py3-none-any.whl HTTP/1.1\r\n\r\n");
+  CHECK(head.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(head.find("wheel bytes") == std::string::npos);
+  for (const std::string& path : std::vector<std::string>{"/missing/late_add-1.0.0-py3-none-any.whl",
+                                                         "/" + hex + "/../../secret",
+                                                         "/" + hex + "/%2E%2E/%2E%2E/secret", "/../secret"})
+    CHECK(http(port, "GET " + path + " HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not in the --wheels-from wheelhouse", 0) == 0);
+  CHECK(http(port, "PUT /" + hex + "/x HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
+}
 
 TEST_CASE("locked_urls lists the sha256-hashed wheels and sdists of uv.lock", "[wheelhouse_source]") {
   auto files = locked_urls(kLock);
