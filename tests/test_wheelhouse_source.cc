@@ -103,6 +103,11 @@ TEST_CASE("the loopback server serves DIR/<hex>/<name> and nothing else", "[whee
                                                          "/" + hex + "/%2E%2E/%2E%2E/secret", "/../secret"})
     CHECK(http(port, "GET " + path + " HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not in the --wheels-from wheelhouse", 0) == 0);
   CHECK(http(port, "PUT /" + hex + "/x HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
+  // uv revalidating what its cache holds: use it.
+  CHECK(http(port, "GET /missing/c-1.0-py3-none-any.whl HTTP/1.1\r\nIf-Modified-Since: Sat, 01 Jan 2000 "
+                   "00:00:00 GMT\r\n\r\n").rfind("HTTP/1.1 304 Not Modified", 0) == 0);
+  CHECK(http(port, "GET /missing/c-1.0-py3-none-any.whl HTTP/1.1\r\nif-none-match: \"x\"\r\n\r\n")
+            .rfind("HTTP/1.1 304", 0) == 0);
 }
 
 TEST_CASE("locked_urls lists the sha256-hashed wheels and sdists of uv.lock", "[wheelhouse_source]") {

@@ -54,7 +54,7 @@ struct MirroredLock {
 };
 
 /// Exact URL -> URL replacements that come before any mirror (a wheelhouse
-/// file presented to uv at a file:// URL, wheelhouse_source.h).
+/// file served to uv on loopback, wheelhouse_source.h).
 using UrlRoutes = std::map<std::string, std::string>;
 
 /// uv.lock's text with every `url` value (sdist, wheels, direct sources)

@@ -74,6 +74,14 @@ std::string file_of(const std::string& target) {
   return path.substr(1);
 }
 
+/// The request asks to revalidate a copy (If-None-Match / If-Modified-Since).
+bool conditional(const std::string& request) {
+  std::string lower;
+  for (char c : request) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return lower.find("\r\nif-none-match:") != std::string::npos ||
+         lower.find("\r\nif-modified-since:") != std::string::npos;
+}
+
 void answer(int fd, const std::string& status, const std::string& extra, const std::string& body) {
   std::string head = "HTTP/1.1 " + status + "\r\nConnection: close\r\n" + extra +
                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -135,6 +143,9 @@ void WheelhouseServer::serve(int fd) const {
   struct stat st {};
   if (file < 0 || ::fstat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (file >= 0) ::close(file);
+    // uv revalidating a stale entry of its cache (for a file the wheelhouse
+    // lacks): the copy it holds is the locked one, and uv checks its hash.
+    if (conditional(req)) return answer(fd, "304 Not Modified", "", "");
     return answer(fd, "404 Not in the --wheels-from wheelhouse, and --offline fetches nothing else", "",
                   "not in the --wheels-from wheelhouse\n");
   }

@@ -5,7 +5,9 @@
 // downloaded over HTTP, a wheel lands in the uv cache as it does from the
 // index. GET and HEAD only, one connection at a time, "Connection: close";
 // every other path is a 404 whose reason says the file is not in the
-// wheelhouse (uv quotes it).
+// wheelhouse (uv quotes it), or a 304 when uv revalidates a copy in its
+// cache (If-None-Match / If-Modified-Since): under --offline every URL of
+// uv.lock leads here, and a cached file must stay usable.
 #pragma once
 
 #include <filesystem>
