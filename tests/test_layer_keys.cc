@@ -250,7 +250,6 @@ std::vector<Mutation> mutations() {
        kEnvOnly},
       {"uv_env: UV_INDEX_STRATEGY added",
        [](KeyInputs& in) { set_env(in, "UV_INDEX_STRATEGY", "unsafe-best-match"); }, kEnvOnly},
-      {"uv_env: UV_OFFLINE added", [](KeyInputs& in) { set_env(in, "UV_OFFLINE", "1"); }, kEnvOnly},
       {"uv_env: UV_PYTHON_INSTALL_MIRROR added",
        [](KeyInputs& in) { set_env(in, "UV_PYTHON_INSTALL_MIRROR", "https://python.example/releases"); },
        kEnvOnly},
@@ -266,6 +265,8 @@ std::vector<Mutation> mutations() {
       {"uv_env: UV_HTTP_TIMEOUT changed", [](KeyInputs& in) { set_env(in, "UV_HTTP_TIMEOUT", "600"); },
        kNone},
       {"uv_env: UV_HTTP_TIMEOUT removed", [](KeyInputs& in) { drop_env(in, "UV_HTTP_TIMEOUT"); }, kNone},
+      // A route: uv installs the same hashed files or fails (--offline in an air gap).
+      {"uv_env: UV_OFFLINE added", [](KeyInputs& in) { set_env(in, "UV_OFFLINE", "1"); }, kNone},
       {"uv_env: UV_CONCURRENT_DOWNLOADS changed",
        [](KeyInputs& in) { set_env(in, "UV_CONCURRENT_DOWNLOADS", "1"); }, kNone},
       {"uv_env: HTTPS_PROXY changed",
@@ -550,11 +551,11 @@ TEST_CASE("uv_env_for_key sorts, filters and strips credentials", "[layer_keys]"
   SECTION("empty in, empty out") { CHECK(uv_env_for_key({}).empty()); }
 
   SECTION("sorted by the whole NAME=VALUE") {
-    const std::vector<std::string> in = {"UV_OFFLINE=1", "UV_INDEX_URL=https://mirror.example/simple",
+    const std::vector<std::string> in = {"UV_INDEX_STRATEGY=first-index", "UV_INDEX_URL=https://mirror.example/simple",
                                          "UV_FIND_LINKS=/wheels", "UV_DEFAULT_INDEX=https://pypi.example/simple"};
     const std::vector<std::string> want = {"UV_DEFAULT_INDEX=https://pypi.example/simple",
-                                           "UV_FIND_LINKS=/wheels",
-                                           "UV_INDEX_URL=https://mirror.example/simple", "UV_OFFLINE=1"};
+                                           "UV_FIND_LINKS=/wheels", "UV_INDEX_STRATEGY=first-index",
+                                           "UV_INDEX_URL=https://mirror.example/simple"};
     CHECK(uv_env_for_key(in) == want);
     std::vector<std::string> reversed(in.rbegin(), in.rend());
     CHECK(uv_env_for_key(reversed) == want);
@@ -589,7 +590,6 @@ TEST_CASE("uv_env_for_key sorts, filters and strips credentials", "[layer_keys]"
         "UV_INDEX=internal=https://pkgs.example/simple",
         "UV_INDEX_STRATEGY=unsafe-best-match",
         "UV_INDEX_URL=https://mirror.example/simple",
-        "UV_OFFLINE=1",
         "UV_PYTHON_INSTALL_MIRROR=https://python.example/releases",
     };
     CHECK(uv_env_for_key(in) == want);

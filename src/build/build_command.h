@@ -40,6 +40,11 @@ struct BuildOptions {
   std::vector<std::string> cache_from;      ///< --cache-from REF: registry build caches to read
   std::string cache_to;                     ///< --cache-to REF: where to write this build's cache
   std::vector<IndexMirror> index_mirrors;   ///< --index-mirror ORIGINAL=MIRROR, in command-line order
+  /// --wheels-from REF: wheelhouse artifacts uv.lock's files are taken from (wheelhouse_source.h).
+  std::vector<std::string> wheels_from;
+  /// --offline: no network but the registries named; uv runs with UV_OFFLINE=1,
+  /// steps without network, --git from a local repository only.
+  bool offline = false;
 };
 
 /// Builds and writes every output; returns the image's manifest digest.

@@ -112,7 +112,21 @@ class BuildExecutor {
     for (const auto& t : opt().tags) d.tags.push_back(parse_ref_option("--tag", t));
     for (const auto& from : opt().cache_from) parse_ref_option("--cache-from", from);
     if (!opt().cache_to.empty()) parse_ref_option("--cache-to", opt().cache_to);
+    check_offline_sources();
     return d;
+  }
+
+  /// --wheels-from names a registry or a layout; --offline takes --git from
+  /// this machine only (a file:// URL or a path), never over the network.
+  void check_offline_sources() const {
+    for (const auto& w : opt().wheels_from)
+      if (ImageLocation::parse(w).is_archive())
+        throw UsageError("--wheels-from " + w + ": expected REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]");
+    const std::string& git = opt().git_url;
+    bool local = git.rfind("file://", 0) == 0 || git.rfind('/', 0) == 0 || git.rfind('.', 0) == 0;
+    if (opt().offline && !git.empty() && !local)
+      throw UsageError("--offline: --git " + git + " is fetched over the network; clone it where there is "
+                       "network and build the tree, or give a file:// URL");
   }
 
   void load_source_and_spec() {

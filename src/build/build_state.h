@@ -82,6 +82,8 @@ struct BuildState {
   std::vector<std::string> passthrough;
   std::vector<BindMount> extra_binds;
   std::filesystem::path mirrored_lock;  ///< uv.lock with mirrored URLs (lock_mirror.h), or ""
+  /// The --wheels-from loopback server (wheelhouse_server.h), up until the build ends; null: none.
+  std::shared_ptr<void> wheelhouse_server;
   std::unique_ptr<SourceLayer> source_layer;
 
   BuildPlan plan;

@@ -16,6 +16,7 @@
 #include "src/build/uv_cache_partition.h"
 #include "src/build/step_runner.h"
 #include "src/build/uv_runner.h"
+#include "src/build/wheelhouse_source.h"
 #include "src/cache/last_used.h"
 
 namespace dockless {
@@ -66,6 +67,19 @@ void seed_uv_cache(BuildState& s) {
   }
 }
 
+/// The passthrough variables, with UV_OFFLINE=1 under --offline. Not in
+/// s.passthrough, which the cache keys read: offline is a route, not an input.
+/// With a --wheels-from server uv must reach loopback: every URL of its
+/// uv.lock then goes there (wheelhouse_source.cc), and UV_OFFLINE stays unset.
+std::vector<std::string> offline_env(const BuildState& s) {
+  bool offline = s.opt.offline && !s.wheelhouse_server;
+  std::vector<std::string> env;
+  for (const auto& v : s.passthrough)
+    if (!s.opt.offline || v.rfind("UV_OFFLINE=", 0) != 0) env.push_back(v);
+  if (offline) env.push_back("UV_OFFLINE=1");
+  return env;
+}
+
 }  // namespace
 
 UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
@@ -85,7 +99,7 @@ UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
   c.link_mode = s.spec().uv.link_mode;
   c.compile_bytecode = s.spec().uv.compile_bytecode;
   c.source_date_epoch = s.clamp;
-  c.passthrough_env = s.passthrough;
+  c.passthrough_env = offline_env(s);
   c.extra_binds = s.extra_binds;
   c.mirrored_lock = s.mirrored_lock;
   c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
@@ -158,6 +172,7 @@ void make_environments(BuildState& s) {
   FileLock lock(lock_path, LockMode::kExclusive);
   seed_uv_cache(s);
   fs::create_directories(s.host_uv_cache);
+  use_wheelhouses(s);  // --wheels-from: uv.lock's files from a registry
 
   UvRunnerConfig c = uv_runner_config(s, rootfs);
   // Only the layers below the environments are made yet: uv runs over them.

@@ -51,7 +51,7 @@ struct Site {
 /// and `uv sync --frozen` downloads from the file URLs only.
 class LockWalker {
  public:
-  explicit LockWalker(const std::vector<IndexMirror>& m) : mirrors(m), used(m.size(), 0) {}
+  LockWalker(const std::vector<IndexMirror>& m, const UrlRoutes& r) : mirrors(m), routes(r), used(m.size(), 0) {}
 
   void walk(const toml::node& node, std::string_view key) {
     if (const auto* t = node.as_table()) {
@@ -61,15 +61,20 @@ class LockWalker {
     } else if (const auto* s = node.as_string(); s && key == "registry") {
       registries.push_back(s->get());
     } else if (const auto* s = node.as_string(); s && key == "url") {
-      Site site{s->get(), mirror_url(s->get(), mirrors, &used), s->source()};
+      auto route = routes.find(s->get());
+      bool routed = route != routes.end();
+      Site site{s->get(), routed ? route->second : mirror_url(s->get(), mirrors, &used), s->source()};
       values.push_back(site.replacement);
+      if (routed) ++routed_count;
       if (site.replacement == site.value) unmirrored.push_back(site.value);
       else sites.push_back(std::move(site));
     }
   }
 
   const std::vector<IndexMirror>& mirrors;
+  const UrlRoutes& routes;
   std::vector<std::size_t> used;
+  std::size_t routed_count = 0;  ///< URLs replaced by a route
   std::vector<Site> sites;
   std::vector<std::string> unmirrored;  ///< file URLs no mirror covers
   std::vector<std::string> values;      ///< every URL, mirrored, in document order
@@ -197,17 +202,19 @@ std::string mirror_url(const std::string& url, const std::vector<IndexMirror>& m
 }
 
 MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirror>& mirrors,
-                         const std::string& file) {
+                         const std::string& file, const UrlRoutes& routes) {
   toml::table doc = parse_lock(lock_text, file);
-  LockWalker w(mirrors);
+  LockWalker w(mirrors, routes);
   w.walk(doc, "");
   MirroredLock out;
   out.text = replace_sites(lock_text, w.sites, file);
   out.rewritten = w.sites.size();
+  out.routed = w.routed_count;
   // The rewrite changed exactly the URLs it meant to, and nothing else parses differently.
   toml::table again = parse_lock(out.text, file + " (mirrored copy)");
   const std::vector<IndexMirror> none;
-  LockWalker check(none);
+  const UrlRoutes no_routes;
+  LockWalker check(none, no_routes);
   check.walk(again, "");
   if (check.values != w.values)
     throw Error(file + ": the mirrored copy does not hold the expected URLs; uv.lock left as it is");
@@ -224,7 +231,7 @@ MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirr
                  ": map their prefix)";
     out.warnings.push_back(warning);
   }
-  if (out.rewritten > 0 && !w.unmirrored.empty())
+  if (out.rewritten > w.routed_count && !w.unmirrored.empty())
     out.warnings.push_back(std::to_string(w.unmirrored.size()) + " download URL(s) of " + file +
                            " match no mirror and are fetched as locked, e.g. " + shown(w.unmirrored.front()));
   return out;
@@ -234,16 +241,20 @@ std::filesystem::path prepare_mirrored_lock(const std::filesystem::path& lock,
                                             const std::vector<IndexMirror>& mirrors,
                                             const std::filesystem::path& dir,
                                             const std::function<void(const std::string&)>& note,
-                                            const std::function<void(const std::string&)>& warn) {
+                                            const std::function<void(const std::string&)>& warn,
+                                            const UrlRoutes& routes) {
   std::error_code ec;
-  if (mirrors.empty() || !std::filesystem::exists(lock, ec)) return {};  // no uv.lock: no uv sync either
-  MirroredLock m = mirror_lock(read_file(lock), mirrors, "uv.lock");
+  if ((mirrors.empty() && routes.empty()) || !std::filesystem::exists(lock, ec))
+    return {};  // no uv.lock: no uv sync either
+  MirroredLock m = mirror_lock(read_file(lock), mirrors, "uv.lock", routes);
   for (const auto& w : m.warnings) warn(w);
   std::filesystem::path out = dir / "index-mirror" / "uv.lock";
   std::filesystem::create_directories(out.parent_path());
   write_file_atomic(out, m.text);
-  note("uv.lock: " + std::to_string(m.rewritten) + " URL(s) routed to " + std::to_string(mirrors.size()) +
-       " index mirror(s) (a private copy; uv.lock is unchanged)");
+  // A wheelhouse says what it routed itself (wheelhouse_source.cc).
+  if (!mirrors.empty())
+    note("uv.lock: " + std::to_string(m.rewritten - std::min(m.rewritten, m.routed)) + " URL(s) routed to " +
+         std::to_string(mirrors.size()) + " index mirror(s) (a private copy; uv.lock is unchanged)");
   return out;
 }
 
@@ -277,6 +288,13 @@ void UvDownloadFailure::feed(std::string_view line) {
     while (!u.empty() && (u.front() == '`' || u.front() == '"')) u.remove_prefix(1);
     while (!u.empty() && (u.back() == '`' || u.back() == '"')) u.remove_suffix(1);
     url_ = std::string(u);
+  }
+  // Offline (UV_OFFLINE): the URL is at the end, and the reason is that.
+  constexpr std::string_view kOffline = "Network connectivity is disabled, but the requested data wasn't found in the cache: ";
+  if (cause.rfind(kOffline, 0) == 0) {
+    if (url_.empty()) url_ = std::string(cause.substr(kOffline.size()));
+    cause_ = "offline, and neither the uv cache nor a --wheels-from wheelhouse has it";
+    return;
   }
   // The innermost cause, without the URL uv repeats.
   std::string c(cause);

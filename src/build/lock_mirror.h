@@ -49,24 +49,30 @@ std::string mirror_url(const std::string& url, const std::vector<IndexMirror>& m
 struct MirroredLock {
   std::string text;                   ///< the rewritten uv.lock
   std::size_t rewritten = 0;          ///< URLs changed
+  std::size_t routed = 0;             ///< of them, by a route
   std::vector<std::string> warnings;  ///< an ORIGINAL that matched nothing; files left unmirrored
 };
 
+/// Exact URL -> URL replacements that come before any mirror (a wheelhouse
+/// file served to uv on loopback, wheelhouse_source.h).
+using UrlRoutes = std::map<std::string, std::string>;
+
 /// uv.lock's text with every `url` value (sdist, wheels, direct sources)
-/// rewritten by `mirrors`; all other bytes as they were, the index URLs of
+/// rewritten by `routes`, else by `mirrors`; all other bytes as they were, the index URLs of
 /// `source = { registry = ... }` included (see lock_mirror.cc). `file` names it in errors.
 /// Throws Error when the text is not TOML or a value cannot be rewritten.
 MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirror>& mirrors,
-                         const std::string& file = "uv.lock");
+                         const std::string& file = "uv.lock", const UrlRoutes& routes = {});
 
-/// For a build: with no mirrors (or no uv.lock), "". Else reads `lock`, writes its mirrored
-/// copy to DIR/index-mirror/uv.lock (atomically), tells `note` how many URLs
+/// For a build: with no mirrors and no routes (or no uv.lock), "". Else reads `lock`, writes its
+/// rewritten copy to DIR/index-mirror/uv.lock (atomically), tells `note` how many URLs
 /// go to a mirror and `warn` each warning, and returns the copy's path.
 std::filesystem::path prepare_mirrored_lock(const std::filesystem::path& lock,
                                             const std::vector<IndexMirror>& mirrors,
                                             const std::filesystem::path& dir,
                                             const std::function<void(const std::string&)>& note,
-                                            const std::function<void(const std::string&)>& warn);
+                                            const std::function<void(const std::string&)>& warn,
+                                            const UrlRoutes& routes = {});
 
 /// uv's report of a failed download, read line by line from its output
 /// ("error: Failed to download `pkg==1.0`", "cause: Failed to fetch: URL",

@@ -290,7 +290,8 @@ std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   for (const auto& [name, value] : step.env) sb.env.push_back(name + "=" + value);
   sb.workdir = step.workdir.empty() ? "/" : step.workdir;
   sb.user = step.user;
-  sb.network = step.network == StepNetwork::kNone ? Network::kNone : Network::kHost;
+  // --offline: no step reaches the network (its key still says what the spec says).
+  sb.network = step.network == StepNetwork::kNone || s.opt.offline ? Network::kNone : Network::kHost;
   sb.on_output = [&](std::string_view line) {
     // The error line quotes these: a megabyte-long output line must not make it one.
     last.emplace_back(line.substr(0, kMaxQuotedLine));

@@ -45,11 +45,14 @@ std::string without_userinfo(const std::string& value) {
 
 /// Variables that choose where packages come from. The others of the
 /// passthrough list (proxies, TLS, timeouts, retries, concurrency, keyring,
-/// credentials) change how uv fetches, never what it installs.
+/// credentials) change how uv fetches, never what it installs. UV_OFFLINE
+/// is one of those: `uv sync --frozen` installs uv.lock's hashed files or
+/// fails, online or not (so `--offline` inside an air gap hits the caches
+/// made outside).
 bool decides_what_is_installed(const std::string& name) {
-  static const char* const kNames[] = {"UV_DEFAULT_INDEX",   "UV_INDEX",         "UV_INDEX_URL",
-                                       "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",    "UV_INDEX_STRATEGY",
-                                       "UV_OFFLINE",         "UV_PYTHON_INSTALL_MIRROR"};
+  static const char* const kNames[] = {"UV_DEFAULT_INDEX",   "UV_INDEX",      "UV_INDEX_URL",
+                                       "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX_STRATEGY",
+                                       "UV_PYTHON_INSTALL_MIRROR"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 

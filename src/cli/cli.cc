@@ -45,9 +45,10 @@ Platform platform_option(const std::string& text) {
 
 struct BuildArgs {
   std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
-  std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors;
+  std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors,
+      wheels_from;
   std::string cache_to;
-  bool push = false, force = false, explain = false, no_cache = false;
+  bool push = false, force = false, explain = false, no_cache = false, offline = false;
   int level = 0;
 };
 
@@ -341,6 +342,12 @@ void add_build_command(CLI::App& app, Commands& c) {
   cmd->add_option("--index-mirror", bld.index_mirrors,
                   "ORIGINAL=MIRROR: uv fetches uv.lock's URLs that start with ORIGINAL from MIRROR (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--wheels-from", bld.wheels_from,
+                  "REGISTRY/REPO[:TAG] or oci:DIR[:TAG] of a wheelhouse: uv.lock's files it holds come from it "
+                  "(repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--offline", bld.offline,
+                "No network but the registries named: uv runs offline, steps without network, no remote --git");
   add_registry_options(cmd, c.build_args);
 }
 
@@ -491,6 +498,8 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   o.cache_from = bld.cache_from;
   o.cache_to = bld.cache_to;
   for (const auto& m : bld.index_mirrors) o.index_mirrors.push_back(parse_index_mirror_option(m));
+  o.wheels_from = bld.wheels_from;
+  o.offline = bld.offline;
   return o;
 }
 
