@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/file_lock.h"
 #include "base/file_util.h"
+#include "src/sandbox/id_namespace.h"
 
 namespace dockless {
 
@@ -19,6 +20,20 @@ Digest chain_id(const std::vector<Digest>& diff_ids) {
   return chain;
 }
 
+void unpack_layers_as_owners(const BlobStore& store, const std::vector<LayerBlob>& layers,
+                             const std::filesystem::path& root, UnpackOptions options) {
+  auto unpack_all = [&](const UnpackOptions& u) {
+    for (const auto& l : layers) unpack_layer(store.path_of(l.descriptor.digest), root, u);
+  };
+  if (!owners_need_id_namespace()) return unpack_all(options);
+  run_as_mapped_root([&](bool all_ids) {
+    // Root of the namespace: owners, setuid bits and capabilities as a root
+    // build keeps them, on the subordinate ids a step's files get.
+    options.preserve_ownership = all_ids;
+    options.create_devices = false;  // mknod of a device needs the initial namespace
+    unpack_all(options);
+  });
+}
 
 std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
                                              const std::vector<LayerBlob>& layers,
@@ -38,15 +53,15 @@ std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
   FileLock lock(lock_path, LockMode::kExclusive);
   if (::stat(stamp.c_str(), &st) == 0) return dir;
 
-  remove_tree(dir);  // left by a build that died before its stamp
+  remove_tree_as_mapped_root(dir);  // left by a build that died before its stamp
   std::filesystem::path tmp = temp_path_beside(dir);
   std::filesystem::create_directories(tmp, ec);
   if (ec) throw Error("cannot create " + tmp.string() + ": " + ec.message());
   try {
-    for (const auto& l : layers) unpack_layer(store.path_of(l.descriptor.digest), tmp);
+    unpack_layers_as_owners(store, layers, tmp, UnpackOptions());
     if (::rename(tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
   } catch (...) {
-    remove_tree(tmp);
+    remove_tree_as_mapped_root(tmp);
     throw;
   }
   write_file_atomic(stamp, "complete\n");
