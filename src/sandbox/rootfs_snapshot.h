@@ -28,6 +28,10 @@ Digest chain_id(const std::vector<Digest>& diff_ids);
 void unpack_layers_as_owners(const BlobStore& store, const std::vector<LayerBlob>& layers,
                              const std::filesystem::path& root, UnpackOptions options);
 
+/// True when the snapshot of `layers` under snapshots_dir is complete and,
+/// for a user with /etc/subuid ranges, made with their owners.
+bool rootfs_snapshot_ready(const std::filesystem::path& snapshots_dir, const std::vector<LayerBlob>& layers);
+
 /// Returns the snapshot directory for `layers` (blobs in `store`), making
 /// it first if needed: unpacked into a temp dir, then renamed, under a lock,
 /// so a half-made snapshot is never used. Owners: see unpack_layers_as_owners.
