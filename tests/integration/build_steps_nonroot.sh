@@ -114,6 +114,19 @@ for name in $(layer_names "$W/r4.json" | grep '^step ' | sed 's/ /%/g'); do
   fi
 done
 
+section "as $U1: a base snapshot made without the ranges (an older dockless) is made again"
+SNAP=$(find "$CACHE/snapshots" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | head -n 1)
+require "$U1's cache has a base snapshot" test -f "$SNAP.complete" -a -f "$SNAP/etc/shadow"
+# What it was before: every file the user's, the stamp without the mark.
+chgrp "$(id -g "$U1")" "$SNAP/etc/shadow"
+printf 'complete\n' >"$SNAP.complete"
+sed -i 's|^echo edited > /etc/edited$|&\necho again > /etc/again|' "$PROJ/dockless.toml"
+check_build "as $U1: step 2 edited again" "$W/b6" "$PROJ" --output "oci:$W/out-again:latest" --report "$W/r6.json" "${COMMON[@]}"
+check_eq "the snapshot's /etc/shadow is group shadow's subordinate gid again ($((START + 41)))" "$((START + 41))" \
+  "$(stat -c %g "$SNAP/etc/shadow")"
+check_eq "the new files layer: etc/shadow keeps gid 42" "0:42" \
+  "$(layer_owners "$W/out-again" "$(layer_digest "$W/r6.json" "step files")" | awk '$1 == "etc/shadow" {print $2}')"
+
 # A failing step after apt left _apt's 0700 dirs: they must go too. (A spec
 # given with -f makes its dir the project: it goes in the project.)
 sed -n '1,/^mounts = \[{ type = "cache"/p' "$PROJ/dockless.toml" >"$PROJ/fail.toml"
