@@ -1,7 +1,5 @@
 #include "src/build/base_image.h"
 
-#include <sys/stat.h>
-
 #include "base/error.h"
 #include "oci/media_types.h"
 #include "src/cache/last_used.h"
@@ -41,19 +39,12 @@ BaseImage fetch_base_image(const std::string& base, const Platform& platform, bo
 
 namespace {
 
-bool path_exists(const fs::path& p) {
-  struct stat st;
-  return ::lstat(p.c_str(), &st) == 0;
-}
-
 /// The base's layers that a push-only build left in the registry, now
 /// that uv needs the root filesystem, unless its snapshot is made already.
 void fetch_base_layers(const BaseImage& base, const fs::path& cache_dir, ImageTransfer& transfer,
                        BlobStore& store) {
   if (!base.layers_remote) return;
-  std::vector<Digest> ids;
-  for (const auto& l : base.layers) ids.push_back(l.diff_id);
-  if (path_exists(cache_dir / "snapshots" / (chain_id(ids).hex() + ".complete"))) return;
+  if (rootfs_snapshot_ready(cache_dir / "snapshots", base.layers)) return;
   transfer.fetch_missing(base.image.source_registry, base.image.source_repo, base.manifest.layers, store);
 }
 

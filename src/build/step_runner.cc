@@ -20,6 +20,7 @@
 #include "src/sandbox/host_tools.h"
 #include "src/sandbox/id_namespace.h"
 #include "src/sandbox/layer_stack.h"
+#include "src/sandbox/rootfs_snapshot.h"
 #include "src/sandbox/unmapped_ids.h"
 
 namespace dockless {
@@ -60,6 +61,8 @@ fs::path layer_dir(const BuildState& s, const Digest& diff_id) {
 
 /// Unpacks a layer of the store as an overlay lower dir at `dir` (made
 /// whole under a temp name, then renamed; another build may win the race).
+/// As a user with subordinate ids, in the id namespace: owners as the step
+/// that made the layer left them in its upper dir.
 void unpack_layer_dir(const BuildState& s, const LayerBlob& blob, const fs::path& dir) {
   fs::create_directories(dir.parent_path());
   fs::path tmp = temp_path_beside(dir);
@@ -67,9 +70,14 @@ void unpack_layer_dir(const BuildState& s, const LayerBlob& blob, const fs::path
   UnpackOptions u;
   u.overlay_format = true;
   u.opaque_xattr = kOpaqueXattr;
-  unpack_layer(s.store.path_of(blob.descriptor.digest), tmp, u);
+  try {
+    unpack_layers_as_owners(s.store, {blob}, tmp, u);
+  } catch (...) {
+    remove_tree_as_mapped_root(tmp);
+    throw;
+  }
   if (::rename(tmp.c_str(), dir.c_str()) != 0) {
-    remove_tree(tmp);
+    remove_tree_as_mapped_root(tmp);
     if (!path_exists(dir)) throw_errno("cannot rename to " + dir.string());
   }
 }

@@ -26,7 +26,7 @@ std::string errno_text(int e) { return std::error_code(e, std::generic_category(
 /// Removes one file or directory; returns what went wrong ("" when gone).
 /// A directory is renamed away first: a reader finds it whole or not at all,
 /// and a prune that dies midway leaves a .tmp-prune-* leftover, not half a venv.
-std::string remove_path(const fs::path& path) {
+std::string remove_path(const fs::path& path, const std::function<void(const fs::path&)>& remove_dir) {
   static std::atomic<unsigned long> counter{0};
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0)
@@ -40,7 +40,8 @@ std::string remove_path(const fs::path& path) {
                                           std::to_string(::getpid()) + "-" + std::to_string(counter++));
   if (::rename(path.c_str(), doomed.c_str()) != 0)
     return "cannot rename " + path.string() + ": " + errno_text(errno);
-  remove_tree(doomed);
+  if (remove_dir) remove_dir(doomed);
+  else remove_tree(doomed);
   if (::lstat(doomed.c_str(), &st) == 0) return "cannot remove everything in " + doomed.string();
   return "";
 }
@@ -112,7 +113,7 @@ PruneResult prune_cache(const PruneOptions& o) {
     std::string failure;
     // In order, stopping at a failure: a marker stays only with its directory.
     for (const auto& p : item.paths)
-      if (!o.dry_run && !(failure = remove_path(p)).empty()) break;
+      if (!o.dry_run && !(failure = remove_path(p, o.remove_tree)).empty()) break;
     if (failure.empty()) result.removed.push_back(std::move(item));
     else result.failures.push_back(item.name + ": " + failure);
   }

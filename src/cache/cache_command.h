@@ -23,6 +23,11 @@ struct PruneOptions {
   CacheTime now = std::chrono::system_clock::now();
   /// Called once when prune must wait for other dockless commands.
   std::function<void()> on_wait;
+  /// Removes a directory tree that was renamed away. Default: remove_tree.
+  /// A user's build steps leave files of its subordinate ids (layer-dirs,
+  /// step-caches, snapshots) that only root of an id namespace may delete:
+  /// the command line passes remove_tree_as_mapped_root.
+  std::function<void(const std::filesystem::path&)> remove_tree;
 };
 
 struct PruneResult {

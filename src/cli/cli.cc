@@ -14,6 +14,7 @@
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
 #include "src/cli/progress_printer.h"
+#include "src/sandbox/id_namespace.h"
 #include "src/transfer/bundle.h"
 #include "src/transfer/inspect_command.h"
 #include "src/transfer/transfer.h"
@@ -452,6 +453,7 @@ int run_cache_prune_command(const Commands& c) {
   ProgressPrinter printer(choose_progress_style("auto", false, stderr), stderr);
   Progress progress(&printer);
   o.on_wait = [&progress] { progress.note("waiting for running dockless commands to finish"); };
+  o.remove_tree = [](const std::filesystem::path& dir) { remove_tree_as_mapped_root(dir); };
   PruneResult r = prune_cache(o);
   std::cout << format_prune_result(r, c.cache_verbose, o.now) << std::flush;
   if (!r.failures.empty())

@@ -65,7 +65,21 @@ std::vector<std::pair<unsigned long, unsigned long>> subid_ranges(const char* fi
   return out;
 }
 
+std::string user_name(uid_t uid) {
+  if (const passwd* pw = ::getpwuid(uid); pw != nullptr) return pw->pw_name;
+  return "";
+}
+
 }  // namespace
+
+bool user_has_subid_ranges() {
+  uid_t uid = ::geteuid();
+  if (uid == 0) return false;
+  std::string name = user_name(uid);
+  return !subid_ranges("/etc/subuid", name, uid).empty() &&
+         !subid_ranges("/etc/subgid", name, ::getegid()).empty() && find_program("newuidmap") &&
+         find_program("newgidmap");
+}
 
 bool write_id_maps(const SandboxSpec& spec, pid_t pid, bool report) {
   uid_t uid = ::geteuid();
@@ -84,8 +98,7 @@ bool write_id_maps(const SandboxSpec& spec, pid_t pid, bool report) {
                        "); mapping only root");
     }
   } else {
-    std::string name;
-    if (const passwd* pw = ::getpwuid(uid); pw != nullptr) name = pw->pw_name;
+    std::string name = user_name(uid);
     auto uids = subid_ranges("/etc/subuid", name, uid);
     auto gids = subid_ranges("/etc/subgid", name, gid);
     auto newuidmap = find_program("newuidmap");

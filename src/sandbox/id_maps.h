@@ -16,4 +16,10 @@ namespace dockless::sandbox_detail {
 /// true when only one uid or gid is mapped (other ids cannot be used).
 bool write_id_maps(const SandboxSpec& spec, pid_t pid, bool report = true);
 
+/// True when this process is not root and write_id_maps would map its
+/// /etc/subuid and /etc/subgid ranges (both have one, newuidmap and
+/// newgidmap are installed): files of other ids can then be made and read
+/// in an id namespace.
+bool user_has_subid_ranges();
+
 }  // namespace dockless::sandbox_detail

@@ -38,6 +38,11 @@ std::string read_text(int fd) {
   }
 }
 
+/// run_in_id_namespace's body; produce also learns whether the parent
+/// mapped every id (false: only the user's own).
+void run_in_child(const SandboxSpec& spec, const std::function<void(int fd, bool all_ids)>& produce,
+                  const std::function<void(const char* data, std::size_t size)>& consume);
+
 }  // namespace
 
 bool step_files_need_id_namespace(const SandboxSpec& spec) {
@@ -46,6 +51,32 @@ bool step_files_need_id_namespace(const SandboxSpec& spec) {
 
 void run_in_id_namespace(const SandboxSpec& spec, const std::function<void(int fd)>& produce,
                          const std::function<void(const char* data, std::size_t size)>& consume) {
+  run_in_child(spec, [&](int fd, bool) { produce(fd); }, consume);
+}
+
+bool owners_need_id_namespace() { return sandbox_detail::user_has_subid_ranges(); }
+
+void run_as_mapped_root(const std::function<void(bool all_ids)>& fn) {
+  SandboxSpec spec;
+  spec.isolation = Isolation::kUserns;
+  run_in_child(spec, [&](int, bool all_ids) { fn(all_ids); }, [](const char*, std::size_t) {});
+}
+
+void remove_tree_as_mapped_root(const std::filesystem::path& dir) {
+  remove_tree(dir);
+  std::error_code ec;
+  if (!owners_need_id_namespace() || !std::filesystem::exists(dir, ec)) return;
+  try {
+    run_as_mapped_root([&](bool) { remove_tree(dir); });
+  } catch (const Error&) {
+    // Best effort: the caller sees what is left.
+  }
+}
+
+namespace {
+
+void run_in_child(const SandboxSpec& spec, const std::function<void(int fd, bool all_ids)>& produce,
+                  const std::function<void(const char* data, std::size_t size)>& consume) {
   const std::string prefix = "id namespace: ";
   Pipe data = make_pipe("an id namespace's output");
   Pipe err = make_pipe("an id namespace's errors");
@@ -66,7 +97,7 @@ void run_in_id_namespace(const SandboxSpec& spec, const std::function<void(int f
     if (::unshare(CLONE_NEWUSER) != 0) child_error(err.write.get(), std::string("unshare: ") + std::strerror(errno));
     if (::write(up.write.get(), &c, 1) != 1 || ::read(down.read.get(), &c, 1) != 1) ::_exit(1);
     try {
-      produce(data.write.get());
+      produce(data.write.get(), c == 1);
     } catch (const std::exception& e) {
       child_error(err.write.get(), e.what());
     }
@@ -82,7 +113,7 @@ void run_in_id_namespace(const SandboxSpec& spec, const std::function<void(int f
   do n = ::read(up.read.get(), &c, 1);
   while (n < 0 && errno == EINTR);
   if (n == 1) {
-    sandbox_detail::write_id_maps(spec, pid, false);
+    c = sandbox_detail::write_id_maps(spec, pid, false) ? 2 : 1;
     write_all(down.write.get(), &c, 1, "an id namespace's setup pipe");
     down.write.reset();
     char buf[65536];
@@ -99,6 +130,8 @@ void run_in_id_namespace(const SandboxSpec& spec, const std::function<void(int f
   if (status != 0)
     throw Error(prefix + (why.empty() ? "the child ended with status " + std::to_string(status) : why));
 }
+
+}  // namespace
 
 void remove_step_tree(const SandboxSpec& spec, const std::filesystem::path& dir) {
   remove_tree(dir);

@@ -5,8 +5,13 @@
 #   build_steps.sh's spec (apt from a repository on 127.0.0.1, useradd with a
 #   home, whiteouts, hard links, --context, secret, podman, umoci, rebuilds),
 #   owners as the steps made them (alice's home, _apt's dir: no subordinate
-#   ids in a layer), no one-id warning, nothing of root's in its cache, and a
+#   ids in a layer; /etc/shadow rewritten by useradd keeps group shadow, 42,
+#   from the base), no one-id warning, nothing of root's in its cache, and a
 #   failed step that leaves _apt-owned files behind leaves no work dir;
+#   root builds the same spec: every step layer lists the same (tar -tvf
+#   --numeric-owner), and has the same digest but for apt's (its logs hold
+#   the time); `dockless cache prune` as the user empties its cache (files
+#   of subordinate ids included);
 # - a user without ranges (one id mapped): a step that writes root's files
 #   builds, with a warning; a step that needs another id (apt's _apt, a
 #   useradd's home, a chown) fails with one line naming the step, the id and
@@ -63,6 +68,65 @@ steps_shared_checks
 section "as $U1: the build's own view"
 check_eq "no 'one user id mapped' warning (the ranges were used)" "" "$(grep -i 'one user id' "$W/b1.err" || true)"
 check_eq "nothing in $U1's cache dir is root's (the build ran as $U1)" "" "$(find "$CACHE" -uid 0 -print | head -n 5)"
+check_eq "the files layer: etc/shadow keeps group shadow (gid 42) after useradd rewrote it" "0:42" \
+  "$(awk '$1 == "etc/shadow" {print $2}' "$W/files.owners")"
+
+section "the same spec built by root: the same owners in every step layer"
+# The spec as the rebuilds left it (step 2 edited, app.py v2): $W/r4.json.
+RUN_AS=()
+check_build "as root: dockless build $PROJ (own cache)" "$W/b-root" "$PROJ" --output "oci:$W/out-root:latest" \
+  --report "$W/r-root.json" --cache-dir "$W/cache-root" "${COMMON[@]:2}"
+RUN_AS=(as_user "$U1")
+# layer_bytes_differ LAYOUT1 DIGEST1 LAYOUT2 DIGEST2: the names whose bytes
+# differ between two layer blobs (or that only one has), sorted, on one line.
+layer_bytes_differ() {
+  python3 - "$@" <<'PY'
+import hashlib, sys, tarfile
+def files(layout, digest):
+    out = {}
+    with tarfile.open(layout + "/blobs/sha256/" + digest.split(":")[1]) as t:
+        for e in t:
+            data = t.extractfile(e).read() if e.isfile() else b""
+            out[e.name.lstrip("./")] = hashlib.sha256(data).hexdigest()
+    return out
+a, b = files(sys.argv[1], sys.argv[2]), files(sys.argv[3], sys.argv[4])
+print(" ".join(sorted(n for n in set(a) | set(b) if a.get(n) != b.get(n))))
+PY
+}
+# tar_list LAYOUT DIGEST: `tar -tvf --numeric-owner` of a layer blob.
+tar_list() { tar --numeric-owner -tvf "$1/blobs/sha256/${2#sha256:}" 2>&1; }
+for name in $(layer_names "$W/r4.json" | grep '^step ' | sed 's/ /%/g'); do
+  name=${name//%/ }
+  lu=$(layer_digest "$W/r4.json" "$name")
+  lr=$(layer_digest "$W/r-root.json" "$name")
+  tar_list "$W/out-src" "$lu" >"$W/list-user.txt"
+  tar_list "$W/out-root" "$lr" >"$W/list-root.txt"
+  check_eq "$name: tar -tvf --numeric-owner is the same as $U1's and as root's ($(wc -l <"$W/list-root.txt") entries)" "" \
+    "$(diff "$W/list-root.txt" "$W/list-user.txt" | head -n 8)"
+  if [[ $name == "step apt" ]]; then
+    # apt and dpkg log the time of the run: two runs never make the same
+    # bytes, whoever runs them. Every other file is the same.
+    check_eq "$name: the files whose bytes differ as $U1 and as root are apt's and dpkg's logs (${lu:7:12} vs ${lr:7:12})" \
+      "var/log/apt/history.log var/log/apt/term.log var/log/dpkg.log" \
+      "$(layer_bytes_differ "$W/out-src" "$lu" "$W/out-root" "$lr")"
+  else
+    check_digests_equal "$name: the same layer digest as $U1 and as root" "$lr" "$lu"
+  fi
+done
+
+section "as $U1: a base snapshot made without the ranges (an older dockless) is made again"
+SNAP=$(find "$CACHE/snapshots" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | head -n 1)
+require "$U1's cache has a base snapshot" test -f "$SNAP.complete" -a -f "$SNAP/etc/shadow"
+# What it was before: every file the user's, the stamp without the mark.
+chgrp "$(id -g "$U1")" "$SNAP/etc/shadow"
+printf 'complete\n' >"$SNAP.complete"
+sed -i 's|^echo edited > /etc/edited$|&\necho again > /etc/again|' "$PROJ/dockless.toml"
+check_build "as $U1: step 2 edited again" "$W/b6" "$PROJ" --output "oci:$W/out-again:latest" --report "$W/r6.json" "${COMMON[@]}"
+check_eq "the snapshot's /etc/shadow is group shadow's subordinate gid again ($((START + 41)))" "$((START + 41))" \
+  "$(stat -c %g "$SNAP/etc/shadow")"
+check_eq "the new files layer: etc/shadow keeps gid 42" "0:42" \
+  "$(layer_owners "$W/out-again" "$(layer_digest "$W/r6.json" "step files")" | awk '$1 == "etc/shadow" {print $2}')"
+
 # A failing step after apt left _apt's 0700 dirs: they must go too. (A spec
 # given with -f makes its dir the project: it goes in the project.)
 sed -n '1,/^mounts = \[{ type = "cache"/p' "$PROJ/dockless.toml" >"$PROJ/fail.toml"
@@ -76,6 +140,19 @@ chown "$U1:$U1" "$PROJ/fail.toml"
 check_fails "as $U1: a step that fails after making _apt's 0700 dir" "$W/e-fail" 1 'fails after apt' 'exit code 4' -- \
   "$PROJ" -f "$PROJ/fail.toml" --output "oci:$W/o-fail:latest" "${COMMON[@]}"
 check_no_work "after the failed step as $U1" "$CACHE"
+
+section "as $U1: dockless cache prune removes what the steps left (subordinate ids' files)"
+check_eq "sanity: $U1's cache holds files of subordinate ids (the base's shadow group, _apt's dirs)" 1 \
+  "$(find "$CACHE" \( ! -uid "$(id -u "$U1")" -o ! -gid "$(id -g "$U1")" \) -print -quit | wc -l)"
+if "${RUN_AS[@]}" "$DOCKLESS" cache prune --cache-dir "$CACHE" >"$W/prune.out" 2>"$W/prune.err"; then
+  pass "as $U1: dockless cache prune --cache-dir $CACHE ($(tail -n 1 "$W/prune.out"))"
+else
+  failed "as $U1: dockless cache prune --cache-dir $CACHE" "$(tail -n 5 "$W/prune.err")"
+fi
+check_eq "after prune: no file left in $U1's cache but its lock" "" \
+  "$(cd "$CACHE" && find . -mindepth 1 -not -name lock -not -name '*.lock' -not -type d -print | head -n 5)"
+check_eq "after prune: no dir left under snapshots, layer-dirs, step-caches" "" \
+  "$(cd "$CACHE" && find snapshots layer-dirs step-caches -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 5)"
 
 # ---------------------------------------------------------------- one id
 section "as $U2 (no ranges): one id mapped"
