@@ -6,6 +6,7 @@
 # (the seed corpus stays small); crashes to build-fuzz/crashes/<target>/.
 # Prints per target the executions and any crash file; exits 1 on a crash.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# FUZZ_RUNS=N also stops each target after N executions (whichever comes first).
 set -euo pipefail
 
 seconds=${1:-60}
@@ -36,11 +37,11 @@ for t in "${targets[@]}"; do
   before=$(ls -1 "$crashes")
   set +e
   "$build/tests/fuzz/fuzz_$t" "$work" "$root/tests/fuzz/corpus/$t" -max_total_time="$seconds" \
-    -jobs=1 -workers=1 -max_len=1048576 -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+    -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} \
     -artifact_prefix="$crashes/" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -1)
+  execs=$(awk '/^stat::number_of_executed_units/ {print $2}' "$log" | tail -1)
   # Only this run's crash files (earlier ones stay until moved to the corpus).
   found=$(comm -13 <(echo "$before") <(ls -1 "$crashes") | grep . | head -5 | sed "s|^|$crashes/|" | tr '\n' ' ' || true)
   if ((rc != 0)) || [[ -n $found ]]; then
