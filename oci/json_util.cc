@@ -39,7 +39,9 @@ rapidjson::Document parse(std::string_view text, const std::string& what) {
     throw Error("invalid JSON in " + what + ": nested deeper than " + std::to_string(kMaxDepth) +
                 " levels");
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  // Full precision: RapidJSON's fast number path can be off by an ulp, and a
+  // number kept in an unknown field must be written back as it was read.
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   if (doc.HasParseError())
     throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
                 " at offset " + std::to_string(doc.GetErrorOffset()));
