@@ -34,9 +34,10 @@ bool too_deep(std::string_view text) {
   return false;
 }
 
-/// A number whose digits are all zeros and that has an exponent ("0e-314").
-/// RapidJSON 1.1.0's full-precision path reads those as garbage (1.5e82:
-/// its DiyFp normalises a zero significand), the default path reads 0.
+/// A number whose digits are all zeros, with a fraction or an exponent
+/// ("0e-314", "0.000...0"). RapidJSON 1.1.0's full-precision path reads those
+/// as garbage (1.5e82: its DiyFp normalises a zero significand); the default
+/// path reads 0.
 bool has_zero_with_exponent(std::string_view text) {
   auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
   bool in_string = false;
@@ -48,10 +49,12 @@ bool has_zero_with_exponent(std::string_view text) {
     } else if (c == '"') {
       in_string = true;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      bool zero = true;
-      for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i)
+      bool zero = true, fraction = false;
+      for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i) {
         zero = zero && !one_of("123456789", text[i]);
-      if (zero && i < text.size() && one_of("eE", text[i])) return true;
+        fraction = fraction || text[i] == '.';
+      }
+      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) return true;
       while (i < text.size() && one_of("eE-+0123456789", text[i])) ++i;
       --i;  // the loop's ++i moves onto what ends the number
     }
