@@ -4,6 +4,7 @@
 #include <rapidjson/prettywriter.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/error.h"
 
@@ -32,6 +33,34 @@ bool too_deep(std::string_view text) {
   }
   return false;
 }
+
+/// A number whose digits are all zeros, with a fraction or an exponent
+/// ("0e-314", "0.000...0"). RapidJSON 1.1.0's full-precision path reads those
+/// as garbage (1.5e82: its DiyFp normalises a zero significand); the default
+/// path reads 0.
+bool has_zero_with_exponent(std::string_view text) {
+  auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      bool zero = true, fraction = false;
+      for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i) {
+        zero = zero && !one_of("123456789", text[i]);
+        fraction = fraction || text[i] == '.';
+      }
+      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) return true;
+      while (i < text.size() && one_of("eE-+0123456789", text[i])) ++i;
+      --i;  // the loop's ++i moves onto what ends the number
+    }
+  }
+  return false;
+}
 }  // namespace
 
 rapidjson::Document parse(std::string_view text, const std::string& what) {
@@ -39,7 +68,12 @@ rapidjson::Document parse(std::string_view text, const std::string& what) {
     throw Error("invalid JSON in " + what + ": nested deeper than " + std::to_string(kMaxDepth) +
                 " levels");
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  // Full precision: RapidJSON's fast number path can be off by an ulp, and a
+  // number kept in an unknown field must be written back as it was read.
+  if (has_zero_with_exponent(text))
+    doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  else
+    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   if (doc.HasParseError())
     throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
                 " at offset " + std::to_string(doc.GetErrorOffset()));

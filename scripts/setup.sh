@@ -17,6 +17,8 @@ packages=(
   skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils python3-yaml
   uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
   openssl jq
+  # scripts/fuzz.sh: clang 14 and its compiler-rt (libFuzzer, ASan, UBSan runtimes)
+  clang libclang-rt-14-dev
 )
 
 missing=()
