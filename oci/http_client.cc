@@ -94,7 +94,8 @@ bool append_bounded(Transfer& t, long status, const char* data, std::size_t len)
   if (status >= 200 && status < 300) {
     std::uint64_t max = t.request->max_body != 0 ? t.request->max_body : kMaxMemoryBody;
     if (body.size() + len > max)
-      throw ResponseTooLarge("answer from " + url_origin(t.request->url) + " is larger than " + std::to_string(max) + " bytes");
+      throw ResponseTooLarge("answer from " + url_origin(t.request->url) + " is larger than " +
+                             std::to_string(max) + " bytes");
     body.append(data, len);
     return true;
   }

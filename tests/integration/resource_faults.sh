@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Resource faults of `dockless build` (and pull): the cache dir on an 8 MiB
-# tmpfs that fills while the base image comes in (one clear "No space left"
+# tmpfs that fills while the base image comes in, and on one that fills after
+# the base's blobs are in (one clear "No space left"
 # error line, nothing corrupt: every blob hashes to its name, no layer-cache
 # entry points at a missing blob), then the same cache dir after a
 # `mount -o remount,size=` to 4 GiB (the build succeeds and the image runs);
@@ -102,6 +103,21 @@ check_blobs_intact "its layout's blobs are intact" "$T/o-room"
 check_eq "its layout is tagged" "$DIGEST" "$(layout_manifest_digest "$T/o-room" app)"
 cache_consistent "the cache is consistent after it" "$SMALL/cache"
 check_eq "the image runs" "ok" "$(podman_run "oci:$T/o-room:app" /opt/app_venv/bin/python -c 'print("ok")' 2>&1 | tail -n 1)"
+
+section "the cache dir fills later: room for the base's blobs and 4 MiB more"
+BASE_MIB=$(( $(du -sb "$T/base/blobs" | cut -f1) / 1048576 ))
+MID=$T/mid
+mount_tmpfs "$MID" "size=$((BASE_MIB + 4))m,mode=0755"
+check_build_fails "a build whose cache dir fills after the base (${BASE_MIB} MiB + 4 MiB)" "$T/e-mid" 1 'no space left' -- \
+  "$PROJ" --set "image.base=$BASE_REF" --output "oci:$T/o-mid:app" --cache-dir "$MID/cache" -q
+echo "        error: $ERRLINE"
+echo "        tmpfs use: $(df -h --output=used,size "$MID" | tail -n 1)"
+cache_consistent "after it: every blob hashes to its name, no entry without its blob" "$MID/cache"
+mount -o remount,size=4g "$MID" || fail "mount -o remount,size=4g $MID"
+check_build "then with room: the build succeeds" "$T/b-mid" \
+  "$PROJ" --set "image.base=$BASE_REF" --output "oci:$T/o-mid:app" --cache-dir "$MID/cache" -q
+check_eq "then with room: the layout is tagged" "$DIGEST" "$(layout_manifest_digest "$T/o-mid" app)"
+cache_consistent "then with room: the cache is consistent" "$MID/cache"
 
 section "a pull into a full cache dir"
 TINY=$T/tiny
