@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "base/file_util.h"
+#include "oci/url.h"
 
 namespace dockless {
 
@@ -57,14 +58,25 @@ struct Transfer {
   CURL* curl;
   std::size_t body_offset = 0;  // for in-memory request bodies
   bool body_started = false;
+  bool error_body_cut = false;  // stopped reading a long error body
+  std::size_t header_bytes = 0;
   std::exception_ptr error;
 };
 
-constexpr std::size_t kMaxErrorBody = 1 << 20;
+/// Headers of one answer (all hops of 100 Continue): a hostile server
+/// sending them for ever is cut here.
+constexpr std::size_t kMaxHeaderBytes = 1 << 20;
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::string_view line(data, size * n);
+  t->header_bytes += line.size();
+  if (t->header_bytes > kMaxHeaderBytes) {
+    t->error = std::make_exception_ptr(ResponseTooLarge(
+        "headers from " + url_origin(t->request->url) + " are larger than " +
+        std::to_string(kMaxHeaderBytes) + " bytes"));
+    return 0;
+  }
   if (line.substr(0, 5) == "HTTP/") {
     t->response.headers.clear();  // a new response (after 100 Continue)
     return size * n;
@@ -73,6 +85,23 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   if (colon != std::string_view::npos)
     t->response.headers.emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
   return size * n;
+}
+
+/// Keeps an in-memory body within its bound: a 2xx one past it is an error,
+/// an error body is cut (false: stop reading, the response stands as is).
+bool append_bounded(Transfer& t, long status, const char* data, std::size_t len) {
+  std::string& body = t.response.body;
+  if (status >= 200 && status < 300) {
+    std::uint64_t max = t.request->max_body != 0 ? t.request->max_body : kMaxMemoryBody;
+    if (body.size() + len > max)
+      throw ResponseTooLarge("answer from " + url_origin(t.request->url) + " is larger than " +
+                             std::to_string(max) + " bytes");
+    body.append(data, len);
+    return true;
+  }
+  body.append(data, std::min(len, kMaxErrorBody - std::min(body.size(), kMaxErrorBody)));
+  t.error_body_cut = body.size() >= kMaxErrorBody;
+  return !t.error_body_cut;
 }
 
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
@@ -87,17 +116,24 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
         if (t->request->on_body_start) t->request->on_body_start(status, t->response.headers);
       }
       (*t->sink)(data, len);
-    } else if (status >= 200 && status < 300 && t->request->max_body != 0 &&
-               t->response.body.size() + len > t->request->max_body) {
-      throw Error("response body larger than " + std::to_string(t->request->max_body) + " bytes");
-    } else if (t->response.body.size() < kMaxErrorBody || (status >= 200 && status < 300)) {
-      t->response.body.append(data, len);
+    } else if (!append_bounded(*t, status, data, len)) {
+      return 0;  // enough of an error body: stop reading it
     }
   } catch (...) {
     t->error = std::current_exception();
     return 0;  // aborts the transfer
   }
   return len;
+}
+
+/// Timeouts of one request: a stalled or trickling server cannot hold a
+/// transfer for ever.
+void set_time_limits(CURL* curl, const HttpRequest& req) {
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, req.low_speed_limit);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.low_speed_time.count()));
+  if (req.total_timeout.count() > 0)
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(req.total_timeout.count()));
 }
 
 std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* user) {
@@ -138,6 +174,16 @@ bool is_tls_error(CURLcode c) {
   }
 }
 
+/// The TransportError for a failed transfer.
+TransportError transport_error(CURLcode rc, const char* errbuf) {
+  std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  bool verification = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                      rc == CURLE_SSL_ISSUER_ERROR;
+  bool timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+  if (timed_out) msg = "timed out: " + msg;
+  return TransportError(msg, is_tls_error(rc), verification, timed_out);
+}
+
 class CurlHttpClient : public HttpClient {
  public:
   CurlHttpClient() {
@@ -150,16 +196,13 @@ class CurlHttpClient : public HttpClient {
   HttpResponse send(const HttpRequest& req,
                     const std::function<void(const char*, std::size_t)>& sink) override {
     curl_easy_reset(curl_);  // keeps the connection cache
-    Transfer t{&req, &sink, {}, curl_, 0, false, nullptr};
+    Transfer t{&req, &sink, {}, curl_, 0, false, false, 0, nullptr};
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(curl_, CURLOPT_URL, req.url.c_str());
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, 30L);
-    // A stalled transfer (under 1 byte/s for 60 s) is a failure to retry.
-    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, 60L);
+    set_time_limits(curl_, req);
     curl_easy_setopt(curl_, CURLOPT_USERAGENT, "dockless/" DOCKLESS_VERSION);
     curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
@@ -200,12 +243,8 @@ class CurlHttpClient : public HttpClient {
     CURLcode rc = curl_easy_perform(curl_);
     curl_slist_free_all(headers);
     if (t.error) std::rethrow_exception(t.error);
-    if (rc != CURLE_OK) {
-      std::string msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-      bool verification = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-                          rc == CURLE_SSL_ISSUER_ERROR;
-      throw TransportError(msg, is_tls_error(rc), verification);
-    }
+    if (rc == CURLE_WRITE_ERROR && t.error_body_cut) rc = CURLE_OK;
+    if (rc != CURLE_OK) throw transport_error(rc, errbuf);
     curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &t.response.status);
     return std::move(t.response);
   }

@@ -3,6 +3,7 @@
 // real implementation is libcurl (CurlHttpClient).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,9 +35,17 @@ struct HttpRequest {
   /// Called once before the first body byte of a 2xx answer goes to the
   /// sink, with the status and headers (a resumed download checks 206).
   std::function<void(long status, const HttpHeaders& headers)> on_body_start;
-  /// The most bytes a 2xx body held in memory may have (0: no bound):
-  /// manifests are bounded so a hostile registry cannot fill memory.
+  /// The most bytes a 2xx body held in memory may have (0: kMaxMemoryBody),
+  /// so a hostile server cannot fill memory. Error bodies keep their first
+  /// kMaxErrorBody bytes and the rest is not read.
   std::uint64_t max_body = 0;
+  /// A transfer slower than low_speed_limit bytes/s for low_speed_time
+  /// fails (a stalled or trickling server, slowloris): TransportError.
+  long low_speed_limit = 1024;
+  std::chrono::seconds low_speed_time{30};
+  /// The whole request, headers and body, within this (0: no bound). Token
+  /// requests have one; blob downloads cannot (their size is unbounded).
+  std::chrono::seconds total_timeout{0};
   /// TLS for this request's host.
   bool verify_tls = true;
   std::string extra_ca_pem;  ///< added to the system's CA bundle
@@ -52,19 +61,36 @@ struct HttpResponse {
   }
 };
 
+/// The default bound of an in-memory 2xx body (/v2/, token answers).
+inline constexpr std::uint64_t kMaxMemoryBody = 4 << 20;
+/// What is kept of an error (non-2xx) body; the rest is not read.
+inline constexpr std::size_t kMaxErrorBody = 64 << 10;
+/// The most redirects one request follows.
+inline constexpr int kMaxRedirects = 5;
+
+/// A 2xx body held in memory went past its bound: not retried.
+class ResponseTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A connection-level failure (refused, reset, timeout, TLS): no HTTP status.
 /// Retried by the registry client; `tls` ones are not (they won't heal).
 class TransportError : public Error {
  public:
-  TransportError(const std::string& what, bool tls, bool verification = false)
-      : Error(what), tls_(tls), verification_(verification) {}
+  TransportError(const std::string& what, bool tls, bool verification = false,
+                 bool timed_out = false)
+      : Error(what), tls_(tls), verification_(verification), timed_out_(timed_out) {}
   bool is_tls() const { return tls_; }
   /// The server spoke TLS but its certificate was not trusted.
   bool is_verification() const { return verification_; }
+  /// A timeout or a transfer below the low-speed limit.
+  bool is_timeout() const { return timed_out_; }
 
  private:
   bool tls_;
   bool verification_;
+  bool timed_out_;
 };
 
 class HttpClient {

@@ -17,6 +17,9 @@ Manifest Manifest::parse(std::string_view text) {
   if (config == doc.MemberEnd()) throw Error("invalid manifest: missing field \"config\"");
   m.config = Descriptor::from_json(config->value, "manifest config");
   m.layers = descriptors_from_json(doc, "layers", "manifest", "manifest layer");
+  if (m.layers.size() > kMaxLayers)
+    throw Error("unsupported manifest: " + std::to_string(m.layers.size()) + " layers, more than the " +
+                std::to_string(kMaxLayers) + " dockless accepts");
   m.subject = optional_descriptor(doc, "subject", "manifest subject");
   m.annotations = json::get_string_map(doc, "annotations", "manifest");
   m.unknown = json::collect_unknown(doc, {"schemaVersion", "mediaType", "artifactType", "config",

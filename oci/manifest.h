@@ -11,6 +11,12 @@
 
 namespace dockless {
 
+/// The most layers a manifest may list. Real images have tens (overlay
+/// mounts stop near 128); a 4 MiB manifest could list some 30,000, each a
+/// request and an unpack before anything fails. 10,000 leaves room for any
+/// artifact and refuses such a manifest before the first blob is fetched.
+inline constexpr std::size_t kMaxLayers = 10000;
+
 struct Manifest {
   int schema_version = 2;
   std::string media_type;  ///< may be empty in old OCI manifests

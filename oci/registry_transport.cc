@@ -119,6 +119,7 @@ void RegistryTransport::apply_tls(HttpRequest& request) const {
                        (host == host_ && insecure());
   request.verify_tls = !host_insecure;
   request.extra_ca_pem = options_.ca_pem;
+  request.low_speed_time = options_.stall_timeout;
 }
 
 std::unique_ptr<HttpClient> RegistryTransport::acquire_http() {
@@ -239,21 +240,8 @@ RegistryTransport::Token RegistryTransport::fetch_token(const AuthChallenge& cha
       req.headers.emplace_back("Authorization", "Basic " + base64(creds.username + ":" + creds.secret));
   }
   apply_tls(req);
-
-  HttpResponse r;
-  for (int attempt = 1;; ++attempt) {
-    try {
-      auto http = acquire_http();
-      r = http->send(req, nullptr);
-      release_http(std::move(http));
-      if (!is_retryable_status(r.status) || attempt >= options_.max_attempts) break;
-      wait_before_retry(attempt, "get token", describe_registry_error(r), &r);
-    } catch (const TransportError& e) {
-      if (e.is_tls() || attempt >= options_.max_attempts)
-        throw Error("registry " + registry_ + ": token server " + url_origin(realm) + ": " + e.what());
-      wait_before_retry(attempt, "get token", e.what(), nullptr);
-    }
-  }
+  req.total_timeout = options_.token_timeout;
+  HttpResponse r = send_token_request(req);
   std::string who = creds.empty() ? "anonymous" : "credentials from " + creds.source;
   if (r.status == 401 || r.status == 403)
     throw RegistryError("registry " + registry_ + ": authentication failed (" + who +
@@ -276,6 +264,26 @@ RegistryTransport::Token RegistryTransport::fetch_token(const AuthChallenge& cha
   // Renew a little early so a token does not expire on its way.
   auto lifetime = std::chrono::seconds(expires_in > 10 ? expires_in - 5 : expires_in);
   return Token{*token, std::chrono::steady_clock::now() + lifetime};
+}
+
+HttpResponse RegistryTransport::send_token_request(const HttpRequest& req) {
+  const std::string server = "registry " + registry_ + ": token server " + url_origin(req.url) + ": ";
+  for (int attempt = 1;; ++attempt) {
+    try {
+      auto http = acquire_http();
+      HttpResponse r = http->send(req, nullptr);
+      release_http(std::move(http));
+      if (!is_retryable_status(r.status) || attempt >= options_.max_attempts) return r;
+      wait_before_retry(attempt, "get token", describe_registry_error(r), &r);
+    } catch (const TransportError& e) {
+      // A token server that lets a request time out is not worth waiting on again.
+      if (e.is_tls() || e.is_timeout() || attempt >= options_.max_attempts)
+        throw Error(server + e.what());
+      wait_before_retry(attempt, "get token", e.what(), nullptr);
+    } catch (const ResponseTooLarge& e) {
+      throw Error(server + e.what());
+    }
+  }
 }
 
 std::string RegistryTransport::authorization(const std::vector<std::string>& scopes,
@@ -324,7 +332,7 @@ HttpResponse RegistryTransport::send_with_redirects(
     const std::function<void(const char*, std::size_t)>& sink) {
   const std::string origin = url_origin(request.url);
   const HttpHeaders base_headers = request.headers;
-  for (int hop = 0; hop <= 5; ++hop) {
+  for (int hop = 0; hop <= kMaxRedirects; ++hop) {
     request.headers = base_headers;
     // Credentials go to the registry's own origin only, never to a redirect
     // target elsewhere (a presigned storage URL carries its own).
@@ -341,7 +349,8 @@ HttpResponse RegistryTransport::send_with_redirects(
     }
     return r;
   }
-  throw Error("registry " + registry_ + ": too many redirects");
+  throw Error("registry " + registry_ + ": more than " + std::to_string(kMaxRedirects) +
+              " redirects (a redirect loop?) from " + url_origin(request.url));
 }
 
 HttpResponse RegistryTransport::send_once(std::vector<std::string> const& scopes_in,
@@ -367,6 +376,8 @@ HttpResponse RegistryTransport::send(const std::string& what,
     HttpResponse r;
     try {
       r = send_with_redirects(make(base), authorization(scopes, force_refresh), nullptr);
+    } catch (const ResponseTooLarge& e) {
+      throw Error("registry " + registry_ + ": " + what + ": " + e.what());
     } catch (const TransportError& e) {
       if (e.is_tls() || attempt >= max_attempts)
         throw TransportError("registry " + registry_ + ": " + what + ": " + e.what(), e.is_tls());

@@ -32,6 +32,12 @@ struct RegistryOptions {
   std::chrono::milliseconds backoff{1000};
   /// Upper bound of one delay, including a registry's Retry-After.
   std::chrono::milliseconds max_delay{30000};
+  /// A transfer slower than 1 KiB/s for this long fails (and is retried
+  /// like a reset): a stalled or trickling registry cannot hold a command.
+  std::chrono::seconds stall_timeout{30};
+  /// A token request, from connect to the last byte, within this; one that
+  /// times out is not retried (the registry's token server is not there).
+  std::chrono::seconds token_timeout{30};
   /// Where to remember that a host which may use plain HTTP answered only
   /// in plain HTTP, so that later runs ask it in HTTP first instead of
   /// waiting for a failed TLS handshake each time. Empty: never remembered.
@@ -114,6 +120,8 @@ class RegistryTransport {
   bool take_challenge(const HttpResponse& unauthorized, std::vector<std::string>& scopes);
   Token fetch_token(const AuthChallenge& challenge, const Credentials& creds,
                     const std::vector<std::string>& scopes);
+  /// Sends a token request, retrying what may heal (not a timeout).
+  HttpResponse send_token_request(const HttpRequest& req);
   HttpResponse send_with_redirects(HttpRequest request, const std::string& auth,
                                    const std::function<void(const char*, std::size_t)>& sink);
   void apply_tls(HttpRequest& request) const;

@@ -34,6 +34,8 @@ HttpResponse deliver(const HttpRequest& request, FakeResponse answer,
                      const std::function<void(const char*, std::size_t)>& sink) {
   const std::string reset_message = "Recv failure: Connection reset by peer";
   if (answer.reset_after == std::size_t{0}) throw TransportError(reset_message, false);
+  if (answer.time_out)
+    throw TransportError("timed out: Operation timed out after 30000 milliseconds", false, false, true);
   HttpResponse out{answer.status, answer.headers, ""};
   std::string body = request.method == "HEAD" ? "" : answer.body;
   if (answer.reset_after) body.resize(std::min(body.size(), *answer.reset_after));

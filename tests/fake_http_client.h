@@ -36,6 +36,15 @@ struct FakeResponse {
   /// Set: the connection is reset after this many body bytes reached the
   /// caller (0: before any answer), as libcurl reports it: TransportError.
   std::optional<std::size_t> reset_after;
+  /// Set: no answer within the request's time limits (TransportError, timed out).
+  bool time_out = false;
+
+  /// No answer in time, as libcurl reports a timeout.
+  static FakeResponse timeout() {
+    FakeResponse r;
+    r.time_out = true;
+    return r;
+  }
 
   /// A connection reset before any answer.
   static FakeResponse reset() {

@@ -813,3 +813,18 @@ TEST_CASE("json::pretty keeps member order and values", "[json_model]") {
   CHECK(pretty.find("\"schemaVersion\"") < pretty.find("\"config\""));
   CHECK(pretty.find("\"config\"") < pretty.find("\"layers\""));
 }
+
+TEST_CASE("a manifest with more than dockless::kMaxLayers layers is refused", "[json_model]") {
+  auto manifest_with = [](std::size_t n) {
+    std::string layers;
+    for (std::size_t i = 0; i < n; ++i)
+      layers += std::string(i ? "," : "") +
+                R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:)" +
+                std::string(64, 'a') + R"(","size":1})";
+    return R"({"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" +
+           std::string(64, 'b') + R"(","size":2},"layers":[)" + layers + "]}";
+  };
+  CHECK(Manifest::parse(manifest_with(dockless::kMaxLayers)).layers.size() == dockless::kMaxLayers);
+  CHECK_THROWS_WITH(Manifest::parse(manifest_with(dockless::kMaxLayers + 1)),
+                    Catch::Matchers::Contains("10001 layers, more than the 10000"));
+}

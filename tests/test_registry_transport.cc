@@ -210,3 +210,20 @@ TEST_CASE("a token server's failure is reported by its origin, without credentia
   CHECK(h.http.count("GET", "https://user:pw@Auth.Test/token") == 2);
   CHECK(h.http.unmatched().empty());
 }
+
+TEST_CASE("a token request that times out is not retried", "[registry_transport]") {
+  Harness h(alice());
+  h.http.on("GET", kBase + "/v2/", status(401, {{"WWW-Authenticate", kBearerChallenge}}));
+  h.http.on("GET", "https://auth.test/token?*", FakeResponse::timeout());
+  RegistryTransport t = h.transport(4);
+  try {
+    t.send("get", {"repository:app:pull"}, get("/v2/app/manifests/1"));
+    FAIL("no error");
+  } catch (const Error& e) {
+    std::string what = e.what();
+    CHECK(what.rfind("registry reg.test: token server https://auth.test: timed out", 0) == 0);
+    CHECK(what.find("s3cret") == std::string::npos);
+  }
+  CHECK(h.http.count("GET", "https://auth.test/token") == 1);
+  CHECK(h.sleeps.empty());
+}

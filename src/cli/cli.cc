@@ -59,6 +59,7 @@ struct RegistryArgs {
   std::string ca_cert, authfile, creds, platform, report, chunk_size, cache_dir;
   int jobs = 4;
   int retries = 3;
+  int stall_timeout = 30;
   std::string progress = "auto";
   bool quiet = false, all_platforms = false, referrers = false;
 };
@@ -90,6 +91,8 @@ void add_registry_options(CLI::App* cmd, RegistryArgs& a) {
   cmd->add_flag("--all-platforms", a.all_platforms, "Keep every platform of an index (copy/pull/push: the default)");
   cmd->add_option("-j,--jobs", a.jobs, "Parallel blob transfers, and uv runs of a build's environments (default 4)");
   cmd->add_option("--retries", a.retries, "Retries of a failed request (default 3)");
+  cmd->add_option("--stall-timeout", a.stall_timeout,
+                  "Seconds a transfer may stay under 1 KiB/s before it fails (default 30)");
   cmd->add_option("--chunk-size", a.chunk_size, "Upload blobs in chunks of this size (e.g. 8M); default: one request");
   cmd->add_flag("-q,--quiet", a.quiet, "No progress output");
   add_progress_option(cmd, a.progress);
@@ -123,6 +126,10 @@ TransferOptions to_transfer_options(const RegistryArgs& a) {
   if (!a.ca_cert.empty()) o.registry.ca_pem = read_file(a.ca_cert);
   if (a.retries < 0 || a.retries > 20) throw UsageError("--retries must be between 0 and 20");
   o.registry.max_attempts = a.retries + 1;
+  if (a.stall_timeout < 1 || a.stall_timeout > 3600)
+    throw UsageError("--stall-timeout must be between 1 and 3600 seconds");
+  o.registry.stall_timeout = std::chrono::seconds(a.stall_timeout);
+  o.registry.token_timeout = std::chrono::seconds(a.stall_timeout);
   if (!a.creds.empty()) o.keychain.explicit_creds = parse_creds(a.creds);
   o.keychain.authfile = a.authfile;
   o.platform = platform_option(a.platform);
