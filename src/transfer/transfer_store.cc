@@ -11,6 +11,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/oci_conversion.h"
+#include "src/transfer/blob_stream.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -199,12 +200,22 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
       }
       if (src_registry.empty())
         throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
+      if (opt_.chunk_size == 0) {
+        // Straight from registry to registry: nothing on disk, memory bounded.
+        stream_blob_between(*clients_.at(src_registry), src_repo, c, ref.repository, b,
+                            [&](std::uint64_t done) { progress_.update(id, done); });
+        progress_.finish(id, "copied from " + src_registry + "/" + src_repo);
+        record("push", b, "transferred", start);
+        return;
+      }
+      // Chunked uploads resume from the file, so the blob lands here first.
       clients_.at(src_registry)->fetch_blob(src_repo, b, *image.store);
       record("pull", b, "transferred", start);
     }
     BlobPushOutcome outcome =
         c.push_blob(ref.repository, b, image.store->path_of(b.digest), mount_from,
-                    opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); });
+                    opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); },
+                    opt_.verify_pushes);
     switch (outcome) {
       case BlobPushOutcome::kSkipped:
         progress_.finish(id, "already in registry");
