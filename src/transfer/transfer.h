@@ -139,6 +139,10 @@ class ImageTransfer {
   /// Pushes blobs and manifests of image; the top under ref's tag, or by
   /// digest when ref has none. `oci_subject` gets the top PUT's OCI-Subject.
   Digest push_graph(const LocalImage& image, const Reference& ref, std::string* oci_subject);
+  /// A blob of image that is not in its store: skipped, mounted or streamed
+  /// from its registry (true), or fetched into the store to push (false).
+  bool copy_remote_blob(RegistryClient& c, const LocalImage& image, const Reference& ref,
+                        const Descriptor& b, std::chrono::steady_clock::time_point start);
   /// Copies the graph's blobs and manifests (bytes as they are) into layout.
   void copy_into_layout(const LocalImage& image, const OciLayout& layout) const;
   Descriptor select_platform(const ImageIndex& index, const std::string& what) const;
