@@ -66,6 +66,7 @@ struct Transfer {
 /// Headers of one answer (all hops of 100 Continue): a hostile server
 /// sending them for ever is cut here.
 constexpr std::size_t kMaxHeaderBytes = 1 << 20;
+constexpr long kStreamBuffer = 1L << 20;  // curl's upper bound is 2 MiB
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -208,6 +209,7 @@ class CurlHttpClient : public HttpClient {
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &t);
+    if (sink) curl_easy_setopt(curl_, CURLOPT_BUFFERSIZE, kStreamBuffer);  // blob downloads
     if (!req.verify_tls) {
       curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -235,6 +237,9 @@ class CurlHttpClient : public HttpClient {
       curl_off_t size = req.body_reader ? static_cast<curl_off_t>(req.body_size)
                                         : static_cast<curl_off_t>(req.body.size());
       curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, size);
+      // Blob bodies in 1 MiB reads instead of curl's 64 KiB: 16 times fewer
+      // read callbacks, preads and send calls for the same bytes.
+      if (req.body_reader) curl_easy_setopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, kStreamBuffer);
     } else if (req.method != "GET") {
       curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     }

@@ -23,15 +23,23 @@ std::vector<std::string> pull_scope(const std::string& repo) {
 
 /// Streams bytes [offset, offset+length) of a file as a request body; made
 /// anew for every try so a retried upload starts from its own beginning.
-std::function<std::size_t(char*, std::size_t)> file_reader(const std::filesystem::path& file,
-                                                           std::uint64_t offset,
-                                                           std::uint64_t length,
-                                                           const ProgressFn& progress,
-                                                           std::uint64_t progress_base) {
+/// With `verify` (the whole blob only), hashes what it sends and throws
+/// before handing over the last bytes if they do not make `blob`: the one
+/// read of the file both checks and sends it.
+BlobReader file_reader(const std::filesystem::path& file, std::uint64_t offset,
+                       std::uint64_t length, const ProgressFn& progress,
+                       std::uint64_t progress_base, const Descriptor* verify) {
   auto fd = std::make_shared<UniqueFd>(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!*fd) throw_errno("cannot open " + file.string());
   auto pos = std::make_shared<std::uint64_t>(0);
-  return [fd, pos, offset, length, file, progress, progress_base](char* buf, std::size_t cap) {
+  std::shared_ptr<Sha256> hash;
+  std::optional<Digest> expected;
+  if (verify != nullptr && offset == 0 && length == static_cast<std::uint64_t>(verify->size)) {
+    hash = std::make_shared<Sha256>();
+    expected = verify->digest;
+  }
+  return [fd, pos, offset, length, file, progress, progress_base, hash, expected](char* buf,
+                                                                                 std::size_t cap) {
     std::uint64_t left = length - *pos;
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, cap));
     if (want == 0) return std::size_t{0};
@@ -39,6 +47,15 @@ std::function<std::size_t(char*, std::size_t)> file_reader(const std::filesystem
     if (n < 0) throw_errno("cannot read " + file.string());
     if (n == 0) throw Error(file.string() + " is shorter than its descriptor says");
     *pos += static_cast<std::uint64_t>(n);
+    if (hash) {
+      hash->update(buf, static_cast<std::size_t>(n));
+      if (*pos == length) {
+        Digest actual = hash->finish();
+        if (actual != *expected)
+          throw Error("blob " + expected->str() + " is corrupt: its content has digest " +
+                      actual.str());
+      }
+    }
     if (progress) progress(progress_base + *pos);
     return static_cast<std::size_t>(n);
   };
@@ -176,32 +193,73 @@ bool RegistryClient::blob_exists(const std::string& repo, const Digest& digest) 
 
 void RegistryClient::fetch_blob(const std::string& repo, const Descriptor& blob,
                                 const BlobStore& store, const ProgressFn& progress) {
+  BlobWriter writer(store);
+  download(repo, blob,
+           {[&] { return writer.size(); },
+            [&](const char* data, std::size_t n) {
+              writer.write(data, n);
+              if (progress) progress(writer.size());
+            },
+            [&] { writer.reset(); }});
+  try {
+    writer.commit(blob.digest);
+  } catch (const Error& e) {
+    throw Error("registry " + registry() + ": pull blob " + blob.digest.str() + " from " + repo +
+                ": " + e.what());
+  }
+}
+
+void RegistryClient::stream_blob(const std::string& repo, const Descriptor& blob,
+                                 const std::function<void(const char*, std::size_t)>& sink) {
+  const auto expected = static_cast<std::uint64_t>(blob.size);
+  Sha256 hash;
+  std::uint64_t delivered = 0;  // bytes the sink has
+  std::uint64_t skip = 0;       // bytes of a restarted body the sink has already
+  auto write = [&](const char* data, std::size_t n) {
+    std::size_t drop = static_cast<std::size_t>(std::min<std::uint64_t>(skip, n));
+    skip -= drop;
+    data += drop;
+    n -= drop;
+    if (n == 0) return;
+    hash.update(data, n);
+    if (delivered + n == expected) {
+      Digest actual = hash.finish();
+      if (actual != blob.digest)
+        throw Error("registry " + registry() + ": pull blob " + blob.digest.str() + " from " +
+                    repo + ": digest mismatch: got " + actual.str());
+    }
+    sink(data, n);
+    delivered += n;
+  };
+  download(repo, blob, {[&] { return delivered - skip; }, write, [&] { skip = delivered; }});
+}
+
+void RegistryClient::download(const std::string& repo, const Descriptor& blob,
+                              const DownloadTarget& target) {
   const std::string what = "pull blob " + blob.digest.str() + " from " + repo;
   const auto scopes = pull_scope(repo);
   const std::string base = transport_.base_url();
   const auto expected = static_cast<std::uint64_t>(blob.size);
-  BlobWriter writer(store);
   const int max_attempts = transport_.options().max_attempts;
   for (int attempt = 1;; ++attempt) {
     HttpRequest req;
     req.url = base + "/v2/" + repo + "/blobs/" + blob.digest.str();
-    const std::uint64_t have = writer.size();
+    const std::uint64_t have = target.size();
     if (have > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
     req.on_body_start = [&](long status, const HttpHeaders& headers) {
       if (status == 206) {
         auto cr = find_header(headers, "Content-Range");
         std::string want = "bytes " + std::to_string(have) + "-";
-        if (!cr || cr->rfind(want, 0) != 0) writer.reset();  // not where we asked: start over
-      } else if (writer.size() > 0) {
-        writer.reset();  // the registry ignored Range: the whole blob comes again
+        if (!cr || cr->rfind(want, 0) != 0) target.restart();  // not where we asked: start over
+      } else if (target.size() > 0) {
+        target.restart();  // the registry ignored Range: the whole blob comes again
       }
     };
     auto sink = [&](const char* data, std::size_t n) {
-      if (writer.size() + n > expected)
+      if (target.size() + n > expected)
         throw Error("registry " + registry() + ": " + what + ": more bytes than the expected " +
                     std::to_string(expected));
-      writer.write(data, n);
-      if (progress) progress(writer.size());
+      target.write(data, n);
     };
     HttpResponse r;
     try {
@@ -213,16 +271,16 @@ void RegistryClient::fetch_blob(const std::string& repo, const Descriptor& blob,
       continue;
     }
     if (r.status == 200 || r.status == 206) {
-      if (writer.size() == expected) break;
+      if (target.size() == expected) return;
       // Closed early without a transport error (a truncated body): resume.
       if (attempt >= max_attempts)
         throw Error("registry " + registry() + ": " + what + ": got " +
-                    std::to_string(writer.size()) + " of " + std::to_string(expected) + " bytes");
+                    std::to_string(target.size()) + " of " + std::to_string(expected) + " bytes");
       transport_.wait_before_retry(attempt, what, "short body", nullptr);
       continue;
     }
     if (r.status == 416 && have > 0) {  // our Range is past what it has: start over
-      writer.reset();
+      target.restart();
       continue;
     }
     if (is_retryable_status(r.status) && attempt < max_attempts) {
@@ -230,11 +288,6 @@ void RegistryClient::fetch_blob(const std::string& repo, const Descriptor& blob,
       continue;
     }
     fail(what, r);
-  }
-  try {
-    writer.commit(blob.digest);
-  } catch (const Error& e) {
-    throw Error("registry " + registry() + ": " + what + ": " + e.what());
   }
 }
 
@@ -263,8 +316,7 @@ std::string RegistryClient::start_upload(const std::string& repo,
 void RegistryClient::upload_monolithic(const std::string& repo,
                                        const std::vector<std::string>& scopes,
                                        const std::string& location, const Descriptor& blob,
-                                       const std::filesystem::path& file,
-                                       const ProgressFn& progress) {
+                                       const BlobOpener& open) {
   std::string what = "upload blob " + blob.digest.short_hex() + " to " + repo;
   HttpResponse r = transport_.send(
       what, scopes,
@@ -274,7 +326,7 @@ void RegistryClient::upload_monolithic(const std::string& repo,
         req.url = with_query(location, "digest=" + blob.digest.str());
         req.headers.emplace_back("Content-Type", "application/octet-stream");
         req.body_size = static_cast<std::uint64_t>(blob.size);
-        req.body_reader = file_reader(file, 0, req.body_size, progress, 0);
+        req.body_reader = open(0, req.body_size);
         return req;
       },
       /*retry=*/false);
@@ -283,8 +335,8 @@ void RegistryClient::upload_monolithic(const std::string& repo,
 
 void RegistryClient::upload_chunked(const std::string& repo,
                                     const std::vector<std::string>& scopes, std::string location,
-                                    const Descriptor& blob, const std::filesystem::path& file,
-                                    std::uint64_t chunk_size, const ProgressFn& progress) {
+                                    const Descriptor& blob, const BlobOpener& open,
+                                    std::uint64_t chunk_size) {
   std::string what = "upload blob " + blob.digest.short_hex() + " to " + repo;
   const auto total = static_cast<std::uint64_t>(blob.size);
   std::uint64_t offset = 0;
@@ -304,7 +356,7 @@ void RegistryClient::upload_chunked(const std::string& repo,
             req.headers.emplace_back("Content-Range", std::to_string(offset) + "-" +
                                                           std::to_string(offset + length - 1));
             req.body_size = length;
-            req.body_reader = file_reader(file, offset, length, progress, offset);
+            req.body_reader = open(offset, length);
             return req;
           },
           /*retry=*/false);
@@ -393,7 +445,7 @@ bool RegistryClient::mount_blob(const std::string& repo, const Digest& digest,
 BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descriptor& blob,
                                           const std::filesystem::path& file,
                                           const std::string& mount_from, std::uint64_t chunk_size,
-                                          const ProgressFn& progress) {
+                                          const ProgressFn& progress, bool verify) {
   if (blob_exists(repo, blob.digest)) return BlobPushOutcome::kSkipped;
   std::vector<std::string> scopes = {"repository:" + repo + ":pull,push"};
   std::string location;
@@ -419,6 +471,23 @@ BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descrip
       // A mount may be refused (no pull on the source): upload instead.
     }
   }
+  BlobOpener open = [&](std::uint64_t offset, std::uint64_t length) {
+    return file_reader(file, offset, length, progress, offset, verify ? &blob : nullptr);
+  };
+  upload_with_retries(repo, scopes, location, blob, open, chunk_size);
+  return BlobPushOutcome::kUploaded;
+}
+
+void RegistryClient::upload_blob_stream(const std::string& repo, const Descriptor& blob,
+                                        const std::function<BlobReader()>& open) {
+  BlobOpener opener = [&](std::uint64_t, std::uint64_t) { return open(); };
+  upload_with_retries(repo, {"repository:" + repo + ":pull,push"}, "", blob, opener, 0);
+}
+
+void RegistryClient::upload_with_retries(const std::string& repo,
+                                         const std::vector<std::string>& scopes,
+                                         std::string location, const Descriptor& blob,
+                                         const BlobOpener& open, std::uint64_t chunk_size) {
   for (int attempt = 1;; ++attempt) {
     std::uint64_t min_chunk = 0;
     if (location.empty()) location = start_upload(repo, scopes, &min_chunk);
@@ -426,10 +495,10 @@ BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descrip
       const auto size = static_cast<std::uint64_t>(blob.size);
       std::uint64_t chunk = chunk_size == 0 ? 0 : std::max(chunk_size, min_chunk);
       if (chunk == 0 || size <= chunk)
-        upload_monolithic(repo, scopes, location, blob, file, progress);
+        upload_monolithic(repo, scopes, location, blob, open);
       else
-        upload_chunked(repo, scopes, location, blob, file, chunk, progress);
-      return BlobPushOutcome::kUploaded;
+        upload_chunked(repo, scopes, location, blob, open, chunk);
+      return;
     } catch (const RegistryError& e) {
       if (!is_retryable_status(e.status()) || attempt >= transport_.options().max_attempts) throw;
       transport_.wait_before_retry(attempt, "upload blob " + blob.digest.short_hex(), e.what(), nullptr);

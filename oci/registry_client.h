@@ -27,6 +27,12 @@ enum class BlobPushOutcome { kSkipped, kMounted, kUploaded };
 /// Bytes done so far of a transfer.
 using ProgressFn = std::function<void(std::uint64_t done)>;
 
+/// One upload try's body: fills buf, returns the bytes written (0 only at
+/// the end).
+using BlobReader = std::function<std::size_t(char* buf, std::size_t size)>;
+/// Opens bytes [offset, offset + length) of a blob for one upload try.
+using BlobOpener = std::function<BlobReader(std::uint64_t offset, std::uint64_t length)>;
+
 class RegistryClient {
  public:
   RegistryClient(std::string registry, RegistryOptions options, const Keychain& keychain);
@@ -63,6 +69,13 @@ class RegistryClient {
   void fetch_blob(const std::string& repo, const Descriptor& blob, const BlobStore& store,
                   const ProgressFn& progress = nullptr);
 
+  /// Downloads a blob into `sink`, each byte once and in order, verified
+  /// while streaming and resumed like fetch_blob. A wrong digest or size
+  /// throws before the sink gets the last bytes, so what it feeds (an
+  /// upload to another registry) never completes with bad content.
+  void stream_blob(const std::string& repo, const Descriptor& blob,
+                   const std::function<void(const char*, std::size_t)>& sink);
+
   /// Uploads the blob in `file` unless the repository has it. `mount_from`
   /// (a repository of the same registry, or "") is tried first as a
   /// cross-repository mount. `chunk_size` 0 means one PUT; otherwise PATCH
@@ -71,21 +84,43 @@ class RegistryClient {
   /// it (201); false otherwise (an upload session it offered is cancelled).
   bool mount_blob(const std::string& repo, const Digest& digest, const std::string& from);
 
+  /// With `verify`, a monolithic upload hashes the file as it sends it and
+  /// aborts before the last byte if the digest is wrong (a chunked one
+  /// relies on the registry's check of ?digest=).
   BlobPushOutcome push_blob(const std::string& repo, const Descriptor& blob,
                             const std::filesystem::path& file, const std::string& mount_from,
-                            std::uint64_t chunk_size, const ProgressFn& progress = nullptr);
+                            std::uint64_t chunk_size, const ProgressFn& progress = nullptr,
+                            bool verify = false);
+
+  /// Uploads a blob whose bytes come from `open` (called once per try, e.g.
+  /// a stream from another registry) as one monolithic upload, retried like
+  /// push_blob's. No existence check or mount: the caller tried those.
+  void upload_blob_stream(const std::string& repo, const Descriptor& blob,
+                          const std::function<BlobReader()>& open);
 
  private:
+  /// Where a download goes: its size so far (the offset of the next byte),
+  /// the next bytes, and "the body starts over from byte 0".
+  struct DownloadTarget {
+    std::function<std::uint64_t()> size;
+    std::function<void(const char*, std::size_t)> write;
+    std::function<void()> restart;
+  };
+  void download(const std::string& repo, const Descriptor& blob, const DownloadTarget& target);
+  /// Uploads (after a mount offered `location`, or in a new session) with
+  /// retries; monolithic unless chunk_size says otherwise.
+  void upload_with_retries(const std::string& repo, const std::vector<std::string>& scopes,
+                           std::string location, const Descriptor& blob, const BlobOpener& open,
+                           std::uint64_t chunk_size);
   /// POSTs a new upload session; returns its absolute Location.
   std::string start_upload(const std::string& repo, const std::vector<std::string>& scopes,
                            std::uint64_t* min_chunk);
   void upload_monolithic(const std::string& repo, const std::vector<std::string>& scopes,
                          const std::string& location, const Descriptor& blob,
-                         const std::filesystem::path& file, const ProgressFn& progress);
+                         const BlobOpener& open);
   void upload_chunked(const std::string& repo, const std::vector<std::string>& scopes,
-                      std::string location, const Descriptor& blob,
-                      const std::filesystem::path& file, std::uint64_t chunk_size,
-                      const ProgressFn& progress);
+                      std::string location, const Descriptor& blob, const BlobOpener& open,
+                      std::uint64_t chunk_size);
   [[noreturn]] void fail(const std::string& what, const HttpResponse& r) const;
 
   RegistryTransport transport_;

@@ -183,3 +183,53 @@ TEST_CASE("a blob whose bytes do not match its digest is refused and not stored"
   CHECK_FALSE(store.contains(sha256_of(served)));
   CHECK(std::filesystem::is_empty(store.blob_dir()));  // no temp file left either
 }
+
+TEST_CASE("a verified push of a file that does not match its digest never completes", "[registry_client]") {
+  PushSetup s;
+  write_text(s.file, "012345678X");  // same size, another digest
+  try {
+    s.client.push_blob("app", s.blob, s.file, "", 0, nullptr, /*verify=*/true);
+    FAIL("a corrupt file was pushed");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::Contains(sha256_of(std::string("012345678X")).str()));
+  }
+  CHECK_FALSE(s.registry.has_blob("app", s.blob.digest));
+  // And an intact one goes up in one PUT, as without verification.
+  write_text(s.file, s.data);
+  CHECK(s.client.push_blob("app", s.blob, s.file, "", 0, nullptr, true) == BlobPushOutcome::kUploaded);
+  CHECK(s.registry.has_blob("app", s.blob.digest));
+}
+
+TEST_CASE("a streamed pull hands each byte on once, across a reset, and checks the digest first",
+          "[registry_client]") {
+  RegistryHarness h;
+  const std::string data = std::string(5000, 'x') + std::string(5000, 'y');
+  const bool forged = GENERATE(false, true);
+  const std::string served = forged ? std::string(5000, 'x') + std::string(5000, 'z') : data;
+  const Digest d = sha256_of(data);
+  const std::string url = kBase + "/v2/app/blobs/" + d.str();
+  h.http.on("GET", url, [&](const RecordedRequest& r) {
+        FakeResponse a = serve_bytes(served, r);
+        a.reset_after = 3000;
+        return a;
+      })
+      .times(1);
+  // Then the registry ignores Range: the stream must skip what it sent.
+  h.http.on("GET", url, [&](const RecordedRequest&) { return serve_bytes(served, RecordedRequest{}); });
+  FakeRegistry registry(h.http);
+  RegistryClient client("reg.test", h.options(), h.keychain);
+  Descriptor blob;
+  blob.digest = d;
+  blob.size = static_cast<std::int64_t>(data.size());
+  std::string got;
+  auto sink = [&](const char* p, std::size_t n) { got.append(p, n); };
+  if (!forged) {
+    client.stream_blob("app", blob, sink);
+    CHECK(got == data);
+  } else {
+    CHECK_THROWS_WITH(client.stream_blob("app", blob, sink),
+                      Catch::Matchers::Contains(sha256_of(served).str()));
+    CHECK(got.size() < data.size());  // the last bytes were held back
+  }
+  CHECK(h.http.count("GET", url) == 2);
+}

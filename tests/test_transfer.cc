@@ -168,3 +168,24 @@ TEST_CASE("a push to a tag that holds the image already sends no blob", "[transf
   CHECK(s.http.count("POST", kBase) == 0);
   CHECK(s.http.count("PUT", kBase) == 0);
 }
+
+TEST_CASE("a copy to another registry streams the layers across without storing them", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry source(s.http);
+  FakeRegistry dest(s.http, "https://other.test");
+  s.publish(source);
+
+  Digest copied = run_copy(ImageLocation::parse("reg.test/app:1"),
+                           ImageLocation::parse("other.test/copy:2"), s.transfer_options());
+
+  CHECK(copied == s.manifest_digest);
+  CHECK(dest.manifest("copy", "2") == s.manifest);
+  BlobStore cache(s.dir / "cache");
+  CHECK(cache.contains(s.descriptors[0].digest));  // the config is read here
+  for (std::size_t i = 1; i < s.blobs.size(); ++i) {
+    CHECK(dest.has_blob("copy", s.descriptors[i].digest));
+    CHECK_FALSE(cache.contains(s.descriptors[i].digest));  // a layer never lands here
+    CHECK(s.http.count("GET", s.blob_url("app", i)) == 1);
+  }
+  CHECK(s.http.unmatched().empty());
+}

@@ -220,7 +220,11 @@ void ImageTransfer::write_report(const std::string& source, const std::string& d
 
 Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options_in) {
   TransferOptions options = options_in;
-  options.verify_sources = true;  // a copy hands blobs on: check them first
+  // A copy hands blobs on: check them. A monolithic push from a layout
+  // hashes each blob as it sends it (one read, not two); chunked uploads
+  // and other destinations check them first.
+  options.verify_pushes = src.is_layout() && dst.is_registry() && options.chunk_size == 0;
+  options.verify_sources = !options.verify_pushes;
   ImageTransfer t(options);
   std::unique_ptr<OciLayout> dst_layout;
   std::unique_ptr<BlobStore> cache;
@@ -232,11 +236,12 @@ Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const Transf
     cache = std::make_unique<BlobStore>(options.cache_dir);
     work_store = cache.get();
   }
-  bool same_registry = src.is_registry() && dst.is_registry() &&
-                       src.reference().registry == dst.reference().registry;
+  // Registry to registry: layers are mounted (same registry) or streamed
+  // across, never stored here on the way.
+  bool both_registries = src.is_registry() && dst.is_registry();
   if (options.referrers && dst.is_archive())
     throw UsageError("--referrers: a docker-archive cannot hold referrers (use oci:DIR or a registry)");
-  LocalImage image = t.load(src, *work_store, same_registry);
+  LocalImage image = t.load(src, *work_store, both_registries);
   std::vector<Referrer> referrers;
   if (options.referrers) referrers = t.load_referrers(src, image);
   std::string default_tag =

@@ -4,9 +4,10 @@
 // `push` and `copy` do, and how `build` fetches its base and writes its
 // outputs. Everything passes through a local blob store (the destination
 // layout's, or dockless's cache), so each blob is verified once and never
-// fetched twice; manifests keep their bytes, so digests stay the same
-// (except Docker schema2 written into an OCI layout, converted as skopeo
-// does). The graph walk itself is oci/content_graph.
+// fetched twice, except layers copied from registry to registry: those are
+// mounted or streamed across (src/transfer/blob_stream.h). Manifests keep
+// their bytes, so digests stay the same (except Docker schema2 written into
+// an OCI layout, converted as skopeo does). The graph walk itself is oci/content_graph.
 #pragma once
 
 #include <chrono>
@@ -39,6 +40,9 @@ struct TransferOptions {
   bool all_platforms = false;  ///< keep the whole index
   bool referrers = false;      ///< run_copy: bring the referrers along
   bool verify_sources = false; ///< hash every blob read from an OCI layout
+  /// Hash each blob pushed from a file while uploading it (one read of the
+  /// file instead of two); a wrong one aborts its upload before the end.
+  bool verify_pushes = false;
   int jobs = 4;                ///< parallel blob transfers
   std::uint64_t chunk_size = 0;  ///< 0: monolithic uploads
   ProgressSink* progress = nullptr;  ///< where progress events go (not owned); null: warnings only
@@ -73,8 +77,9 @@ class ImageTransfer {
   /// Brings src into a local store: `work_store` for registries and
   /// archives, the layout's own store for oci:. An index is narrowed to the
   /// options' platform unless all_platforms.
-  /// With `layers_on_demand` (a copy within one registry), layer blobs stay
-  /// in the registry: store() mounts them, and fetches only what it must.
+  /// With `layers_on_demand` (a copy to a registry), layer blobs stay in
+  /// the source registry: store() mounts them or streams them across
+  /// (chunked uploads fetch them first).
   LocalImage load(const ImageLocation& src, const BlobStore& work_store,
                   bool layers_on_demand = false);
 
@@ -134,6 +139,10 @@ class ImageTransfer {
   /// Pushes blobs and manifests of image; the top under ref's tag, or by
   /// digest when ref has none. `oci_subject` gets the top PUT's OCI-Subject.
   Digest push_graph(const LocalImage& image, const Reference& ref, std::string* oci_subject);
+  /// A blob of image that is not in its store: skipped, mounted or streamed
+  /// from its registry (true), or fetched into the store to push (false).
+  bool copy_remote_blob(RegistryClient& c, const LocalImage& image, const Reference& ref,
+                        const Descriptor& b, std::chrono::steady_clock::time_point start);
   /// Copies the graph's blobs and manifests (bytes as they are) into layout.
   void copy_into_layout(const LocalImage& image, const OciLayout& layout) const;
   Descriptor select_platform(const ImageIndex& index, const std::string& what) const;

@@ -11,6 +11,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/oci_conversion.h"
+#include "src/transfer/blob_stream.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -159,6 +160,42 @@ Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& r
   return push_graph(image, ref, nullptr);
 }
 
+bool ImageTransfer::copy_remote_blob(RegistryClient& c, const LocalImage& image,
+                                     const Reference& ref, const Descriptor& b,
+                                     Clock::time_point start) {
+  const std::string id = b.digest.str();
+  // Left in a registry (a same-registry copy, a build's cache hit):
+  // mount it, and download it only when the registry will not.
+  std::string src_registry = image.source_registry, src_repo = image.source_repo;
+  if (auto it = image.remote_blobs.find(id); it != image.remote_blobs.end())
+    std::tie(src_registry, src_repo) = it->second;
+  if (c.blob_exists(ref.repository, b.digest)) {
+    progress_.finish(id, "already in registry");
+    record("push", b, "skipped", start);
+    return true;
+  }
+  std::string from = src_registry == ref.registry && src_repo != ref.repository ? src_repo : "";
+  if (!from.empty() && c.mount_blob(ref.repository, b.digest, from)) {
+    progress_.finish(id, "mounted from " + from);
+    record("push", b, "mounted", start);
+    return true;
+  }
+  if (src_registry.empty())
+    throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
+  if (opt_.chunk_size == 0) {
+    // Straight from registry to registry: nothing on disk, memory bounded.
+    stream_blob_between(*clients_.at(src_registry), src_repo, c, ref.repository, b,
+                        [&](std::uint64_t done) { progress_.update(id, done); });
+    progress_.finish(id, "copied from " + src_registry + "/" + src_repo);
+    record("push", b, "transferred", start);
+    return true;
+  }
+  // Chunked uploads resume from the file, so the blob lands here first.
+  clients_.at(src_registry)->fetch_blob(src_repo, b, *image.store);
+  record("pull", b, "transferred", start);
+  return false;
+}
+
 Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
                                  std::string* oci_subject) {
   RegistryClient& c = client(ref.registry);
@@ -180,31 +217,11 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
       record("push", b, "skipped", start);
       return;
     }
-    if (!image.store->contains(b.digest)) {
-      // Left in a registry (a same-registry copy, a build's cache hit):
-      // mount it, and download it only when the registry will not.
-      std::string src_registry = image.source_registry, src_repo = image.source_repo;
-      if (auto it = image.remote_blobs.find(id); it != image.remote_blobs.end())
-        std::tie(src_registry, src_repo) = it->second;
-      if (c.blob_exists(ref.repository, b.digest)) {
-        progress_.finish(id, "already in registry");
-        record("push", b, "skipped", start);
-        return;
-      }
-      std::string from = src_registry == ref.registry && src_repo != ref.repository ? src_repo : "";
-      if (!from.empty() && c.mount_blob(ref.repository, b.digest, from)) {
-        progress_.finish(id, "mounted from " + from);
-        record("push", b, "mounted", start);
-        return;
-      }
-      if (src_registry.empty())
-        throw Error("blob " + b.digest.str() + " is neither here nor in a source registry");
-      clients_.at(src_registry)->fetch_blob(src_repo, b, *image.store);
-      record("pull", b, "transferred", start);
-    }
+    if (!image.store->contains(b.digest) && copy_remote_blob(c, image, ref, b, start)) return;
     BlobPushOutcome outcome =
         c.push_blob(ref.repository, b, image.store->path_of(b.digest), mount_from,
-                    opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); });
+                    opt_.chunk_size, [&](std::uint64_t done) { progress_.update(id, done); },
+                    opt_.verify_pushes);
     switch (outcome) {
       case BlobPushOutcome::kSkipped:
         progress_.finish(id, "already in registry");

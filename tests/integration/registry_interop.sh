@@ -201,6 +201,22 @@ check_python "the index copy mounted every blob it pushed" "$T/copy-multi.json" 
 blobs = [b for b in d["blobs"] if b["direction"] == "push"]
 assert blobs and all(b["action"] == "mounted" for b in blobs), [(b["digest"][:19], b["action"]) for b in blobs]'
 
+section "copy to another registry streams the layers across (none stored on the way)"
+XC=$(fresh_cache)
+check_dl "dockless copy --all-platforms $H/sk/multi:1 $HZ/dlx/multi:1" "$T/copy-x" \
+  copy --all-platforms "$H/sk/multi:1" "$HZ/dlx/multi:1" --report "$T/copy-x.json" --cache-dir "$XC"
+check_eq "skopeo sees $HZ/dlx/multi:1 as the same index" "$INDEX_DIGEST" \
+  "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$HZ/dlx/multi:1" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+check "skopeo copy --all docker://$HZ/dlx/multi:1 (verifies every blob it reads)" \
+  skopeo copy -q --all --src-tls-verify=false "docker://$HZ/dlx/multi:1" "oci:$T/sk-x:1"
+check_python "the layers were uploaded without landing in the cache" "$T/copy-x.json" '
+import os
+pulled = {b["digest"] for b in d["blobs"] if b["direction"] == "pull"}
+streamed = [b for b in d["blobs"] if b["direction"] == "push" and b["digest"] not in pulled]
+assert streamed and all(b["action"] == "transferred" for b in streamed), streamed
+here = [b["digest"] for b in streamed if os.path.exists("'"$XC"'/blobs/sha256/" + b["digest"][7:])]
+assert not here, here'
+
 section "docker-archive for podman load"
 ARCHIVE_REF=localhost/dockless-it-interop-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n'):1
 check_dl "dockless pull $H/sk/gz:1 --output docker-archive:$T/a.tar:$ARCHIVE_REF" "$T/pull-da" \
