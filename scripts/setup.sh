@@ -16,7 +16,7 @@ packages=(
   rapidjson-dev libtomlplusplus-dev libcli11-dev catch2
   skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils python3-yaml
   uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
-  openssl jq
+  openssl jq time
 )
 
 missing=()
