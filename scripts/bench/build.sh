@@ -30,6 +30,8 @@
 # is tests/registry/registry.sh's plain one. Nothing leaves the machine.
 #
 # usage: bash scripts/bench/build.sh        (from the repo root, as root)
+#        bash scripts/bench/build.sh --scale N  N GiB of CUDA-shaped wheels, 15 workers instead
+#             (scripts/bench/scale.sh: cold/edit/skip, time split, peak RSS, layer count)
 #        bash scripts/bench/build.sh --steps  the apt-step case instead
 #             (scripts/bench/steps.sh: a RUN apt-get line, cold and after a source edit)
 # env:   BENCH_REPEAT=N     repetitions (default 1; the table shows each and the median)
@@ -41,6 +43,7 @@
 set -euo pipefail
 export LC_ALL=C
 if [[ ${1:-} == --steps ]]; then exec bash "$(dirname "$0")/steps.sh"; fi
+if [[ ${1:-} == --scale ]]; then exec bash "$(dirname "$0")/scale.sh" "${@:2}"; fi
 cd "$(dirname "$0")/../.."
 root=$PWD
 
