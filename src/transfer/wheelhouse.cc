@@ -14,8 +14,6 @@ namespace dockless {
 
 namespace {
 
-constexpr int kMaxRedirects = 10;
-
 /// The last path segment of a URL, percent-decoded ("a%2Bb.whl" -> "a+b.whl").
 std::string file_name_of(const std::string& url) {
   std::string path = url.substr(0, url.find_first_of("?#"));
