@@ -6,10 +6,12 @@
 #include <cctype>
 #include <fstream>
 #include <system_error>
+#include <utility>
 
 #include "oci/digest.h"
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/parallel.h"
 
 namespace dockless {
 
@@ -345,8 +347,12 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
   }
   if (ec) throw Error("cannot read uv cache " + root.string() + ": " + ec.message());
 
-  // Venv symlinks: <image cache dir>/archive-v0/<id>/...
+  // Venv symlinks: <image cache dir>/archive-v0/<id>/... Listed first, then
+  // replaced on a few threads: each replacement waits on the disk (an
+  // unlink and a symlink; 67,655 of them for 15 NeMo-RL-shaped venvs), not
+  // on the CPU.
   const std::string prefix = image_cache_dir + "/archive-v0/";
+  std::vector<std::pair<fs::path, std::string>> links;  // link -> fixed target
   for (const auto& venv : venvs) {
     for (fs::recursive_directory_iterator it(venv, ec), end; !ec && it != end; it.increment(ec)) {
       if (!it->is_symlink(ec)) continue;
@@ -355,14 +361,22 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
       std::string id = target.substr(prefix.size(), target.find('/', prefix.size()) - prefix.size());
       auto r = renamed.find(id);
       if (r == renamed.end()) continue;
-      std::string fixed = prefix + r->second + target.substr(prefix.size() + id.size());
-      // The venv is not published yet (no reader): replace in place, two
-      // syscalls a link instead of three.
-      if (::unlink(it->path().c_str()) != 0 || ::symlink(fixed.c_str(), it->path().c_str()) != 0)
-        throw_errno("cannot replace " + it->path().string());
+      links.emplace_back(it->path(), prefix + r->second + target.substr(prefix.size() + id.size()));
     }
     if (ec) throw Error("cannot read " + venv.string() + ": " + ec.message());
   }
+  constexpr std::size_t kBatch = 512;
+  std::vector<std::size_t> batches;
+  for (std::size_t i = 0; i < links.size(); i += kBatch) batches.push_back(i);
+  parallel_for_each(batches, 8, [&](std::size_t first) {
+    for (std::size_t i = first; i < std::min(first + kBatch, links.size()); ++i) {
+      const auto& [link, fixed] = links[i];
+      // The venv is not published yet (no reader): replace in place, two
+      // syscalls a link instead of three.
+      if (::unlink(link.c_str()) != 0 || ::symlink(fixed.c_str(), link.c_str()) != 0)
+        throw_errno("cannot replace " + link.string());
+    }
+  });
   return static_cast<int>(renamed.size());
 }
 
