@@ -58,30 +58,33 @@ bool decides_what_is_installed(const std::string& name) {
 
 }  // namespace
 
-std::vector<std::string> uv_env_for_key(const std::vector<std::string>& env) {
+namespace {
+
+/// The NAME=VALUE entries of `env` whose name `counts`, as they enter a
+/// key: sorted, credentials removed from URLs.
+template <class Pred>
+std::vector<std::string> env_for_key(const std::vector<std::string>& env, Pred counts) {
   std::vector<std::string> out;
   for (const auto& kv : env) {
     std::size_t eq = kv.find('=');
-    std::string name = kv.substr(0, eq);
-    if (eq == std::string::npos || !decides_what_is_installed(name)) continue;
-    out.push_back(name + "=" + without_userinfo(kv.substr(eq + 1)));
+    if (eq == std::string::npos || !counts(kv.substr(0, eq))) continue;
+    out.push_back(kv.substr(0, eq) + "=" + without_userinfo(kv.substr(eq + 1)));
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> uv_env_for_key(const std::vector<std::string>& env) {
+  return env_for_key(env, decides_what_is_installed);
+}
+
 std::vector<std::string> python_mirror_env_for_key(const std::vector<std::string>& env) {
-  std::vector<std::string> out;
-  for (const auto& kv : env) {
-    std::size_t eq = kv.find('=');
-    std::string name = kv.substr(0, eq);
-    if (eq == std::string::npos ||
-        (name != "UV_PYTHON_INSTALL_MIRROR" && name != "UV_PYPY_INSTALL_MIRROR" && name != "UV_PYTHON_DOWNLOADS_JSON_URL"))
-      continue;
-    out.push_back(name + "=" + without_userinfo(kv.substr(eq + 1)));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  return env_for_key(env, [](const std::string& name) {
+    return name == "UV_PYTHON_INSTALL_MIRROR" || name == "UV_PYPY_INSTALL_MIRROR" ||
+           name == "UV_PYTHON_DOWNLOADS_JSON_URL";
+  });
 }
 
 CacheKey cache_key(const KeyInputs& in) {

@@ -14,14 +14,14 @@
 
 namespace dockless {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
 std::string short_label(const Descriptor& d) {
   std::string kind = media_type::is_layer(d.media_type) ? "blob" : "config";
   return kind + " " + d.digest.short_hex();
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 /// The image `tag` names in the layout. Without a tag, the only entry, or
 /// else the only one that is not a referrer (a layout written with

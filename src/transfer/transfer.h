@@ -173,4 +173,7 @@ std::vector<Descriptor> manifest_blobs(const BlobStore& store, const Descriptor&
 /// function behind copy, pull and push, for other commands to reuse.
 Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const TransferOptions& options);
 
+/// "blob 1a2b3c4d5e6f" or "config ...": how progress lines name a descriptor.
+std::string short_label(const Descriptor& d);
+
 }  // namespace dockless

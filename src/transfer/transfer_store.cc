@@ -20,11 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string short_label(const Descriptor& d) {
-  std::string kind = media_type::is_layer(d.media_type) ? "blob" : "config";
-  return kind + " " + d.digest.short_hex();
-}
-
 }  // namespace
 
 Digest ImageTransfer::store(const LocalImage& image, const ImageLocation& dst,
