@@ -178,6 +178,8 @@ void make_environments(BuildState& s) {
     canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, dirs);
     for (auto& j : jobs) {
       fs::path dir = s.env_dir(*j.env);
+      // The marker goes first: a kill during remove_tree leaves no half venv marked complete.
+      ::unlink((s.cache_dir / "envs" / (j.env->key + ".complete")).c_str());
       remove_tree(dir);
       if (::rename(j.tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
       write_file_atomic(s.cache_dir / "envs" / (j.env->key + ".complete"), "complete\n");

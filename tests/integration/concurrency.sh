@@ -69,8 +69,29 @@ round() {
   check "round $r: the cache passes the invariants" python3 "$CHECKER" "$CACHE" --layout "$T/o1-$r" \
     --layout "$T/o2-$r" --layout "$T/o3-$r" --layout "$T/o4-$r"
   for n in 1 2 3 4; do verify "r$r-b$n" "$REG1/app-$n:$r"; done
-  check_digests_equal "round $r: both builds of the same project give one image" \
-    "$(tr -d '\n' <"$T/b1-$r.out")" "$(tr -d '\n' <"$T/b2-$r.out")"
+  # Both may run uv: only the uv cache index layers (HTTP times, documented
+  # as not reproducible) may differ.
+  check_eq "round $r: both builds of the same project give the same layers (but uv cache index)" "" \
+    "$(same_layers "$T/o1-$r" "$T/o2-$r")"
+}
+
+# same_layers LAYOUT_A LAYOUT_B: the layers (by history) that differ, but
+# the "uv cache index" ones.
+same_layers() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def layers(d):
+    blob = lambda dg: json.load(open(d + "/blobs/sha256/" + dg[7:]))
+    m = blob(json.load(open(d + "/index.json"))["manifests"][0]["digest"])
+    h = [x.get("created_by", "") for x in blob(m["config"]["digest"])["history"] if not x.get("empty_layer")]
+    return list(zip(h, [l["digest"] for l in m["layers"]]))
+a, b = layers(sys.argv[1]), layers(sys.argv[2])
+if len(a) != len(b):
+    print("%d layers vs %d" % (len(a), len(b)))
+for (ha, da), (hb, db) in zip(a, b):
+    if (ha, da) != (hb, db) and "uv cache index" not in ha:
+        print(ha, da[:19], "vs", hb, db[:19])
+PY
 }
 
 section "round 1: four builds on an empty cache, a prune in the middle"
