@@ -156,6 +156,12 @@ void make_environments(BuildState& s) {
   fs::create_directories(s.host_uv_cache.parent_path());
   fs::path lock_path = s.host_uv_cache.string() + ".lock";
   FileLock lock(lock_path, LockMode::kExclusive);
+  // A concurrent build may have made some while we waited: never redo (and
+  // remove) a venv that build is reading.
+  std::erase_if(todo, [&](PlannedEnvironment* e) {
+    return e->ready = path_exists(s.cache_dir / "envs" / (e->key + ".complete")) && env_dir_intact(s, *e);
+  });
+  if (todo.empty()) return;
   seed_uv_cache(s);
   fs::create_directories(s.host_uv_cache);
 
