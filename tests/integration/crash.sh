@@ -112,7 +112,13 @@ campaign() {
     local delay
     delay=$(delay_for "$name")
     run_killed "$name" "$delay" "$@"
-    if ((KILLED)); then N_KILLS[$name]=$((N_KILLS[$name] + 1)); else N_EARLY[$name]=$((N_EARLY[$name] + 1)); fi
+    if ((KILLED)); then
+      N_KILLS[$name]=$((N_KILLS[$name] + 1))
+    else
+      # It ran faster than measured (a warm page cache, a quieter machine).
+      N_EARLY[$name]=$((N_EARLY[$name] + 1))
+      DUR[$name]=$delay
+    fi
     invariants "$name" "${LAYOUT_ARGS[@]}"
     if "$recover"; then
       N_RECOVERED[$name]=$((N_RECOVERED[$name] + 1))
