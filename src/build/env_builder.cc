@@ -170,6 +170,14 @@ void make_environments(BuildState& s) {
   fs::create_directories(s.host_uv_cache.parent_path());
   fs::path lock_path = s.host_uv_cache.string() + ".lock";
   FileLock lock(lock_path, LockMode::kExclusive);
+  // A concurrent build may have made some while we waited: never redo (and
+  // remove) a venv that build is reading.
+  // (--no-cache remakes every venv whatever is on disk.)
+  if (!s.opt.no_cache)
+    std::erase_if(todo, [&](PlannedEnvironment* e) {
+      return e->ready = path_exists(s.cache_dir / "envs" / (e->key + ".complete")) && env_dir_intact(s, *e);
+    });
+  if (todo.empty()) return;
   seed_uv_cache(s);
   fs::create_directories(s.host_uv_cache);
   use_wheelhouses(s);  // --wheels-from: uv.lock's files from a registry
@@ -193,6 +201,8 @@ void make_environments(BuildState& s) {
     canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, dirs);
     for (auto& j : jobs) {
       fs::path dir = s.env_dir(*j.env);
+      // The marker goes first: a kill during remove_tree leaves no half venv marked complete.
+      ::unlink((s.cache_dir / "envs" / (j.env->key + ".complete")).c_str());
       remove_tree(dir);
       if (::rename(j.tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
       write_file_atomic(s.cache_dir / "envs" / (j.env->key + ".complete"), "complete\n");
