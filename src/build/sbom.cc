@@ -430,7 +430,7 @@ std::string cyclonedx_json(const SbomInputs& in) {
 
 void attach_sbom(BuildState& s, const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                  const std::vector<Reference>& tags) {
-  if (!s.opt.sbom) return;
+  if (!s.opt.sbom && !s.spec().image.sbom) return;
   SbomInputs in;
   in.image = manifest.digest;
   if (!tags.empty()) in.image_name = tags.front().str();

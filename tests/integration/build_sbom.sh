@@ -6,7 +6,7 @@
 # against the CycloneDX 1.5 schema (cyclonedx-python-lib's strict validator),
 # lists every venv's packages with uv.lock's hashes, the shipped uv cache,
 # the base's Debian packages, uv and Python. skopeo sees the referrers tag
-# index. A --skip vllm build's SBOM lacks the skipped venv's packages. An
+# index. A --skip vllm build (spec image.sbom = true)'s SBOM lacks the skipped venv's packages. An
 # image without an SBOM: one error line, exit 1.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/registry_lib.sh"
@@ -130,8 +130,10 @@ assert [l["mediaType"] for l in d["layers"]] == ["application/vnd.cyclonedx+json
 '
 
 section "--skip vllm: the variant's SBOM"
-check_build "build --skip vllm --sbom, pushed to $H/app:novllm" "$T/b-novllm" "$PROJ" --set "image.base=$BASE_REF" \
-  --output "oci:$T/novllm:app" --cache-dir "$CACHE" --sbom --skip vllm --tag "$H/app:novllm" --push
+# The spec's image.sbom = true (through --set) instead of --sbom.
+check_build "build --skip vllm --set image.sbom=true, pushed to $H/app:novllm" "$T/b-novllm" "$PROJ" \
+  --set "image.base=$BASE_REF" --set image.sbom=true \
+  --output "oci:$T/novllm:app" --cache-dir "$CACHE" --skip vllm --tag "$H/app:novllm" --push
 dl "$T/sbom-novllm" sbom "$H/app:novllm" --cache-dir "$CACHE"
 check "the --skip vllm SBOM validates" validate "$T/sbom-novllm.out"
 expected=""
