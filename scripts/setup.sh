@@ -48,6 +48,13 @@ if [[ ! -x $uv_venv/bin/uv ]] || [[ "$($uv_venv/bin/uv --version 2>/dev/null | a
 fi
 ln -sf "$uv_venv/bin/uv" /usr/local/bin/uv
 
+# cyclonedx-python-lib: the build_sbom test validates SBOMs with its JSON schema.
+cdx_venv=/opt/dockless-tools/cyclonedx
+if ! "$cdx_venv/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null; then
+  python3 -m venv "$cdx_venv"
+  "$cdx_venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]'
+fi
+
 # podman on these machines: runc, and no default ulimits (the sandbox refuses them).
 conf=/etc/containers/containers.conf
 mkdir -p /etc/containers

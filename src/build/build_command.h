@@ -45,6 +45,8 @@ struct BuildOptions {
   /// --offline: no network but the registries named; uv runs with UV_OFFLINE=1,
   /// steps without network, --git from a local repository only.
   bool offline = false;
+  /// --sbom: a CycloneDX SBOM of the image, attached to every oci: output and push as a referrer.
+  bool sbom = false;
 };
 
 /// Builds and writes every output; returns the image's manifest digest.

@@ -5,6 +5,7 @@
 #include "src/build/git_source.h"
 #include "src/build/image_builder.h"
 #include "src/build/image_settings.h"
+#include "src/build/sbom.h"
 #include "src/cache/last_used.h"
 
 namespace dockless {
@@ -98,6 +99,7 @@ void write_outputs(BuildState& s, const Descriptor& manifest, const std::vector<
       s.note("pushed " + t.str());
     }
   }
+  attach_sbom(s, manifest, outputs, tags);
 }
 
 void write_cache_to(BuildState& s) {

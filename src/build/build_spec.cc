@@ -277,7 +277,8 @@ class Reader : public SpecReader {
     const toml::table* t = table(root, {}, "image");
     if (!t) throw Error(file() + ": missing required table " + label({"image"}) + " (with base = \"REFERENCE\")");
     const Ctx ctx{"image"};
-    check_keys(*t, ctx, {"base", "platform", "workdir", "env", "entrypoint", "cmd", "user", "labels"});
+    check_keys(*t, ctx, {"base", "platform", "workdir", "env", "entrypoint", "cmd", "user", "labels", "sbom"});
+    read_bool(*t, ctx, "sbom", img.sbom);
 
     const toml::node* base = get(*t, ctx, "base", Kind::String);
     if (!base) fail(root.find("image")->first.source(), label(ctx) + ": missing required key \"base\"");

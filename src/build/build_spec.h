@@ -42,6 +42,7 @@ struct BuildSpec {
     std::optional<std::vector<std::string>> cmd;
     std::string user;
     std::map<std::string, std::string> labels;
+    bool sbom = false;  ///< as build --sbom: a CycloneDX SBOM attached as a referrer
   } image;
 
   struct Uv {

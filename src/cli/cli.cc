@@ -13,6 +13,7 @@
 #include "src/cache/cache_dir.h"
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
+#include "src/build/sbom.h"
 #include "src/cli/progress_printer.h"
 #include "src/sandbox/id_namespace.h"
 #include "src/transfer/bundle.h"
@@ -49,7 +50,7 @@ struct BuildArgs {
   std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors,
       wheels_from;
   std::string cache_to;
-  bool push = false, force = false, explain = false, no_cache = false, offline = false;
+  bool push = false, force = false, explain = false, no_cache = false, offline = false, sbom = false;
   int level = 0;
 };
 
@@ -231,6 +232,10 @@ struct Commands {
   std::string cache_dir, keep_days = "0";
   bool cache_verbose = false, dry_run = false;
 
+  CLI::App* sbom = nullptr;
+  RegistryArgs sbom_args;
+  std::string sbom_image;
+
   CLI::App* help = nullptr;
   std::string help_topic;
 };
@@ -356,6 +361,7 @@ void add_build_command(CLI::App& app, Commands& c) {
       ->allow_extra_args(false);
   cmd->add_flag("--offline", bld.offline,
                 "No network but the registries named: uv runs offline, steps without network, no remote --git");
+  cmd->add_flag("--sbom", bld.sbom, "Attach a CycloneDX SBOM to every oci: output and push (an OCI referrer)");
   add_registry_options(cmd, c.build_args);
 }
 
@@ -509,6 +515,7 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   for (const auto& m : bld.index_mirrors) o.index_mirrors.push_back(parse_index_mirror_option(m));
   o.wheels_from = bld.wheels_from;
   o.offline = bld.offline;
+  o.sbom = bld.sbom;
   return o;
 }
 
@@ -563,6 +570,10 @@ int run_selected(CLI::App& app, const Commands& c) {
   }
   if (c.cache_prune->parsed()) return run_cache_prune_command(c);
   if (c.build->parsed()) return run_build_command(c);
+  if (c.sbom->parsed()) {
+    std::cout << run_sbom(ImageLocation::parse(c.sbom_image), to_transfer_options(c.sbom_args));
+    return 0;
+  }
   return run_help(app, c);
 }
 
@@ -581,6 +592,9 @@ int run_cli(int argc, char** argv) {
   add_bundle_commands(app, c);
   add_build_command(app, c);
   add_cache_commands(app, c);
+  c.sbom = app.add_subcommand("sbom", "Print the CycloneDX SBOM attached to an image by build --sbom");
+  c.sbom->add_option("image", c.sbom_image, "[docker://]REF or oci:DIR[:TAG]")->required();
+  add_registry_options(c.sbom, c.sbom_args);
   c.help = app.add_subcommand("help", "Show help for dockless or a subcommand");
   c.help->add_option("subcommand", c.help_topic, "Subcommand to describe");
 
