@@ -52,7 +52,7 @@ ln -sf "$uv_venv/bin/uv" /usr/local/bin/uv
 cdx_venv=/opt/dockless-tools/cyclonedx
 if ! "$cdx_venv/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null; then
   python3 -m venv "$cdx_venv"
-  "$cdx_venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]'
+  "$cdx_venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]==11.12.0'
 fi
 
 # podman on these machines: runc, and no default ulimits (the sandbox refuses them).
