@@ -416,6 +416,9 @@ int run_copy_command(const std::string& src, const std::string& dst, const Regis
 int run_bundle_command(const Commands& c) {
   const bool bundling = c.bundle->parsed();
   const RegistryArgs& args = bundling ? c.bundle_args : c.unbundle_args;
+  if (!args.report.empty())  // the blob report is pull's, push's and copy's
+    throw UsageError(std::string("--report is not supported by ") + (bundling ? "bundle" : "unbundle") +
+                     ": it prints its summary on stdout");
   if (args.all_platforms && !args.platform.empty())
     throw UsageError("--platform and --all-platforms exclude each other");
   TransferOptions options = to_transfer_options(args);
@@ -571,6 +574,7 @@ int run_selected(CLI::App& app, const Commands& c) {
   if (c.cache_prune->parsed()) return run_cache_prune_command(c);
   if (c.build->parsed()) return run_build_command(c);
   if (c.sbom->parsed()) {
+    if (!c.sbom_args.report.empty()) throw UsageError("--report is not supported by sbom");
     std::cout << run_sbom(ImageLocation::parse(c.sbom_image), to_transfer_options(c.sbom_args));
     return 0;
   }
