@@ -2,6 +2,7 @@
 // PEP 503 names, the serial number, and the CycloneDX document's shape
 // (components sorted and deduplicated, timestamp only under SOURCE_DATE_EPOCH).
 #include "src/build/sbom.h"
+#include "src/build/python_dist.h"
 
 #include <catch2/catch.hpp>
 

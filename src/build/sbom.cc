@@ -15,6 +15,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "src/build/build_state.h"
+#include "src/build/python_dist.h"
 
 namespace dockless {
 
@@ -29,17 +30,6 @@ std::string lower(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
-}
-
-/// "foo_bar-1.2.dist-info" -> {"foo_bar", "1.2"}; nullopt for other names.
-std::optional<std::pair<std::string, std::string>> dist_info_name(const std::string& dir) {
-  const std::string suffix = ".dist-info";
-  if (dir.size() <= suffix.size() || dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return std::nullopt;
-  std::string stem = dir.substr(0, dir.size() - suffix.size());
-  std::size_t dash = stem.find('-');
-  if (dash == std::string::npos || dash == 0 || dash + 1 == stem.size()) return std::nullopt;
-  return std::make_pair(stem.substr(0, dash), stem.substr(dash + 1));
 }
 
 /// The path components of a tar entry name, without "./" and "/" prefixes.
@@ -316,21 +306,6 @@ Descriptor store_sbom_artifact(const BlobStore& store, const std::string& sbom, 
 }
 
 }  // namespace
-
-std::string normalize_python_name(std::string_view name) {
-  std::string out;
-  bool sep = false;
-  for (char c : name) {
-    if (c == '-' || c == '_' || c == '.') {
-      sep = true;
-      continue;
-    }
-    if (sep && !out.empty()) out += '-';
-    sep = false;
-    out += c;
-  }
-  return lower(out);
-}
 
 std::map<std::string, std::vector<std::string>> lock_hashes(std::string_view lock_text, const std::string& what) {
   toml::table doc;

@@ -43,8 +43,6 @@ struct SbomInputs {
   std::string uv_version, python_version;  ///< "" when not in the image
 };
 
-/// PEP 503: lower case, runs of -_. as one -.
-std::string normalize_python_name(std::string_view name);
 /// Every [[package]] of uv.lock text with the sha256 of its sdist and wheels.
 std::map<std::string, std::vector<std::string>> lock_hashes(std::string_view lock_text, const std::string& what);
 /// The installed packages ("install ok installed") of a dpkg status file.

@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/file_util.h"
 #include "base/parallel.h"
+#include "src/build/python_dist.h"
 
 namespace dockless {
 
@@ -19,32 +20,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// PEP 503 normalisation: lowercase, runs of '-', '_', '.' become '-'.
-std::string normalise_name(const std::string& name) {
-  std::string out;
-  bool sep = false;
-  for (char c : name) {
-    if (c == '-' || c == '_' || c == '.') {
-      sep = true;
-      continue;
-    }
-    if (sep && !out.empty()) out += '-';
-    sep = false;
-    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
 /// "beta-1.0.0.dist-info" -> ("beta", "beta-1.0.0.dist-info" key normalised).
 bool split_dist_info(const std::string& dir, std::string& package, std::string& key) {
-  const std::string suffix = ".dist-info";
-  if (dir.size() <= suffix.size() || dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return false;
-  std::string stem = dir.substr(0, dir.size() - suffix.size());
-  auto dash = stem.find('-');
-  if (dash == std::string::npos) return false;
-  package = normalise_name(stem.substr(0, dash));
-  key = package + "-" + stem.substr(dash + 1);
+  auto nv = dist_info_name(dir);
+  if (!nv) return false;
+  package = normalize_python_name(nv->first);
+  key = package + "-" + nv->second;
   return true;
 }
 
@@ -188,7 +169,7 @@ bool attribute_file(const fs::directory_entry& file, const std::string& rel, con
   while (pos <= rel.size()) {
     auto slash = rel.find('/', pos);
     std::string seg = rel.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    auto p = users_of_package.find(normalise_name(seg));
+    auto p = users_of_package.find(normalize_python_name(seg));
     if (p != users_of_package.end()) {
       users.insert(p->second.begin(), p->second.end());
       return true;
