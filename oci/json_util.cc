@@ -15,7 +15,21 @@ namespace {
 /// deep would overflow the stack of code that walks it, so refuse it first.
 constexpr int kMaxDepth = 128;
 
-bool too_deep(std::string_view text) {
+/// What parse() must know of a text before RapidJSON reads it, in one pass
+/// outside strings (manifests reach 4 MiB):
+/// - too_deep: nested deeper than kMaxDepth;
+/// - zero_with_exponent: a number whose digits are all zeros, with a
+///   fraction or an exponent ("0e-314", "0.000...0"). RapidJSON 1.1.0's
+///   full-precision path reads those as garbage (1.5e82: its DiyFp
+///   normalises a zero significand); the default path reads 0.
+struct TextScan {
+  bool too_deep = false;
+  bool zero_with_exponent = false;
+};
+
+TextScan scan(std::string_view text) {
+  auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
+  TextScan out;
   int depth = 0;
   bool in_string = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -26,51 +40,36 @@ bool too_deep(std::string_view text) {
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return true;
+      if (++depth > kMaxDepth) {
+        out.too_deep = true;
+        return out;
+      }
     } else if (c == ']' || c == '}') {
       --depth;
-    }
-  }
-  return false;
-}
-
-/// A number whose digits are all zeros, with a fraction or an exponent
-/// ("0e-314", "0.000...0"). RapidJSON 1.1.0's full-precision path reads those
-/// as garbage (1.5e82: its DiyFp normalises a zero significand); the default
-/// path reads 0.
-bool has_zero_with_exponent(std::string_view text) {
-  auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
       bool zero = true, fraction = false;
       for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i) {
         zero = zero && !one_of("123456789", text[i]);
         fraction = fraction || text[i] == '.';
       }
-      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) return true;
+      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) out.zero_with_exponent = true;
       while (i < text.size() && one_of("eE-+0123456789", text[i])) ++i;
       --i;  // the loop's ++i moves onto what ends the number
     }
   }
-  return false;
+  return out;
 }
 }  // namespace
 
 rapidjson::Document parse(std::string_view text, const std::string& what) {
-  if (too_deep(text))
+  TextScan seen = scan(text);
+  if (seen.too_deep)
     throw Error("invalid JSON in " + what + ": nested deeper than " + std::to_string(kMaxDepth) +
                 " levels");
   rapidjson::Document doc;
   // Full precision: RapidJSON's fast number path can be off by an ulp, and a
   // number kept in an unknown field must be written back as it was read.
-  if (has_zero_with_exponent(text))
+  if (seen.zero_with_exponent)
     doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   else
     doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
