@@ -12,7 +12,7 @@ CliOption describe_option(const CLI::Option& opt) {
   for (const std::string& l : opt.get_lnames()) o.names.push_back("--" + l);
   if (!opt.nonpositional()) o.positional = opt.get_name();
   // A flag takes no items; everything else reads the next word.
-  o.takes_value = opt.get_type_size() != 0;
+  o.takes_value = opt.get_expected_max() != 0;
   if (o.takes_value) o.type_name = opt.get_type_name();
   o.description = opt.get_description();
   return o;
