@@ -8,6 +8,8 @@
 #include <exception>
 #include <mutex>
 
+#include <unistd.h>
+
 #include "base/file_util.h"
 #include "oci/url.h"
 
@@ -30,6 +32,22 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+/// Where distributions keep their CA bundle: Debian/Ubuntu, Fedora/RHEL,
+/// openSUSE, Alpine. libcurl knows only its build host's (Debian's) path,
+/// and the packaged dockless (scripts/package.sh) runs on any of them.
+constexpr const char* kCaBundles[] = {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                                      "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"};
+
+/// The first CA bundle of kCaBundles that exists, or nullptr (libcurl's default).
+const char* system_ca_file() {
+  static const char* found = [] {
+    for (const char* p : kCaBundles)
+      if (::access(p, R_OK) == 0) return p;
+    return static_cast<const char*>(nullptr);
+  }();
+  return found;
+}
+
 /// The system CA bundle plus one extra PEM, cached: libcurl's CAINFO_BLOB
 /// replaces the bundle, and --ca-cert must add to it.
 const std::string& ca_bundle_with(const std::string& extra_pem) {
@@ -38,7 +56,7 @@ const std::string& ca_bundle_with(const std::string& extra_pem) {
   std::lock_guard<std::mutex> lock(mu);
   if (cached_bundle.empty() || cached_extra != extra_pem) {
     std::string system;
-    for (const char* p : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"}) {
+    for (const char* p : kCaBundles) {
       try {
         system = read_file(p);
         break;
@@ -217,6 +235,8 @@ class CurlHttpClient : public HttpClient {
       const std::string& bundle = ca_bundle_with(req.extra_ca_pem);
       curl_blob blob{const_cast<char*>(bundle.data()), bundle.size(), CURL_BLOB_NOCOPY};
       curl_easy_setopt(curl_, CURLOPT_CAINFO_BLOB, &blob);
+    } else if (const char* ca = system_ca_file()) {
+      curl_easy_setopt(curl_, CURLOPT_CAINFO, ca);
     }
 
     curl_slist* headers = nullptr;

@@ -12,6 +12,8 @@
 #   127.0.0.1; the pulled image is the pushed one;
 #   (--insecure-registry: the registry speaks plain HTTP, and this rootfs
 #   has no CA bundle, so the https probe fails before any fallback);
+# - with the CA bundle only at Fedora/RHEL's path, a copy to a TLS registry
+#   verifies its certificate without --ca-cert;
 # - the tarball unpacked in the same rootfs runs bin/dockless --version.
 # The build inside runs as it does for any user: --isolation userns (the
 # default), with seccomp and AppArmor unconfined so the container lets it
@@ -98,6 +100,21 @@ check_eq "the registry serves that digest (skopeo)" "$BUILT" \
   "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$H/pkg/app:1" 2>&1 || true)"
 check_eq "the pulled layout holds the same manifest" "$BUILT" \
   "$(layout_manifest_digest "$ROOT/work/pulled" app 2>&1 || true)"
+
+section "TLS with the CA bundle where Fedora/RHEL keep it (no Debian bundle)"
+# The vendored libcurl only knows its build host's (Debian's) bundle path.
+start_registry tls-basic tls
+TLSH=$REGISTRY_HOST
+install -D -m 0644 "$REGISTRY_CA" "$ROOT/etc/pki/tls/certs/ca-bundle.crt"
+check_eq "the rootfs has no /etc/ssl/certs/ca-certificates.crt" "absent" \
+  "$([[ -e $ROOT/etc/ssl/certs/ca-certificates.crt ]] && echo present || echo absent)"
+check "dockless copy oci:/work/pulled:app to https://$TLSH without --ca-cert" in_rootfs "
+  dockless copy oci:/work/pulled:app $TLSH/pkg/app:1 --creds $REGISTRY_USER:$REGISTRY_PASS --progress plain
+"
+sed 's/^/    | /' "$T/in.out" | tail -n 5
+check_eq "the TLS registry serves the same digest (skopeo)" "$BUILT" \
+  "$(skopeo inspect --cert-dir "$REGISTRY_CERT_DIR" --creds "$REGISTRY_USER:$REGISTRY_PASS" \
+      --format '{{.Digest}}' "docker://$TLSH/pkg/app:1" 2>&1 || true)"
 
 section "the tarball, unpacked in the same rootfs"
 check "tar xzf, bin/dockless --version" in_rootfs "
