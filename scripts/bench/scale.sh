@@ -19,65 +19,18 @@
 # The generated index is cached in $DOCKLESS_BENCH_DIR/scale-index-<N>g-w<W>.
 set -euo pipefail
 export LC_ALL=C
-cd "$(dirname "$0")/../.."
-root=$PWD
+source "$(dirname "$0")/lib.sh"
 gib=${1:?usage: build.sh --scale N}
 [[ $gib =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "build.sh: --scale wants GiB (e.g. 0.25, 1, 4), not '$gib'" >&2; exit 2; }
 workers=${SCALE_WORKERS:-15}
 peer=${SCALE_PEER:-1}
-bench=${DOCKLESS_BENCH_DIR:-/var/tmp/dockless-bench}
-dockless=${DOCKLESS:-$root/build/src/dockless}
-uv_bin=$(readlink -f "${UV:-/usr/local/bin/uv}")
-run=$bench/scale-run
+((peer == 0)) || command -v buildah >/dev/null || { echo "build.sh --scale: buildah is missing (run scripts/setup.sh)" >&2; exit 1; }
+bench_init scale-run
 index=$bench/scale-index-${gib}g-w$workers
-bh_root=$run/buildah
-export DOCKLESS_REGISTRY_STATE=$run/registries
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'build.sh --scale: %s\n' "$*" >&2; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "run as root (buildah --isolation chroot needs it)"
-[[ -x $dockless ]] || die "no dockless at $dockless (run scripts/build.sh build)"
-[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (run scripts/setup.sh: package time)"
-((peer == 0)) || command -v buildah >/dev/null || die "buildah is missing (run scripts/setup.sh)"
-
-index_pid=
-BH=(buildah --root "$bh_root/root" --runroot "$bh_root/runroot" --storage-driver overlay)
-unmount_under() {
-  local m
-  { findmnt -rn -o TARGET | grep -F "$1/" | sort -r || true; } | while read -r m; do umount -l "$m" || true; done
-}
-reset_buildah() {
-  [[ -d $bh_root ]] || return 0
-  "${BH[@]}" rm --all >/dev/null 2>&1 || true
-  "${BH[@]}" rmi --all --force >/dev/null 2>&1 || true
-  unmount_under "$bh_root"
-  rm -rf -- "$bh_root"
-}
-cleanup() {
-  local rc=$?
-  [[ -n $index_pid ]] && kill "$index_pid" 2>/dev/null || true
-  bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
-  reset_buildah || true
-  unmount_under "$run" || true
-  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf -- "$run"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-unmount_under "$run"
-rm -rf -- "$run"
-mkdir -p "$run"
 
 log "package index: $gib GiB, $workers workers (generated once, cached in $index)"
 python3 scripts/bench/make-scale-index.py "$index" "$gib" "$workers"
-cat "$index"/files/*.whl >/dev/null  # page cache: neither tool pays for the first read
-python3 tests/fixtures/index_server.py "$index" --port-file "$run/index.port" \
-  --log "$run/index.log" --max-lifetime 7200 >/dev/null 2>&1 &
-index_pid=$!
-for _ in $(seq 100); do [[ -s $run/index.port ]] && break; sleep 0.1; done
-index_url=http://127.0.0.1:$(cat "$run/index.port")/simple
+start_index "$index"
 
 log "project (locked against $index_url)"
 project=$run/project
@@ -93,25 +46,6 @@ eval "$(bash tests/registry/registry.sh start plain scale)"
 "$dockless" push "oci:$run/base:py" "$REGISTRY_HOST/debian-py:12" --cache-dir "$run/base-push-cache" -q >/dev/null
 reg_blob_bytes() { du -sb "$REGISTRY_STORAGE/docker/registry/v2/blobs" | cut -f1; }
 
-declare -A T RSS
-# timed TOOL PHASE LOG CMD...: runs CMD under /usr/bin/time (peak RSS in KiB),
-# its output time-stamped line by line (seconds since the start).
-timed() {
-  local tool=$1 phase=$2 logf=$3 s e rc
-  shift 3
-  s=$EPOCHREALTIME
-  set +e
-  /usr/bin/time -f %M -o "${logf%.log}.rss" "$@" 2>&1 |
-    python3 -u -c 'import sys, time
-t0 = float(sys.argv[1])
-for line in sys.stdin: sys.stdout.write("%.3f %s" % (time.time() - t0, line))' "$s" >"$logf"
-  rc=${PIPESTATUS[0]}
-  set -e
-  e=$EPOCHREALTIME
-  if ((rc != 0)); then tail -n 30 "$logf" >&2; die "failed: $*"; fi
-  T[$phase,$tool]=$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }')
-  RSS[$phase,$tool]=$(tail -n 1 "${logf%.log}.rss")
-}
 dl() {  # dl PHASE TAG [args]
   local phase=$1 tag=$2
   shift 2

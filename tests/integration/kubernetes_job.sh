@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/kubernetes: what the Job runs, as closely as possible without a
-# cluster. The builder image comes from make-builder-image.sh (the debootstrap
-# fixture + dockless + uv + git), pushed to a TLS registry with basic auth;
+# cluster. The builder image is built by dockless from
+# examples/kubernetes/dockless.toml (the debootstrap fixture + dockless + uv +
+# git, staged by stage-context.sh), pushed to a TLS registry with basic auth;
 # each "pod" is a podman container of that image with the Job's args, env,
 # security settings and volumes, all read from job.yaml (parsed with
 # python3-yaml; only the registry/git refs are substituted through the Job's
@@ -32,7 +33,7 @@ K8S_DIR=$SOURCE_ROOT/examples/kubernetes
 JOB_YAML=$K8S_DIR/job.yaml
 VARIANTS=(${DOCKLESS_K8S_VARIANTS:-userns chroot})
 
-[[ $(id -u) -eq 0 ]] || fail "must run as root (podman with runc, make-builder-image.sh)"
+[[ $(id -u) -eq 0 ]] || fail "must run as root (podman with runc)"
 require "python3 can read YAML (Debian package python3-yaml)" python3 -c 'import yaml'
 require "dockless build has --cache-from and --cache-to" \
   bash -c '"$1" build --help | grep -q -- "--cache-from" && "$1" build --help | grep -q -- "--cache-to"' _ "$DOCKLESS"
@@ -404,7 +405,7 @@ export GIT_CONFIG_GLOBAL=$T/gitconfig GIT_CONFIG_NOSYSTEM=1
 
 # ---------------------------------------------------------------- the builder image
 
-section "the builder image (make-builder-image.sh), pushed like a cluster would pull it"
+section "the builder image (dockless build -f examples/kubernetes/dockless.toml), pushed like a cluster would pull it"
 # Where the Jobs pull it from (one image for both), on the test registry.
 BUILDER_REF=$(python3 -c '
 import sys, yaml
@@ -412,14 +413,28 @@ imgs = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in yaml.sa
 assert len(imgs) == 1, imgs
 print(imgs.pop().replace("registry.example:5000/", sys.argv[2] + "/", 1))' "$JOB_YAML" "$REGISTRY_HOST") ||
   fail "job.yaml: the two Jobs do not run one builder image"
-cp -- "$DOCKLESS" "$T/builder-dockless"
-check "make-builder-image.sh $ROOTFS --push $BUILDER_REF" \
-  bash "$K8S_DIR/make-builder-image.sh" "$ROOTFS" --output "oci:$T/builder:test" --dockless "$T/builder-dockless" \
-  --push "$BUILDER_REF" "${REG_OPTS[@]}"
-((CHECK_OK)) || fail "no builder image; nothing else can run"
-check_digests_equal "make-builder-image.sh again: the same image digest (reproducible)" \
-  "$(layout_manifest_digest "$T/builder" test)" \
-  "$(bash "$K8S_DIR/make-builder-image.sh" "$ROOTFS" --output "oci:$T/builder2:test" --dockless "$T/builder-dockless" 2>"$T/builder2.err")"
+BUILDER_VERSION=$(bash "$K8S_DIR/stage-context.sh" "$T/builder-ctx" --dockless "$DOCKLESS" 2>"$T/stage.err") ||
+  fail "stage-context.sh failed" "$(cat "$T/stage.err")"
+echo "  staged $(find "$T/builder-ctx/lib" -type f | wc -l) libraries, dockless $BUILDER_VERSION, in $T/builder-ctx"
+BUILDER_ARGS=(-f "$K8S_DIR/dockless.toml" --set "image.base=oci:$T/base:py" --context "builder=$T/builder-ctx"
+  --arg "VERSION=$BUILDER_VERSION")
+t0=$SECONDS
+BUILDER_DIGEST=$("$DOCKLESS" build "${BUILDER_ARGS[@]}" --cache-dir "$T/builder-cache" --output "oci:$T/builder:test" \
+  --tag "$BUILDER_REF" --push "${REG_OPTS[@]}" 2>"$T/builder.err") || true
+check_digests_equal "dockless build -f examples/kubernetes/dockless.toml --tag $BUILDER_REF --push ($((SECONDS - t0))s: $(tail -n 1 "$T/builder.err")): the registry has the digest it printed" \
+  "$BUILDER_DIGEST" "$(remote_digest "$BUILDER_REF" "${SKOPEO_OPTS[@]}")"
+((CHECK_OK)) || fail "no builder image; nothing else can run" "$(tail -n 20 "$T/builder.err")"
+check_digests_equal "the builder image again, with an empty cache dir: the same image digest (reproducible)" \
+  "$BUILDER_DIGEST" \
+  "$("$DOCKLESS" build "${BUILDER_ARGS[@]}" --cache-dir "$T/builder-cache2" --output "oci:$T/builder2:test" 2>"$T/builder2.err")"
+# A library the base lacks and the context misses: the build fails, naming it.
+cp -a "$T/builder-ctx" "$T/builder-ctx-bad" && rm -f "$T/builder-ctx-bad/lib/libisal.so.2"
+rc=0
+"$DOCKLESS" build "${BUILDER_ARGS[@]/#builder=*/builder=$T/builder-ctx-bad}" --cache-dir "$T/builder-cache" \
+  --output "oci:$T/builder-bad:test" >"$T/builder-bad.out" 2>"$T/builder-bad.err" || rc=$?
+check_ne "the builder image without libisal in the context: the build fails" 0 "$rc"
+check_contains "the builder image without libisal in the context: the error line names it" \
+  "$(tail -n 1 "$T/builder-bad.err")" "libisal.so.2 => not found"
 printf '%s\n' "$BUILDER_REF" >>"$T/.podman-images"
 require "podman pull $BUILDER_REF" podman pull -q "${SKOPEO_OPTS[@]}" "$BUILDER_REF"
 skopeo inspect --config "oci:$T/builder:test" >"$T/builder.config.json"
@@ -436,6 +451,8 @@ check_eq "builder image: HOME is writable by user 1000" "ok" \
 check_contains "builder image: git and its http helper load" \
   "$(podman --runtime runc run --rm --network none --entrypoint sh "$BUILDER_REF" -c 'git --version; /usr/lib/git-core/git-remote-http 2>&1 | head -n 1' 2>&1)" \
   "git version"
+check_contains "builder image: uv (shipped by dockless build) runs as user 1000" \
+  "$(podman --runtime runc run --rm --network none --entrypoint uv "$BUILDER_REF" --version 2>&1)" "uv $(uv --version | cut -d' ' -f2)"
 
 # ---------------------------------------------------------------- pods
 

@@ -1,0 +1,90 @@
+# Shared by the benchmarks that run dockless against buildah in the same run
+# (scale.sh, multiplatform.sh): scratch dir and cleanup, buildah's private
+# storage, the loopback package index, and a timer that records peak RSS.
+# Source it, then call bench_init RUN-NAME.
+#
+# Sets: root (the checkout), bench, run (this run's scratch dir), dockless,
+# uv_bin, bh_root, BH (buildah with private storage); T[phase,tool] (seconds)
+# and RSS[phase,tool] (KiB) are filled by `timed`.
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+unmount_under() {  # DIR: lazily unmounts whatever a tool left mounted below DIR
+  local m
+  { findmnt -rn -o TARGET | grep -F "$1/" | sort -r || true; } | while read -r m; do umount -l "$m" || true; done
+}
+
+reset_buildah() {  # an empty buildah storage, nothing of it left mounted
+  [[ -d $bh_root ]] || return 0
+  "${BH[@]}" rm --all >/dev/null 2>&1 || true
+  "${BH[@]}" rmi --all --force >/dev/null 2>&1 || true
+  unmount_under "$bh_root"
+  rm -rf -- "$bh_root"
+}
+
+# Functions a benchmark adds to run at exit, before the scratch dir goes.
+BENCH_AT_EXIT=()
+bench_cleanup() {
+  local rc=$? f
+  for f in "${BENCH_AT_EXIT[@]}"; do "$f" || true; done
+  [[ -n ${index_pid:-} ]] && kill "$index_pid" 2>/dev/null || true
+  bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
+  reset_buildah || true
+  unmount_under "$run" || true
+  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf -- "$run"
+  exit "$rc"
+}
+
+bench_init() {  # RUN-NAME: checks, a fresh scratch dir, the exit trap
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  cd "$root"
+  bench=${DOCKLESS_BENCH_DIR:-/var/tmp/dockless-bench}
+  dockless=${DOCKLESS:-$root/build/src/dockless}
+  uv_bin=$(readlink -f "${UV:-/usr/local/bin/uv}")
+  run=$bench/$1
+  bh_root=$run/buildah
+  BH=(buildah --root "$bh_root/root" --runroot "$bh_root/runroot" --storage-driver overlay)
+  # Our registries live under $run only: registry.sh stop-all must never see another test's.
+  export DOCKLESS_REGISTRY_STATE=$run/registries
+  [[ $(id -u) -eq 0 ]] || die "run as root (buildah --isolation chroot and the debootstrap base need it)"
+  [[ -x $dockless ]] || die "no dockless at $dockless (run scripts/build.sh build)"
+  [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (run scripts/setup.sh: package time)"
+  index_pid=
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)  # printed: other work on the machine skews every figure
+  unmount_under "$run"
+  rm -rf -- "$run"
+  mkdir -p "$run"
+  declare -gA T RSS
+}
+
+start_index() {  # DIR: serves a PEP 503 index on 127.0.0.1; sets index_url
+  cat "$1"/files/*.whl >/dev/null  # page cache: neither tool pays for the first read
+  python3 tests/fixtures/index_server.py "$1" --port-file "$run/index.port" \
+    --log "$run/index.log" --max-lifetime 7200 >/dev/null 2>&1 &
+  index_pid=$!
+  for _ in $(seq 100); do [[ -s $run/index.port ]] && break; sleep 0.1; done
+  index_url=http://127.0.0.1:$(cat "$run/index.port")/simple
+  curl -sf "$index_url/" >/dev/null || die "the index server did not start (see $run/index.log)"
+}
+
+# timed TOOL PHASE LOG CMD...: runs CMD under /usr/bin/time (peak RSS in KiB),
+# its output time-stamped line by line (seconds since the start).
+timed() {
+  local tool=$1 phase=$2 logf=$3 s e rc
+  shift 3
+  s=$EPOCHREALTIME
+  set +e
+  /usr/bin/time -f %M -o "${logf%.log}.rss" "$@" 2>&1 |
+    python3 -u -c 'import sys, time
+t0 = float(sys.argv[1])
+for line in sys.stdin: sys.stdout.write("%.3f %s" % (time.time() - t0, line))' "$s" >"$logf"
+  rc=${PIPESTATUS[0]}
+  set -e
+  e=$EPOCHREALTIME
+  if ((rc != 0)); then tail -n 30 "$logf" >&2; die "failed: $*"; fi
+  T[$phase,$tool]=$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }')
+  RSS[$phase,$tool]=$(tail -n 1 "${logf%.log}.rss")
+}
