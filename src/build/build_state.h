@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "src/cache/layer_cache.h"
 #include "src/cache/registry_cache.h"
 #include "src/sandbox/sandbox.h"
+#include "src/transfer/blob_pusher.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -45,6 +47,7 @@ struct LayerRecord {
   LayerBlob blob;
   std::string origin;  ///< "hit" (local cache), "remote" (--cache-from), "miss" (built)
   double seconds = 0;
+  double made = 0;  ///< when it was final (made, or found in a cache), in seconds since the build's start
 };
 
 struct BuildState {
@@ -100,6 +103,11 @@ struct BuildState {
     double start = 0, end = 0;
   };
   std::vector<EnvironmentRun> environment_runs;
+  /// --push: the uploads running while the build goes on (push_pipeline.h),
+  /// then what they pushed (the final push skips it) and when.
+  std::unique_ptr<BlobPusher> pusher;
+  std::set<std::string> pushed_blobs;
+  std::vector<UploadTiming> uploads;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
 };

@@ -207,7 +207,7 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
     auto start = Clock::now();
     std::string id = b.digest.str();
     progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
-    if (in_repo.count(id)) {
+    if (in_repo.count(id) || image.pushed.count(id)) {
       progress_.finish(id, "already in registry");
       record("push", b, "skipped", start);
       return;
