@@ -29,8 +29,8 @@ void finish_push_pipeline(BuildState& s) {
   s.pushed_blobs = s.pusher->finish();
   s.uploads = s.pusher->timings();
   s.pusher.reset();
-  s.note(std::to_string(s.uploads.size()) + " blob pushes done " + format_seconds(seconds_since(t)) +
-         " after the last layer");
+  s.note("uploads: " + std::to_string(s.uploads.size()) + " blobs, all in " + format_seconds(seconds_since(t)) +
+         " after the image was assembled");
 }
 
 }  // namespace dockless
