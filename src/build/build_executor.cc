@@ -307,8 +307,9 @@ class BuildExecutor {
       bool first = true;
       for (const auto& l : slot.layers) {
         if (slot.kind == SlotKind::kUvCache && !s_.plan.ships(l)) continue;
+        auto at = s_.made_at.find(l.blob.descriptor.digest.str());
         s_.layers.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? s_.slot_seconds[i] : 0,
-                                        seconds_since(s_.started)});
+                                        at != s_.made_at.end() ? at->second : seconds_since(s_.started)});
         first = false;
         push_layer_ahead(s_, l);
       }

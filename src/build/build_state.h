@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -108,6 +109,9 @@ struct BuildState {
   std::unique_ptr<BlobPusher> pusher;
   std::set<std::string> pushed_blobs;
   std::vector<UploadTiming> uploads;
+  /// digest -> when a layer written inside a slot was final (a uv cache
+  /// part), before its slot ends; in seconds since `started`.
+  std::map<std::string, double> made_at;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
 };

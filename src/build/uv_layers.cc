@@ -60,6 +60,7 @@ CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& p
     s.layer_cache.put(k.hex(), {{name, blob, part.users}});
   }
   // Its upload need not wait for the slot's other parts.
+  s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
   push_layer_ahead(s, CachedLayer{name, blob, part.users});
   return CachedLayer{name, blob, part.users};
 }
