@@ -189,6 +189,7 @@ void TarEntryWriter::write(const std::string& tar_name, const std::string& host_
   }
   if (S_ISLNK(st.st_mode)) {
     std::string target = read_link(dirfd, name, host_path, st);
+    if (opt_.map_symlink) target = opt_.map_symlink(target);
     archive_entry_set_filetype(e.get(), AE_IFLNK);
     archive_entry_set_symlink(e.get(), target.c_str());
     out_.header(e.get(), host_path);

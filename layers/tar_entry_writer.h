@@ -77,6 +77,8 @@ struct EntryOptions {
   std::int64_t mtime_clamp = 0;
   /// Which xattrs to write (names arrive sorted); null writes none.
   std::function<bool(std::string_view name)> keep_xattr;
+  /// Maps a symlink's target as written (TarOptions::map_symlink); null keeps it.
+  std::function<std::string(const std::string& target)> map_symlink;
 };
 
 /// EntryOptions for a ChangeLayerOptions (the xattr rule above included).

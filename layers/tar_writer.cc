@@ -162,6 +162,7 @@ class DirectoryTar {
     e.gid = opt.gid;
     e.mtime_clamp = opt.mtime_clamp;
     if (opt.xattrs) e.keep_xattr = [](std::string_view) { return true; };
+    e.map_symlink = opt.map_symlink;
     return e;
   }
 

@@ -37,6 +37,10 @@ struct TarOptions {
   /// may still be included ('!' rules). The walk then looks inside, and
   /// writes the directory only if an entry below it is written.
   std::function<bool(const std::string& rel_path)> descend_excluded;
+  /// Maps a symlink's target as written (write_directory_tar); null keeps
+  /// it. For links into directories renamed since: the layer names the new
+  /// directory while the links on disk keep a target that still resolves.
+  std::function<std::string(const std::string& target)> map_symlink;
 };
 
 /// Writes the tree under `dir` as a tar to `out` (then calls out.finish()).

@@ -97,21 +97,36 @@ TEST_CASE("archive ids become content-derived, and every reference follows", "[u
     fs::path cache = root / "cache";
     make_archive(cache, random_id, "pkg");
     install(root / "venv", random_id, "pkg", true);
-    CHECK(canonicalize_archive_ids(cache, kImageCache, {root / "venv"}) == 1);
-    CHECK(canonicalize_archive_ids(cache, kImageCache, {root / "venv"}) == 0);  // stable
+    CHECK(canonicalize_archive_ids(cache) == 1);
+    CHECK(canonicalize_archive_ids(cache) == 0);  // stable
     std::vector<std::string> ids;
-    for (const auto& e : fs::directory_iterator(cache / "archive-v0")) ids.push_back(e.path().filename());
+    for (const auto& e : fs::directory_iterator(cache / "archive-v0"))
+      if (!e.is_symlink()) ids.push_back(e.path().filename());
     REQUIRE(ids.size() == 1);
     const std::string id = ids[0];
     CHECK(id.size() == random_id.size());
-    // Pointer file, pointer symlink and venv symlink name the new id.
+    // Pointer file and pointer symlink name the new id; the old one is an alias.
     std::string http = read_file(cache / "wheels-v8/index/h1/pkg/1.0-py3-none-any.http");
     CHECK(http.find(id) != std::string::npos);
     CHECK(http.find(random_id) == std::string::npos);
     CHECK(fs::read_symlink(cache / "wheels-v8/index/h1/pkg/1.0-py3-none-any").string() ==
           "../../../../archive-v0/" + id);
-    CHECK(fs::read_symlink(root / "venv/lib/python3.11/site-packages/pkg/__init__.py").string() ==
-          kImageCache + "/archive-v0/" + id + "/pkg/__init__.py");
+    CHECK(archive_aliases(cache) == std::map<std::string, std::string>{{random_id, id}});
+    // The venv is not touched (its link resolves through the alias); its layer maps it.
+    const fs::path link = root / "venv/lib/python3.11/site-packages/pkg/__init__.py";
+    const std::string old_target = kImageCache + "/archive-v0/" + random_id + "/pkg/__init__.py";
+    CHECK(fs::read_symlink(link).string() == old_target);
+    CHECK(fs::exists(cache / "archive-v0" / random_id / "pkg/__init__.py"));
+    auto map = archive_link_mapper(cache, kImageCache);
+    REQUIRE(map);
+    CHECK(map(old_target) == kImageCache + "/archive-v0/" + id + "/pkg/__init__.py");
+    CHECK(map(kImageCache + "/archive-v0/" + random_id) == kImageCache + "/archive-v0/" + id);
+    CHECK(map("/elsewhere/archive-v0/" + random_id + "/x") == "/elsewhere/archive-v0/" + random_id + "/x");
+    // The alias is no archive of its own: the venv uses the renamed one.
+    auto parts = partition_uv_cache(cache, {{"main", root / "venv"}});
+    REQUIRE(parts.size() == 1);
+    CHECK(parts[0].includes("archive-v0/" + id, true));
+    CHECK_FALSE(parts[0].includes("archive-v0/" + random_id, true));
     return id;
   };
   test::TempDir a, b;

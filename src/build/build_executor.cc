@@ -13,6 +13,7 @@
 #include "src/build/env_builder.h"
 #include "src/build/lock_mirror.h"
 #include "src/build/project_layer.h"
+#include "src/build/push_pipeline.h"
 #include "src/build/step_inputs.h"
 #include "src/build/step_runner.h"
 #include "src/build/uv_layers.h"
@@ -67,6 +68,7 @@ class BuildExecutor {
     choose_platform();
     select_environments();
     fetch_base();
+    start_push_pipeline(s_, dest.tags);  // the base's layers go first, while the build goes on
     find_uv();
     hash_bind_mounts();
     key_environments();
@@ -83,6 +85,7 @@ class BuildExecutor {
     list_layers();
     Descriptor manifest = assemble_image(s_);
     mark_image_used(s_, manifest);
+    finish_push_pipeline(s_);  // every layer is in before a manifest goes out
     write_outputs(s_, manifest, dest.outputs, dest.tags);
     write_cache_to(s_);
     write_report(s_, manifest.digest, seconds_since(start));
@@ -304,8 +307,11 @@ class BuildExecutor {
       bool first = true;
       for (const auto& l : slot.layers) {
         if (slot.kind == SlotKind::kUvCache && !s_.plan.ships(l)) continue;
-        s_.layers.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? s_.slot_seconds[i] : 0});
+        auto at = s_.made_at.find(l.blob.descriptor.digest.str());
+        s_.layers.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? s_.slot_seconds[i] : 0,
+                                        at != s_.made_at.end() ? at->second : seconds_since(s_.started)});
         first = false;
+        push_layer_ahead(s_, l);
       }
     }
   }

@@ -84,8 +84,9 @@ void mark_image_used(BuildState& s, const Descriptor& manifest) {
 
 void write_outputs(BuildState& s, const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                    const std::vector<Reference>& tags) {
-  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}};
+  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}};
   built.remote_blobs = s.cache.remote_blobs();
+  built.pushed = s.pushed_blobs;
   std::string default_tag = tags.empty() ? "" : tags.front().str();
   for (const auto& o : outputs) {
     s.transfer.store(built, o, default_tag);
@@ -153,6 +154,23 @@ void write_report(const BuildState& s, const Digest& digest, double seconds) {
     json::write_string_member(w, "cache", l.origin);
     json::write_key(w, "seconds");
     w.Double(l.seconds);
+    json::write_key(w, "made");  // when it was final, since the build's start
+    w.Double(l.made);
+    w.EndObject();
+  }
+  w.EndArray();
+  json::write_key(w, "uploads");  // --push: each blob's push while the build went on
+  w.StartArray();
+  for (const auto& u : s.uploads) {
+    w.StartObject();
+    json::write_string_member(w, "name", u.label);
+    json::write_string_member(w, "digest", u.digest.str());
+    json::write_string_member(w, "repository", u.repository);
+    json::write_string_member(w, "action", u.action);
+    json::write_key(w, "start");
+    w.Double(u.start);
+    json::write_key(w, "end");
+    w.Double(u.end);
     w.EndObject();
   }
   w.EndArray();

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "src/cache/layer_cache.h"
 #include "src/cache/registry_cache.h"
 #include "src/sandbox/sandbox.h"
+#include "src/transfer/blob_pusher.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -45,6 +48,7 @@ struct LayerRecord {
   LayerBlob blob;
   std::string origin;  ///< "hit" (local cache), "remote" (--cache-from), "miss" (built)
   double seconds = 0;
+  double made = 0;  ///< when it was final (made, or found in a cache), in seconds since the build's start
 };
 
 struct BuildState {
@@ -100,6 +104,14 @@ struct BuildState {
     double start = 0, end = 0;
   };
   std::vector<EnvironmentRun> environment_runs;
+  /// --push: the uploads running while the build goes on (push_pipeline.h),
+  /// then what they pushed (the final push skips it) and when.
+  std::unique_ptr<BlobPusher> pusher;
+  std::set<std::string> pushed_blobs;
+  std::vector<UploadTiming> uploads;
+  /// digest -> when a layer written inside a slot was final (a uv cache
+  /// part), before its slot ends; in seconds since `started`.
+  std::map<std::string, double> made_at;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
 };

@@ -196,9 +196,8 @@ void make_environments(BuildState& s) {
     run_environments(s, jobs, environment_jobs(s, jobs.size()));
     // Content-derived archive names (clean builds give identical layers),
     // once every uv run is over: a rename under a running uv would break it.
-    std::vector<fs::path> dirs;
-    for (const auto& j : jobs) dirs.push_back(j.tmp);
-    canonicalize_archive_ids(s.host_uv_cache, s.spec().uv.cache_dir, dirs);
+    // The venvs keep their links (through aliases); their layers map them.
+    canonicalize_archive_ids(s.host_uv_cache);
     for (auto& j : jobs) {
       fs::path dir = s.env_dir(*j.env);
       // The marker goes first: a kill during remove_tree leaves no half venv marked complete.
@@ -260,6 +259,7 @@ std::vector<CachedLayer> write_python_layer(BuildState& s, const std::string& na
 std::vector<CachedLayer> write_venv_layer(BuildState& s, const PlannedEnvironment& env, const std::string& name) {
   TarOptions t = s.layer_tar();
   t.dest = env.image_path;
+  t.map_symlink = archive_link_mapper(s.host_uv_cache, s.spec().uv.cache_dir);
   fs::path dir = s.env_dir(env);
   return {{name, s.write_one([&](ByteSink& sink) { write_directory_tar(dir, t, sink); }), {}}};
 }

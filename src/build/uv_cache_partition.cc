@@ -11,7 +11,6 @@
 #include "oci/digest.h"
 #include "base/error.h"
 #include "base/file_util.h"
-#include "base/parallel.h"
 #include "src/build/python_dist.h"
 
 namespace dockless {
@@ -56,7 +55,13 @@ std::vector<std::string> words_in(const std::string& bytes) {
   return out;
 }
 
+bool is_alias_link(const fs::path& p) {
+  std::error_code ec;
+  return fs::symlink_status(p, ec).type() == fs::file_type::symlink;
+}
+
 struct Archives {
+  std::map<std::string, std::string> alias_of;                  // old id -> id (canonicalize_archive_ids)
   std::map<std::string, std::string> package_of;                // id -> normalised package
   std::map<std::string, std::set<std::string>> ids_of_distinfo;  // key -> ids
   std::map<std::string, std::set<std::string>> users_of;        // id -> env names
@@ -64,7 +69,9 @@ struct Archives {
 
 Archives scan_archives(const fs::path& root) {
   Archives a;
+  a.alias_of = archive_aliases(root);
   for (const auto& id : list_dir(root / "archive-v0")) {
+    if (a.alias_of.count(id) || is_alias_link(root / "archive-v0" / id)) continue;
     for (const auto& entry : list_dir(root / "archive-v0" / id)) {
       std::string package, key;
       if (split_dist_info(entry, package, key)) {
@@ -96,6 +103,7 @@ std::set<std::string> ids_used_by(const fs::path& venv, const Archives& a) {
         auto pos = t.find("/archive-v0/");
         if (pos != std::string::npos) {
           std::string id = t.substr(pos + 12, t.find('/', pos + 12) - pos - 12);
+          if (auto alias = a.alias_of.find(id); alias != a.alias_of.end()) id = alias->second;
           if (a.package_of.count(id)) {
             ids.insert(id);
             exact = true;
@@ -280,13 +288,12 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 }  // namespace
 
-int canonicalize_archive_ids(const fs::path& root, const std::string& image_cache_dir,
-                             const std::vector<fs::path>& venvs) {
+int canonicalize_archive_ids(const fs::path& root) {
   std::map<std::string, std::string> renamed;  // old id -> new id
   for (const auto& id : list_dir(root / "archive-v0")) {
     fs::path dir = root / "archive-v0" / id;
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) continue;
+    if (is_alias_link(dir) || !fs::is_directory(dir, ec)) continue;  // an alias, or not an archive
     std::string want = derived_id(dir);
     if (want == id || want.size() != id.size()) continue;
     fs::path target = root / "archive-v0" / want;
@@ -295,6 +302,8 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
     } else if (::rename(dir.c_str(), target.c_str()) != 0) {
       throw_errno("cannot rename " + dir.string());
     }
+    // The venvs uv just made link to the old name: it stays, as an alias.
+    if (::symlink(want.c_str(), dir.c_str()) != 0) throw_errno("cannot link " + dir.string());
     renamed[id] = want;
   }
   if (renamed.empty()) return 0;
@@ -327,38 +336,33 @@ int canonicalize_archive_ids(const fs::path& root, const std::string& image_cach
     if (patched != bytes) write_file_atomic(it->path(), patched);
   }
   if (ec) throw Error("cannot read uv cache " + root.string() + ": " + ec.message());
-
-  // Venv symlinks: <image cache dir>/archive-v0/<id>/... Listed first, then
-  // replaced on a few threads: each replacement waits on the disk (an
-  // unlink and a symlink; 67,655 of them for 15 NeMo-RL-shaped venvs), not
-  // on the CPU.
-  const std::string prefix = image_cache_dir + "/archive-v0/";
-  std::vector<std::pair<fs::path, std::string>> links;  // link -> fixed target
-  for (const auto& venv : venvs) {
-    for (fs::recursive_directory_iterator it(venv, ec), end; !ec && it != end; it.increment(ec)) {
-      if (!it->is_symlink(ec)) continue;
-      std::string target = fs::read_symlink(it->path(), ec).string();
-      if (target.rfind(prefix, 0) != 0) continue;
-      std::string id = target.substr(prefix.size(), target.find('/', prefix.size()) - prefix.size());
-      auto r = renamed.find(id);
-      if (r == renamed.end()) continue;
-      links.emplace_back(it->path(), prefix + r->second + target.substr(prefix.size() + id.size()));
-    }
-    if (ec) throw Error("cannot read " + venv.string() + ": " + ec.message());
-  }
-  constexpr std::size_t kBatch = 512;
-  std::vector<std::size_t> batches;
-  for (std::size_t i = 0; i < links.size(); i += kBatch) batches.push_back(i);
-  parallel_for_each(batches, 8, [&](std::size_t first) {
-    for (std::size_t i = first; i < std::min(first + kBatch, links.size()); ++i) {
-      const auto& [link, fixed] = links[i];
-      // The venv is not published yet (no reader): replace in place, two
-      // syscalls a link instead of three.
-      if (::unlink(link.c_str()) != 0 || ::symlink(fixed.c_str(), link.c_str()) != 0)
-        throw_errno("cannot replace " + link.string());
-    }
-  });
   return static_cast<int>(renamed.size());
+}
+
+std::map<std::string, std::string> archive_aliases(const fs::path& root) {
+  std::map<std::string, std::string> out;
+  for (const auto& id : list_dir(root / "archive-v0")) {
+    fs::path p = root / "archive-v0" / id;
+    if (!is_alias_link(p)) continue;
+    std::error_code ec;
+    std::string target = fs::read_symlink(p, ec).string();
+    // Only our own aliases: a sibling's plain name of the same length.
+    if (!ec && target.size() == id.size() && target.find('/') == std::string::npos) out[id] = target;
+  }
+  return out;
+}
+
+std::function<std::string(const std::string&)> archive_link_mapper(const fs::path& root,
+                                                                   const std::string& image_cache_dir) {
+  auto aliases = archive_aliases(root);
+  if (aliases.empty()) return nullptr;
+  return [aliases = std::move(aliases), prefix = image_cache_dir + "/archive-v0/"](const std::string& target) {
+    if (target.compare(0, prefix.size(), prefix) != 0) return target;
+    std::size_t end = target.find('/', prefix.size());
+    auto it = aliases.find(target.substr(prefix.size(), end == std::string::npos ? end : end - prefix.size()));
+    if (it == aliases.end()) return target;
+    return prefix + it->second + (end == std::string::npos ? std::string() : target.substr(end));
+  };
 }
 
 }  // namespace dockless

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -45,13 +46,22 @@ std::string cache_part_name(const CachePart& part);
 /// uv names each archive-v0 entry at random, so two clean builds would make
 /// different archive dirs and venv symlinks. This renames every entry whose
 /// name is not yet derived from its content (the SHA-256 of its dist-info
-/// name and RECORD) to that derived name, and rewrites what refers to it:
-/// uv's pointer files in the cache (same-length ids, so their encoding stays
-/// valid) and symlinks in `venvs` that point into `image_cache_dir`.
-/// Returns how many entries were renamed. Run it while no uv runs on this
-/// cache, and on venvs nobody reads yet (their links are replaced in place).
-int canonicalize_archive_ids(const std::filesystem::path& cache_root,
-                             const std::string& image_cache_dir,
-                             const std::vector<std::filesystem::path>& venvs);
+/// name and RECORD) to that derived name, rewrites uv's pointer files in the
+/// cache (same-length ids, so their encoding stays valid), and leaves the old
+/// name as a symlink to the new one ("alias"): venvs keep linking to the old
+/// name (rewriting their links cost most of a cold build: 67,655 links for
+/// 15 NeMo-RL-shaped venvs) and their layers map it (archive_link_mapper).
+/// Returns how many entries were renamed. Run it while no uv runs on this cache.
+int canonicalize_archive_ids(const std::filesystem::path& cache_root);
+
+/// The aliases canonicalize_archive_ids left in archive-v0: old id -> id.
+std::map<std::string, std::string> archive_aliases(const std::filesystem::path& cache_root);
+
+/// For TarOptions::map_symlink of a venv: a target
+/// `<image_cache_dir>/archive-v0/<alias>/...` becomes the aliased id's, so
+/// the layer is what it would be had the venv's links been rewritten.
+/// Null when there are no aliases.
+std::function<std::string(const std::string&)> archive_link_mapper(const std::filesystem::path& cache_root,
+                                                                   const std::string& image_cache_dir);
 
 }  // namespace dockless

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "src/build/push_pipeline.h"
 #include "src/build/uv_cache_partition.h"
 
 namespace dockless {
@@ -58,6 +59,9 @@ CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& p
     });
     s.layer_cache.put(k.hex(), {{name, blob, part.users}});
   }
+  // Its upload need not wait for the slot's other parts.
+  s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
+  push_layer_ahead(s, CachedLayer{name, blob, part.users});
   return CachedLayer{name, blob, part.users};
 }
 

@@ -60,6 +60,9 @@ struct LocalImage {
   /// Blobs that are not in `store` but in another repository (layers a build
   /// took from a registry cache): digest -> (registry, repository).
   std::map<std::string, std::pair<std::string, std::string>> remote_blobs;
+  /// Blobs already pushed to the destination repository (a build's
+  /// BlobPusher): a push to a registry does not ask for them again.
+  std::set<std::string> pushed;
 };
 
 /// A manifest (or index) whose subject is another manifest of a copy: an

@@ -206,6 +206,7 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
   parallel_for_each(graph.blobs, opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
     std::string id = b.digest.str();
+    if (image.pushed.count(id)) return;  // pushed ahead, with its own progress
     progress_.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
     if (in_repo.count(id)) {
       progress_.finish(id, "already in registry");

@@ -146,6 +146,28 @@ check_eq "--jobs 1: the two environments did not overlap" "2 one after another" 
 check_eq "--jobs 1: the same venv layer as the parallel build" "$(layer 1 'venv main' | cut -d' ' -f1)" \
   "$(layer 6 'venv main' | cut -d' ' -f1)"
 
+section "--push: uploads start while later layers are still being made"
+CACHE=$T/cache-push build 7 --tag "$REGISTRY_HOST/pipe:1" --push
+# An upload of one of the build's own layers (not the base's: those go
+# first) started before its last layer was made (as for the environments
+# above: from the report's timestamps, never an absolute time).
+ahead='"ahead" if min([u["start"] for u in d["uploads"] if u["name"] in {l["name"] for l in d["layers"]}] or [1e9]) < max(l["made"] for l in d["layers"]) else "after: %s" % [(u["name"], round(u["start"], 2)) for u in d["uploads"]]'
+check_eq "a layer's upload started before the last layer was made" "ahead" "$(report_get "$T/r7.json" "$ahead")"
+check_eq "every layer of the image was pushed ahead (base layers included)" "yes" \
+  "$(report_get "$T/r7.json" '"yes" if {l["digest"] for l in d["layers"]} <= {u["digest"] for u in d["uploads"]} and len(d["uploads"]) > len(d["layers"]) else d["uploads"]')"
+check_eq "the registry has the image the build made" "$(report_get "$T/r7.json" 'd["digest"]')" \
+  "$(remote_digest "$REGISTRY_HOST/pipe:1")"
+check_podman_42 "podman pulls and runs the pushed image" "$REGISTRY_HOST/pipe:1"
+check_eq "its main venv runs (links into the uv cache resolve)" "3.11.2" \
+  "$(podman --runtime runc run --rm --network none "$REGISTRY_HOST/pipe:1" /opt/venv/bin/python \
+    -c 'import sys, common_a; print(sys.version.split()[0])' 2>&1 | tail -n 1)"
+start_proxy pipe reg
+set_rules '[{"method": "PUT", "path": "/blobs/uploads/", "action": "status", "status": 400, "times": -1}]'
+check_build_fails "an upload fails: the build fails" "$T/bad-push" 1 'pipe-fail|blob|upload' -- \
+  "$P" --set "image.base=$BASE_REF" --tag "$PROXY_HOST/pipe-fail:1" --push --cache-dir "$T/cache-push"
+check_eq "an upload fails: no manifest pushed" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/pipe-fail/manifests/1")"
+
 section "chroot mode"
 CACHE=$T/cache-chroot build 5 --isolation chroot
 check_eq "chroot: the same python layer" "$(layer 1 python | cut -d' ' -f1)" "$(layer 5 python | cut -d' ' -f1)"

@@ -1,0 +1,36 @@
+#include "src/build/push_pipeline.h"
+
+namespace dockless {
+
+void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags) {
+  if (!s.opt.push || tags.empty()) return;
+  s.pusher = std::make_unique<BlobPusher>(s.transfer, tags, s.opt.transfer.jobs, s.started);
+  int n = 0;
+  for (const auto& l : s.base.layers)
+    s.pusher->add(PushItem{l.descriptor, "base layer " + std::to_string(++n), &s.store,
+                           s.base.image.source_registry, s.base.image.source_repo});
+}
+
+void push_layer_ahead(BuildState& s, const CachedLayer& layer) {
+  if (!s.pusher || !s.plan.ships(layer)) return;
+  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", ""};
+  // A layer left in a registry cache (--cache-from): mounted from there.
+  if (!s.store.contains(layer.blob.descriptor.digest)) {
+    auto remote = s.cache.remote_blobs();
+    if (auto it = remote.find(layer.blob.descriptor.digest.str()); it != remote.end())
+      std::tie(item.source_registry, item.source_repo) = it->second;
+  }
+  s.pusher->add(std::move(item));
+}
+
+void finish_push_pipeline(BuildState& s) {
+  if (!s.pusher) return;
+  auto t = Clock::now();
+  s.pushed_blobs = s.pusher->finish();
+  s.uploads = s.pusher->timings();
+  s.pusher.reset();
+  s.note("uploads: " + std::to_string(s.uploads.size()) + " blobs, all in " + format_seconds(seconds_since(t)) +
+         " after the image was assembled");
+}
+
+}  // namespace dockless

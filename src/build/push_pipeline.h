@@ -1,0 +1,28 @@
+// --push as a pipeline: each layer's upload starts as soon as its blob is
+// final (src/transfer/blob_pusher.h), while the build makes later layers;
+// the base's layers go (mounted or HEAD-checked) right after the base is
+// read. The final push then writes the config and the manifest once every
+// blob is in, and skips what went ahead. A failed upload fails the build
+// before any manifest is pushed.
+#pragma once
+
+#include <vector>
+
+#include "oci/reference.h"
+#include "src/build/build_state.h"
+
+namespace dockless {
+
+/// Starts the uploads of a build with --push (no-op otherwise): the base's
+/// layers first.
+void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags);
+
+/// Hands a layer the image ships to the uploads (no-op without --push).
+/// Throws a failed upload's Error.
+void push_layer_ahead(BuildState& s, const CachedLayer& layer);
+
+/// Waits for every upload (throws the first failure's Error) and keeps
+/// their timings and the blobs they pushed for the final push and the report.
+void finish_push_pipeline(BuildState& s);
+
+}  // namespace dockless

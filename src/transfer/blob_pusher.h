@@ -1,0 +1,95 @@
+// Pushes a build's blobs to its --push repositories while the build still
+// makes later ones: each blob goes as soon as it is final, on --jobs
+// threads fed by a bounded queue, so uploads overlap uv runs and layer
+// writing instead of following them. Blobs are read from their files
+// (never held in memory). The manifest is not pushed here: the build's
+// final push (ImageTransfer::store) writes it once every blob is in, and
+// skips the blobs this pushed (LocalImage::pushed).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "oci/blob_store.h"
+#include "oci/descriptor.h"
+#include "oci/reference.h"
+#include "src/transfer/transfer.h"
+
+namespace dockless {
+
+/// One blob's push to one repository, in seconds since the pusher's zero.
+struct UploadTiming {
+  std::string label;       ///< "layer venv vllm", "base layer 1"...
+  std::string repository;  ///< registry/repository
+  Digest digest;
+  std::string action;      ///< transferred, mounted, skipped
+  double start = 0, end = 0;
+};
+
+/// A blob to push: in `store` (then uploaded from its file unless the
+/// repository has it or a mount from `source_repo` works), or only in
+/// `source_registry`/`source_repo` (then mounted when that is the
+/// destination's registry, else left to the final push).
+struct PushItem {
+  Descriptor blob;
+  std::string label;
+  const BlobStore* store = nullptr;
+  std::string source_registry, source_repo;
+};
+
+class BlobPusher {
+ public:
+  /// `destinations`: the --tag references (one push per distinct
+  /// repository). Clients are made here, on the caller's thread.
+  BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& destinations, int jobs,
+             std::chrono::steady_clock::time_point zero);
+  /// Stops: queued blobs are dropped, running uploads end, threads joined.
+  ~BlobPusher();
+  BlobPusher(const BlobPusher&) = delete;
+  BlobPusher& operator=(const BlobPusher&) = delete;
+
+  /// Queues a blob for every destination (once per digest). Waits while
+  /// the queue is full. Throws the first failed upload's Error.
+  void add(PushItem item);
+  /// Waits until every queued blob is pushed; throws the first failed
+  /// upload's Error. Returns the digests now in every destination.
+  std::set<std::string> finish();
+  /// Every push so far, in the order they ended.
+  std::vector<UploadTiming> timings() const;
+
+ private:
+  struct Destination {
+    Reference ref;
+    RegistryClient* client = nullptr;
+  };
+  void work();
+  /// Pushes one blob to one destination; false when it is left to the final push.
+  bool push_one(const PushItem& item, const Destination& d);
+  void fail(std::exception_ptr e);
+
+  ImageTransfer& transfer_;
+  std::vector<Destination> destinations_;
+  std::chrono::steady_clock::time_point zero_;
+  std::size_t bound_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<PushItem> queue_;
+  std::set<std::string> queued_;  ///< every digest ever added
+  std::set<std::string> pushed_;  ///< in every destination
+  std::size_t busy_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  std::vector<UploadTiming> timings_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace dockless
