@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,18 @@ struct BuildState {
   std::vector<EnvironmentRun> environment_runs;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
+
+  /// A target this machine cannot execute (foreign_platform_build.h).
+  struct Foreign {
+    bool active = false;    ///< the target's architecture is not the host's
+    bool emulated = false;  ///< uv runs in the target's own base, under binfmt_misc
+    Platform host;
+    std::optional<BaseImage> twin;  ///< the base for the host platform: uv runs there
+    std::vector<std::string> sdist_only;  ///< uv.lock's packages with no wheel for the target
+    std::string python_platform;          ///< uv's --python-platform, once uv runs
+  } foreign;
+  /// The uv shipped in the image: `uv` itself, or the target platform's.
+  UvTool image_uv;
 };
 
 /// The SHA-256 of a file's bytes as hex, or "missing" when it cannot be read
