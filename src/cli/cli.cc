@@ -13,6 +13,7 @@
 #include "src/cache/cache_dir.h"
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
+#include "src/build/platform_uv.h"
 #include "src/build/sbom.h"
 #include "src/cli/progress_printer.h"
 #include "src/sandbox/id_namespace.h"
@@ -46,7 +47,8 @@ Platform platform_option(const std::string& text) {
 }
 
 struct BuildArgs {
-  std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
+  std::string dir, source, file, git, git_ref, isolation = "userns", compression = "gzip";
+  std::vector<std::string> uvs;
   std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors,
       wheels_from;
   std::string cache_to;
@@ -344,7 +346,10 @@ void add_build_command(CLI::App& app, Commands& c) {
   cmd->add_flag("--push", bld.push, "Push to every --tag");
   cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
   cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
-  cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
+  cmd->add_option("--uv", bld.uvs,
+                  "uv binary to run and ship (default: uv on PATH); PLATFORM=PATH: the uv shipped in that "
+                  "platform's image (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
   cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
   cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
@@ -498,7 +503,16 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   o.platform = build_args.platform;
   o.isolation = parse_isolation(bld.isolation);
   o.force_host = bld.force;
-  o.uv_binary = bld.uv;
+  for (const auto& u : bld.uvs) {
+    auto [platform, path] = parse_uv_option(u);
+    if (!platform.empty()) {
+      o.platform_uvs.emplace_back(platform, path);
+    } else if (!o.uv_binary.empty()) {
+      throw UsageError("--uv " + u + ": give the host's uv once (--uv PATH); a target's as --uv PLATFORM=PATH");
+    } else {
+      o.uv_binary = path;
+    }
+  }
   try {
     o.compression.kind = parse_compression(bld.compression);
   } catch (const Error& e) {
