@@ -17,6 +17,9 @@ packages=(
   skopeo umoci oci-image-tool podman runc docker-registry debootstrap apache2-utils python3-yaml
   uidmap fuse-overlayfs pigz zstd python3 python3-pip python3-venv curl ca-certificates buildah
   openssl jq time e2fsprogs
+  # multi-platform tests: arm64 emulation when a test registers it (tests/fixtures/binfmt.sh);
+  # setup registers no binfmt_misc handler
+  qemu-user-static
   # scripts/fuzz.sh: clang 14 and its compiler-rt (libFuzzer, ASan, UBSan runtimes)
   clang libclang-rt-14-dev
 )
@@ -47,6 +50,18 @@ if [[ ! -x $uv_venv/bin/uv ]] || [[ "$($uv_venv/bin/uv --version 2>/dev/null | a
   "$uv_venv/bin/pip" install -q "uv==$UV_VERSION"
 fi
 ln -sf "$uv_venv/bin/uv" /usr/local/bin/uv
+
+# The uv wheels of the same version for aarch64 and x86_64: the multi-platform
+# tests serve them on a loopback index (an image's uv comes from its
+# platform's wheel). Idempotent: downloaded once per version.
+uv_wheels=${DOCKLESS_FIXTURES:-/var/cache/dockless/fixtures}/uv-wheels
+mkdir -p "$uv_wheels"
+for arch in aarch64 x86_64; do
+  if ! compgen -G "$uv_wheels/uv-$UV_VERSION-py3-none-*${arch}*.whl" >/dev/null; then
+    "$uv_venv/bin/pip" download -q --no-deps --only-binary=:all: --platform "manylinux2014_$arch" \
+      "uv==$UV_VERSION" -d "$uv_wheels"
+  fi
+done
 
 # cyclonedx-python-lib: the build_sbom test validates SBOMs with its JSON schema.
 cdx_venv=/opt/dockless-tools/cyclonedx

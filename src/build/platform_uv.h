@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "oci/platform.h"
+#include "oci/registry_transport.h"
 #include "src/build/uv_tool.h"
 
 namespace dockless {
@@ -24,10 +25,18 @@ struct PlatformUvSource {
   std::map<std::string, std::string> index_mirrors;
   /// --offline: only a uv already unpacked under the cache dir is used.
   bool offline = false;
+  /// TLS for the index hosts (insecure_hosts, ca_pem: the build's
+  /// --insecure-registry / --ca-cert) and, in unit tests, the HTTP client
+  /// (http_factory); the retry settings are not used.
+  RegistryOptions http;
 };
 
 /// The index URLs for a build from the passed-through environment
-/// ("NAME=VALUE" strings) and the project's pyproject.toml.
+/// ("NAME=VALUE" strings) and the project's pyproject.toml, in uv's order:
+/// UV_INDEX's and the project's non-default, non-explicit [[tool.uv.index]]
+/// URLs, then the default index (UV_DEFAULT_INDEX, else UV_INDEX_URL, else
+/// the project's `default = true` index, else https://pypi.org/simple).
+/// A missing pyproject.toml has no indexes; a malformed one throws Error.
 std::vector<std::string> platform_uv_index_urls(const std::vector<std::string>& passthrough_env,
                                                 const std::filesystem::path& pyproject);
 

@@ -74,10 +74,13 @@ SOURCE_PRESENT=(important.log docs/keep.md pyproject.toml uv.lock dockless.toml 
 
 # start_index: writes the wheels + simple index into $T/index and serves it.
 # Sets INDEX_DIR, INDEX_PORT, INDEX_URL (…/simple), INDEX_LOG. Stopped at exit.
+# INDEX_ARGS (an array, optional) goes to make_wheels.py: e.g.
+# (--platform-wheels --uv-wheels /var/cache/dockless/fixtures/uv-wheels).
 start_index() {
   INDEX_DIR=$T/index
   INDEX_LOG=$T/index.log
-  python3 "$FIXTURES/make_wheels.py" "$INDEX_DIR" || fail "make_wheels.py $INDEX_DIR"
+  python3 "$FIXTURES/make_wheels.py" "$INDEX_DIR" ${INDEX_ARGS[@]+"${INDEX_ARGS[@]}"} ||
+    fail "make_wheels.py $INDEX_DIR"
   : >"$INDEX_LOG"
   timeout --foreground 3600 python3 "$FIXTURES/index_server.py" "$INDEX_DIR" \
     --port 0 --port-file "$T/index.port" --log "$INDEX_LOG" >"$T/index.out" 2>"$T/index.err" &
