@@ -22,6 +22,7 @@ UvTool target_uv(BuildState& s) {
   for (const auto& [original, mirror] : s.spec().uv.index_mirrors) source.index_mirrors[original] = mirror;
   for (const auto& m : s.opt.index_mirrors) source.index_mirrors[m.original] = m.mirror;
   source.offline = s.opt.offline;
+  source.http = s.opt.transfer.registry;  // TLS settings (--ca-cert ...)
   return fetch_platform_uv(s.uv, s.platform, source, s.cache_dir);
 }
 
