@@ -522,7 +522,9 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   RegistryArgs reg = build_args;
   reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
   o.transfer = to_transfer_options(reg);
-  if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
+  // A list (linux/amd64,linux/arm64) is checked by the build, which picks each platform's base.
+  if (!o.platform.empty() && o.platform.find(',') == std::string::npos)
+    o.transfer.platform = platform_option(o.platform);
   o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
   o.transfer.report_file.clear();
   o.explain_cache = bld.explain;

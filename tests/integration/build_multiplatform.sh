@@ -83,7 +83,7 @@ check "the arm64 venvs were made on linux/amd64 with --python-platform aarch64-m
   test "$(report_get "$T/full.json" '[q["image"].get("python_platform") for q in d["platforms"]][1]')" = "aarch64-manylinux_2_36"
 
 section "the index (skopeo)"
-skopeo inspect --tls-verify=false --raw "docker://$H/app:multi" >"$T/index.raw" 2>"$T/index.raw.err"
+skopeo inspect --tls-verify=false --raw "docker://$H/app:multi" >"$T/index.raw" 2>"$T/index.raw.err" || true
 check "the printed digest is the pushed index's" \
   test "sha256:$(sha256sum <"$T/index.raw" | cut -d' ' -f1)" = "$INDEX_DIGEST"
 check "the tag names an OCI index of linux/amd64 and linux/arm64" python3 - "$T/index.raw" <<'PY'
