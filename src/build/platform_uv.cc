@@ -197,7 +197,6 @@ struct Unpacked {
 Unpacked unpack_uv(int fd, AtomicFile& out, const std::string& what) {
   ArchiveReadHandle a = new_archive_reader();
   archive_read_support_format_zip(a.get());
-  if (::lseek(fd, 0, SEEK_SET) != 0) throw_errno(what + ": cannot rewind");
   if (archive_read_open_fd(a.get(), fd, 1 << 16) != ARCHIVE_OK)
     throw Error(what + ": not a zip: " + archive_message(a.get()));
   Unpacked u;
@@ -283,7 +282,8 @@ std::optional<UvTool> cached(const CacheEntry& c) {
   }
   std::size_t nl = text.find('\n');
   struct stat st;
-  if (nl != 64 || ::stat(c.binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  if (nl != 71 || !text.starts_with("sha256:")) return std::nullopt;
+  if (::stat(c.binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   UvTool uv;
   uv.binary = c.binary;
   uv.sha = text.substr(0, nl);
@@ -371,7 +371,9 @@ UvTool unpack_into_cache(const AtomicFile& wheel, const Found& f, const std::str
   fs::create_directories(c.dir);
   try {
     AtomicFile bin(c.binary);
-    Unpacked u = unpack_uv(wheel.fd(), bin, what);
+    UniqueFd in(::open(wheel.temp_path().c_str(), O_RDONLY | O_CLOEXEC));  // AtomicFile's fd is write-only
+    if (in.get() < 0) throw_errno(what + ": cannot reopen " + wheel.temp_path().string());
+    Unpacked u = unpack_uv(in.get(), bin, what);
     if (!u.found_binary) throw Error(what + " holds no uv-" + version + ".data/scripts/uv");
     if (u.metadata_version != version)
       throw Error(what + ": its METADATA says version \"" + u.metadata_version + "\", not " + version);
