@@ -145,7 +145,7 @@ if what == "elf":
     print({62: "x86_64", 183: "aarch64"}.get(int.from_bytes(data[18:20], "little"), "?") if data[:4] == b"\x7fELF" else "not-elf")
 else:  # arch VENV: plat_native/ARCH of the venv
     # site-packages is a real dir; plat_native in it may link into the uv cache (absolute, in the image).
-    hits = glob.glob(root + what + "/lib/python3*/site-packages")
+    hits = glob.glob(root + sys.argv[3] + "/lib/python3*/site-packages")
     f = resolve(hits[0][len(root):] + "/plat_native/ARCH") if hits else None
     print(open(f).read().strip() if f and os.path.exists(f) else "missing")
 PY
@@ -175,6 +175,19 @@ check "--skip ran uv 0 times for each platform ($(per_platform "$T/skip.json" 'p
   test "$(per_platform "$T/skip.json" 'p["uv_runs"]')" = "amd64=0 arm64=0"
 check "--skip left the SglangWorker venv out of both platforms" \
   test "$(per_platform "$T/skip.json" 'any(l["name"] == "venv app.workers.SglangWorker" for l in p["layers"])')" = "amd64=False arm64=False"
+
+section "registry cache: every platform's entries"
+mb cacheto "--cache-to $H/cache:multi (both platforms)" --cache-to "$H/cache:multi" --output "oci:$T/out-c:app"
+for arch in amd64 arm64; do
+  check "the registry holds linux/$arch's cache ($H/cache:multi-linux-$arch)" \
+    skopeo inspect --tls-verify=false --raw "docker://$H/cache:multi-linux-$arch"
+done
+check_build "a fresh machine: --cache-from $H/cache:multi, another cache dir" "$T/b-fresh" "$PROJ" \
+  --set "image.base=$BASE_REF" --platform linux/amd64,linux/arm64 --skip mcore --report "$T/fresh.json" \
+  --cache-dir "$T/cache-fresh" --cache-from "$H/cache:multi" --output "oci:$T/out-fresh:app"
+check "the fresh build ran uv 0 times for each platform ($(per_platform "$T/fresh.json" 'p["uv_runs"]'))" \
+  test "$(per_platform "$T/fresh.json" 'p["uv_runs"]')" = "amd64=0 arm64=0"
+check "the fresh build gives the same index digest" test "$DIGEST" = "$INDEX_DIGEST"
 
 section "what is refused"
 check_build_fails "docker-archive with two platforms" "$T/b-archive" 2 "docker-archive holds one platform" -- \
