@@ -11,12 +11,32 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// --uv PLATFORM=PATH: a binary this machine may not run, so not asked
+/// for its version (the host uv's is assumed); its ELF machine is checked.
+UvTool given_uv(const BuildState& s, const fs::path& path) {
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const Error& e) {
+    throw Error("--uv " + s.platform.str() + "=" + path.string() + ": " + e.what());
+  }
+  int machine = bytes.size() >= 20 && bytes.compare(0, 4, "\x7f" "ELF") == 0
+                    ? static_cast<unsigned char>(bytes[18]) | (static_cast<unsigned char>(bytes[19]) << 8)
+                    : -1;
+  if (machine != elf_machine_of(s.platform))
+    throw Error("--uv " + s.platform.str() + "=" + path.string() + ": not an ELF executable for " + s.platform.str());
+  UvTool t = s.uv;
+  t.binary = path;
+  t.sha = sha256_of(bytes).hex();
+  return t;
+}
+
 /// The uv binary the target's image ships: --uv PLATFORM=PATH, else the uv
 /// wheel of the host uv's version for that platform.
 UvTool target_uv(BuildState& s) {
   for (const auto& [platform, path] : s.opt.platform_uvs)
     if (Platform::parse(platform).matches(s.platform) || s.platform.matches(Platform::parse(platform)))
-      return identify_uv(path, s.cache_dir);
+      return given_uv(s, path);
   PlatformUvSource source;
   source.index_urls = platform_uv_index_urls(s.passthrough, s.source.project_root / "pyproject.toml");
   for (const auto& [original, mirror] : s.spec().uv.index_mirrors) source.index_mirrors[original] = mirror;
@@ -44,14 +64,17 @@ void prepare_foreign(BuildState& s) {
     throw Error(s.spec().file.string() + ": uv.python = \"" + s.spec().uv.python +
                 "\" (a uv-managed Python) is not supported for a foreign platform (" + s.platform.str() +
                 ") yet: give the base's interpreter path");
-  if (!s.uv.binary.empty() && !s.spec().uv.uv_path.empty()) s.image_uv = target_uv(s);
-  if (s.plan.environments.empty()) return;
-  fs::path lock = s.source.project_root / "uv.lock";
-  s.foreign.sdist_only = sdist_only_packages(read_file(lock), lock.string(), s.platform);
-  // Venvs made over the target's own base steps, or with packages built
-  // from source, need the target's CPU: the target's base, emulated.
-  s.foreign.emulated = !s.foreign.sdist_only.empty() || has_base_steps(s.spec());
-  if (s.foreign.emulated) return;
+  if (!s.plan.environments.empty()) {
+    fs::path lock = s.source.project_root / "uv.lock";
+    s.foreign.sdist_only = sdist_only_packages(read_file(lock), lock.string(), s.platform);
+    // Venvs made over the target's own base steps, or with packages built
+    // from source, need the target's CPU: the target's base, emulated.
+    s.foreign.emulated = !s.foreign.sdist_only.empty() || has_base_steps(s.spec());
+  }
+  // The target's uv: shipped in the image, and the one that runs emulated
+  // (the host's would find no loader of its own in the target's base).
+  if (!s.uv.binary.empty() && (!s.spec().uv.uv_path.empty() || s.foreign.emulated)) s.image_uv = target_uv(s);
+  if (s.plan.environments.empty() || s.foreign.emulated) return;
   // The host-platform twin: the same base reference, this machine's manifest.
   s.transfer.set_platform(s.foreign.host);
   try {
@@ -68,7 +91,7 @@ void prepare_foreign(BuildState& s) {
 
 std::string foreign_key_input(const BuildState& s) {
   if (!s.foreign.active) return {};
-  if (s.foreign.emulated) return "emulated uv=" + s.uv.sha;
+  if (s.foreign.emulated) return "emulated uv=" + s.image_uv.sha;
   return "twin=" + s.foreign.twin->image.top.digest.str() + " python-platform=" +
          (s.spec().uv.python_platform.empty() ? "from-base-glibc" : s.spec().uv.python_platform) +
          " uv=" + s.uv.sha;
@@ -101,7 +124,12 @@ fs::path uv_rootfs(BuildState& s) {
 }
 
 void apply_foreign(const BuildState& s, UvRunnerConfig& c) {
-  if (s.foreign.active && !s.foreign.emulated) c.python_platform = s.foreign.python_platform;
+  if (!s.foreign.active) return;
+  if (s.foreign.emulated) {
+    c.uv_binary = s.image_uv.binary;
+  } else {
+    c.python_platform = s.foreign.python_platform;
+  }
 }
 
 void check_step_can_run(const BuildState& s, const std::string& step_name) {

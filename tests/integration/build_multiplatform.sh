@@ -116,9 +116,10 @@ lay, tag, arch, dest = sys.argv[1:5]
 blob = lambda d: os.path.join(lay, "blobs", "sha256", d.split(":", 1)[1])
 top = [m for m in json.load(open(os.path.join(lay, "index.json")))["manifests"]
        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][0]
-index = json.load(open(blob(top["digest"])))
-m = [m for m in index["manifests"] if m["platform"]["architecture"] == arch][0]
-manifest = json.load(open(blob(m["digest"])))
+doc = json.load(open(blob(top["digest"])))
+if "manifests" in doc:  # an index: that platform's manifest
+    doc = json.load(open(blob([m for m in doc["manifests"] if m["platform"]["architecture"] == arch][0]["digest"])))
+manifest = doc
 os.makedirs(dest, exist_ok=True)
 for l in manifest["layers"]:
     subprocess.run(["tar", "-xf", blob(l["digest"]), "-C", dest, "--no-same-owner", "--exclude=dev/*"], check=True)
@@ -216,6 +217,21 @@ if bash "$BINFMT" register >"$T/binfmt.out" 2>&1; then
     echo "$H/app:multi" >>"$T/.podman-images"
     check "podman --platform linux/arm64: venv $v imports its packages (got '$out')" test "$out" = "aarch64 aarch64"
   done
+  # A step at "base" on arm64: the step and the venvs over it run in the arm64 base, emulated.
+  cp "$PROJ/dockless.toml" "$PROJ/emul.toml"
+  printf '\n[[step]]\nname = "machine"\nat = "base"\nrun = "uname -m > /etc/build-machine"\n' >>"$PROJ/emul.toml"
+  check_build "linux/arm64 with a [[step]] at base, under qemu-user-static" "$T/b-emul" "$PROJ" -f "$PROJ/emul.toml" \
+    --set "image.base=$BASE_REF" --platform linux/arm64 --skip mcore --skip sglang --report "$T/emul.json" \
+    --cache-dir "$CACHE" --output "oci:$T/emul:app"
+  check "its environments were made emulated ($(report_get "$T/emul.json" 'd.get("environments_made_on")'))" \
+    test "$(report_get "$T/emul.json" 'd.get("environments_made_on")')" = "linux/arm64 (emulated)"
+  require "unpack the emulated arm64 image" python3 "$T/unpack.py" "$T/emul" app arm64 "$T/root-emul"
+  check "the step ran on aarch64 ($(cat "$T/root-emul/etc/build-machine" 2>/dev/null))" \
+    test "$(cat "$T/root-emul/etc/build-machine" 2>/dev/null)" = aarch64
+  got=$(python3 "$T/files.py" "$T/root-emul" arch "${VPATH[main]}")
+  check "the emulated main venv has plat_native for aarch64 (got $got)" test "$got" = aarch64
+  got=$(python3 "$T/files.py" "$T/root-emul" elf /usr/local/bin/uv)
+  check "the emulated image's uv is an ELF for aarch64 (got $got)" test "$got" = aarch64
 else
   echo "NOTE: qemu-user-static cannot be registered here ($(tail -n 1 "$T/binfmt.out")): the arm64 run is not checked"
 fi
