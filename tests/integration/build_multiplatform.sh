@@ -14,7 +14,8 @@
 # variant run no uv for either platform; docker-archive with two platforms
 # is refused; a [[step]] for arm64 without emulation fails with one line;
 # with qemu-user-static registered, podman runs the arm64 image and every
-# venv imports its packages.
+# venv imports its packages, and an arm64 build with a [[step]] at "base"
+# runs the step and its venvs emulated in the arm64 base.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/registry_lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/build_lib.sh"
