@@ -179,7 +179,13 @@ check "--skip left the SglangWorker venv out of both platforms" \
   test "$(per_platform "$T/skip.json" 'any(l["name"] == "venv app.workers.SglangWorker" for l in p["layers"])')" = "amd64=False arm64=False"
 
 section "registry cache: every platform's entries"
-mb cacheto "--cache-to $H/cache:multi (both platforms)" --cache-to "$H/cache:multi" --output "oci:$T/out-c:app"
+mb cacheto "--cache-to $H/cache:multi, --sbom (both platforms)" --cache-to "$H/cache:multi" --sbom \
+  --output "oci:$T/out-c:app"
+for arch in amd64 arm64; do
+  "$DOCKLESS" sbom --platform "linux/$arch" "oci:$T/out-c:app" >"$T/sbom-$arch.json" 2>"$T/sbom-$arch.err" || true
+  check "linux/$arch's manifest has its own SBOM (plat_native, the base's debs for $arch)" \
+    bash -c "grep -q 'pkg:pypi/plat-native@1.0.0' '$T/sbom-$arch.json' && grep -q 'arch=$arch' '$T/sbom-$arch.json'"
+done
 for arch in amd64 arm64; do
   check "the registry holds linux/$arch's cache ($H/cache:multi-linux-$arch)" \
     skopeo inspect --tls-verify=false --raw "docker://$H/cache:multi-linux-$arch"
