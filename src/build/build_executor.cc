@@ -348,11 +348,4 @@ Digest PlatformBuild::finish(const Descriptor& manifest) { return impl_->finish(
 BuildState& PlatformBuild::state() { return impl_->state(); }
 double PlatformBuild::seconds() const { return seconds_since(impl_->started()); }
 
-Digest execute_build(const BuildOptions& options) {
-  PlatformBuild b(options);
-  std::vector<Platform> platforms = b.prepare();
-  if (platforms.size() != 1) throw Error("execute_build: one platform expected");
-  return b.finish(b.build(platforms.front()));
-}
-
 }  // namespace dockless

@@ -48,7 +48,4 @@ class PlatformBuild {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Builds and writes every output of a single-platform build; returns the image's manifest digest.
-Digest execute_build(const BuildOptions& options);
-
 }  // namespace dockless
