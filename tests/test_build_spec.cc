@@ -505,3 +505,21 @@ TEST_CASE("--set errors name the override", "[build_spec]") {
   CHECK_THROWS_AS(load(empty, {"venv.a b.path=/x"}), UsageError);
   CHECK_THROWS_WITH(load(empty, {"image.base"}), "--set image.base: expected KEY=VALUE");
 }
+
+TEST_CASE("image.platforms: a list of platforms, exclusive with image.platform", "[build_spec]") {
+  TempDir dir;
+  write_text(dir / "dockless.toml",
+             "[image]\nbase = \"b\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n"
+             "[uv]\npython-platform = \"aarch64-manylinux_2_31\"\n");
+  BuildSpec spec = load(dir);
+  CHECK(spec.image.platforms == Strings{"linux/amd64", "linux/arm64"});
+  CHECK(spec.image.platform.empty());
+  CHECK(spec.uv.python_platform == "aarch64-manylinux_2_31");
+  CHECK_THAT(spec_error("[image]\nbase = \"b\"\nplatform = \"linux/amd64\"\nplatforms = [\"linux/arm64\"]\n"),
+             Contains(":4:13: [image] platforms: give either [image] platform or [image] platforms, not both"));
+  CHECK_THAT(spec_error("[image]\nbase = \"b\"\nplatforms = [\"linux/arm64\", \"arm64\"]\n"),
+             Contains("[image] platforms: \"arm64\" is not OS/ARCH[/VARIANT]"));
+  CHECK_THAT(spec_error("[image]\nbase = \"b\"\nplatforms = [\"linux/arm64\", \"linux/arm64\"]\n"),
+             Contains("[image] platforms: \"linux/arm64\" is listed twice"));
+  CHECK_THAT(spec_error("[image]\nbase = \"b\"\nplatforms = []\n"), Contains("[image] platforms: must not be empty"));
+}

@@ -28,10 +28,14 @@ struct BuildOptions {
   std::vector<std::string> outputs;         ///< --output oci:DIR[:TAG] | docker-archive:FILE[:REF]
   std::vector<std::string> tags;            ///< --tag REF (pushed with --push)
   bool push = false;
-  std::string platform;                     ///< --platform; "" = spec, else the host's
+  /// --platform os/arch[,os/arch...]; "" = spec, else the host's. Several: an image index.
+  std::string platform;
   Isolation isolation = Isolation::kUserns;
   bool force_host = false;
   std::filesystem::path uv_binary;          ///< --uv; "" = uv on PATH
+  /// --uv PLATFORM=PATH: the uv binary shipped in that platform's image
+  /// (default: the uv wheel for it from the index, platform_uv.h).
+  std::vector<std::pair<std::string, std::filesystem::path>> platform_uvs;
   CompressionOptions compression;
   TransferOptions transfer;                 ///< registry options, cache dir, jobs, progress sink
   std::filesystem::path report_file;        ///< --report FILE.json

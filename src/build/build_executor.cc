@@ -11,6 +11,9 @@
 #include "src/build/build_outputs.h"
 #include "src/build/build_state.h"
 #include "src/build/env_builder.h"
+#include "src/build/foreign_platform_build.h"
+#include "src/build/multi_platform.h"
+#include "src/build/sbom.h"
 #include "src/build/lock_mirror.h"
 #include "src/build/project_layer.h"
 #include "src/build/push_pipeline.h"
@@ -23,8 +26,6 @@
 namespace dockless {
 
 namespace fs = std::filesystem;
-
-namespace {
 
 /// The plan's view of the caches: environment markers under
 /// <cache>/envs, layers in the local layer cache and the --cache-from
@@ -51,25 +52,31 @@ class BuildCacheState : public CacheState {
   BuildState& s_;
 };
 
-/// Where the image goes: --output locations and --tag references.
-struct Destinations {
-  std::vector<ImageLocation> outputs;
-  std::vector<Reference> tags;
-};
-
-class BuildExecutor {
+class PlatformBuild::Impl {
  public:
-  explicit BuildExecutor(const BuildOptions& options) : s_(options), cache_state_(s_) {}
+  explicit Impl(const BuildOptions& options) : s_(options), cache_state_(s_) {}
 
-  Digest run() {
-    auto start = Clock::now();
-    Destinations dest = check_destinations();
+  std::vector<Platform> prepare() {
+    dest_ = check_destinations();
     load_source_and_spec();
-    choose_platform();
+    std::vector<Platform> platforms = requested_platforms(opt().platform, s_.spec().image.platform,
+                                                          s_.spec().image.platforms);
+    if (platforms.size() > 1)
+      for (const auto& o : dest_.outputs)
+        if (o.is_archive())
+          throw UsageError("--output " + o.str() + ": a docker-archive holds one platform; build " +
+                           "several platforms into oci:DIR or a registry (--tag REF --push)");
+    return platforms;
+  }
+
+  Descriptor build(const Platform& platform) {
+    choose_platform(platform);
     select_environments();
     fetch_base();
-    start_push_pipeline(s_, dest.tags);  // the base's layers go first, while the build goes on
+    start_push_pipeline(s_, dest_.tags);  // the base's layers go first, while the build goes on
     find_uv();
+    collect_passthrough_env(s_.passthrough, s_.extra_binds);
+    prepare_foreign(s_);
     hash_bind_mounts();
     key_environments();
     if (!managed_python()) check_lock();  // before planning: a stale lock fails fast
@@ -86,17 +93,22 @@ class BuildExecutor {
     Descriptor manifest = assemble_image(s_);
     mark_image_used(s_, manifest);
     finish_push_pipeline(s_);  // every layer is in before a manifest goes out
-    write_outputs(s_, manifest, dest.outputs, dest.tags);
+    return manifest;
+  }
+
+  Digest finish(const Descriptor& manifest) {
+    write_outputs(s_, manifest, dest_.outputs, dest_.tags);
+    attach_sbom(s_, manifest, dest_.outputs, dest_.tags);
     write_cache_to(s_);
-    write_report(s_, manifest.digest, seconds_since(start));
-    s_.note("built " + manifest.digest.str() + " in " + format_seconds(seconds_since(start)) + " (" +
-            std::to_string(s_.uv_runs) + " uv run" + (s_.uv_runs == 1 ? "" : "s") +
-            (s_.spec().steps.empty() ? std::string()
-                                     : ", " + std::to_string(s_.step_runs) + " step run" +
-                                           (s_.step_runs == 1 ? "" : "s")) +
-            ")");
+    write_report(s_, manifest.digest, seconds_since(s_.started));
+    s_.note("built " + manifest.digest.str() + " in " + format_seconds(seconds_since(s_.started)) + " (" +
+            run_counts(s_) + ")");
     return manifest.digest;
   }
+
+  const Destinations& destinations() const { return dest_; }
+  Clock::time_point started() const { return s_.started; }
+  BuildState& state() { return s_; }
 
  private:
   const BuildOptions& opt() const { return s_.opt; }
@@ -133,7 +145,10 @@ class BuildExecutor {
   }
 
   void load_source_and_spec() {
-    s_.work_dir = s_.cache_dir / "work" / ("build-" + std::to_string(::getpid()));
+    // One work dir per platform build of this process (multi_platform.h).
+    static int builds = 0;
+    s_.work_dir = s_.cache_dir / "work" / ("build-" + std::to_string(::getpid()) +
+                                           (builds++ == 0 ? "" : "-" + std::to_string(builds)));
     remove_tree(s_.work_dir);
     fs::create_directories(s_.work_dir);
     s_.source = load_project_source(opt(), s_.cache_dir, s_.work_dir);
@@ -157,11 +172,9 @@ class BuildExecutor {
                   "install it in the image and give its path");
   }
 
-  void choose_platform() {
+  void choose_platform(const Platform& platform) {
     s_.clamp = mtime_clamp_from_environment();
-    s_.platform = !opt().platform.empty()          ? Platform::parse(opt().platform)
-                  : !s_.spec().image.platform.empty() ? Platform::parse(s_.spec().image.platform)
-                                                      : Platform::host();
+    s_.platform = platform;
     s_.transfer.set_platform(s_.platform);
   }
 
@@ -203,14 +216,14 @@ class BuildExecutor {
     std::replace(platform_dir.begin(), platform_dir.end(), '/', '-');
     s_.host_uv_cache = s_.cache_dir / "uv" /
                        (platform_dir + "-uv" + (s_.uv.short_version.empty() ? "none" : s_.uv.short_version));
-    collect_passthrough_env(s_.passthrough, s_.extra_binds);
     // A route, not an input: the keys below read the project's own uv.lock.
     s_.mirrored_lock = prepare_mirrored_lock(
         s_.source.project_root / "uv.lock", merge_index_mirrors(s_.spec().uv.index_mirrors, opt().index_mirrors),
         s_.work_dir, [&](const std::string& l) { s_.note(l); }, [&](const std::string& w) { s_.warn(w); });
     inputs_.platform = s_.platform.str();
     inputs_.base_digest = s_.base.image.top.digest.str();
-    inputs_.uv_sha = s_.uv.sha;
+    inputs_.uv_sha = s_.image_uv.sha;
+    inputs_.foreign = foreign_key_input(s_);
     inputs_.uv_short_version = s_.uv.short_version;
     inputs_.uv_lock = file_digest(s_.source.project_root / "uv.lock");
     inputs_.pyproject = file_digest(s_.source.project_root / "pyproject.toml");
@@ -326,16 +339,19 @@ class BuildExecutor {
   }
 
   BuildState s_;
+  Destinations dest_;
   BuildCacheState cache_state_;
   PlanInputs inputs_;
   double source_seconds_ = 0;
 };
 
-}  // namespace
-
-Digest execute_build(const BuildOptions& options) {
-  BuildExecutor b(options);
-  return b.run();
-}
+PlatformBuild::PlatformBuild(const BuildOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+PlatformBuild::~PlatformBuild() = default;
+std::vector<Platform> PlatformBuild::prepare() { return impl_->prepare(); }
+const Destinations& PlatformBuild::destinations() const { return impl_->destinations(); }
+Descriptor PlatformBuild::build(const Platform& platform) { return impl_->build(platform); }
+Digest PlatformBuild::finish(const Descriptor& manifest) { return impl_->finish(manifest); }
+BuildState& PlatformBuild::state() { return impl_->state(); }
+double PlatformBuild::seconds() const { return seconds_since(impl_->started()); }
 
 }  // namespace dockless

@@ -100,7 +100,13 @@ void write_outputs(BuildState& s, const Descriptor& manifest, const std::vector<
       s.note("pushed " + t.str());
     }
   }
-  attach_sbom(s, manifest, outputs, tags);
+}
+
+std::string run_counts(const BuildState& s) {
+  std::string out = std::to_string(s.uv_runs) + " uv run" + (s.uv_runs == 1 ? "" : "s");
+  if (!s.spec().steps.empty())
+    out += ", " + std::to_string(s.step_runs) + " step run" + (s.step_runs == 1 ? "" : "s");
+  return out;
 }
 
 void write_cache_to(BuildState& s) {
@@ -117,6 +123,11 @@ void write_report(const BuildState& s, const Digest& digest, double seconds) {
   if (s.opt.report_file.empty()) return;
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
+  write_report_object(s, digest, seconds, w);
+  write_file_atomic(s.opt.report_file, json::pretty(std::string_view(buf.GetString(), buf.GetSize())) + "\n");
+}
+
+void write_report_object(const BuildState& s, const Digest& digest, double seconds, json::Writer& w) {
   w.StartObject();
   json::write_string_member(w, "digest", digest.str());
   json::write_key(w, "seconds");
@@ -125,6 +136,12 @@ void write_report(const BuildState& s, const Digest& digest, double seconds) {
   w.Int(s.uv_runs);
   json::write_string_member(w, "base", s.base.name);
   json::write_string_member(w, "base_digest", s.base.image.top.digest.str());
+  json::write_string_member(w, "platform", s.platform.str());
+  if (s.foreign.active) {  // how a foreign target's environments were made
+    json::write_string_member(w, "environments_made_on", s.foreign.emulated ? s.platform.str() + " (emulated)"
+                                                                               : s.foreign.host.str());
+    if (!s.foreign.python_platform.empty()) json::write_string_member(w, "python_platform", s.foreign.python_platform);
+  }
   if (!s.source.git_commit.empty()) json::write_string_member(w, "git_commit", s.source.git_commit);
   json::write_key(w, "environments");  // the uv runs of this build, in the order they ended
   w.StartArray();
@@ -179,7 +196,6 @@ void write_report(const BuildState& s, const Digest& digest, double seconds) {
   for (const auto& o : s.output_names) json::write_string(w, o);
   w.EndArray();
   w.EndObject();
-  write_file_atomic(s.opt.report_file, json::pretty(std::string_view(buf.GetString(), buf.GetSize())) + "\n");
 }
 
 }  // namespace dockless

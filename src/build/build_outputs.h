@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "oci/json_util.h"
 #include "src/build/build_state.h"
 
 namespace dockless {
@@ -25,5 +26,11 @@ void write_cache_to(BuildState& s);
 
 /// --report FILE.json.
 void write_report(const BuildState& s, const Digest& digest, double seconds);
+
+/// The report's object for one image (digest, uv runs, base, layers, outputs...), into `w`.
+void write_report_object(const BuildState& s, const Digest& digest, double seconds, json::Writer& w);
+
+/// "2 uv runs, 1 step run": the summary line's counts.
+std::string run_counts(const BuildState& s);
 
 }  // namespace dockless

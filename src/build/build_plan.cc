@@ -282,6 +282,7 @@ void key_environments(std::vector<PlannedEnvironment>& envs, const BuildSpec& sp
     x.all_groups = e.all_groups;
     x.no_default_groups = e.no_default_groups;
     x.uv_env = in.uv_env;
+    x.foreign = in.foreign;
     CacheKey key = cache_key(k);
     e.key = key.hex();
     e.key_inputs = key.explain();

@@ -74,6 +74,8 @@ struct PlanInputs {
   bool no_cache = false;           ///< --no-cache: no environment or layer counts as made
   /// The content digest of each bind mount of the steps, by StepMount::origin.
   std::map<std::string, std::string> bind_digests;
+  /// How a foreign target's venvs are made (foreign_platform_build.h); "" natively.
+  std::string foreign;
 };
 
 /// What the caches hold. The executor implements it over the local layer

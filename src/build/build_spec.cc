@@ -42,6 +42,7 @@ bool is_string_key(const std::vector<std::string>& path) {
       {"image", "base"},      {"image", "platform"}, {"image", "workdir"},
       {"image", "user"},      {"uv", "python"},      {"uv", "python-install-dir"},
       {"uv", "cache-dir"},    {"uv", "link-mode"},   {"uv", "uv-path"},
+      {"uv", "python-platform"},
       {"source", "path"},     {"source", "git"},     {"source", "ref"},
       {"source", "dest"},     {"source", "ignore-file"}};
   if (path.size() == 2)
@@ -277,7 +278,8 @@ class Reader : public SpecReader {
     const toml::table* t = table(root, {}, "image");
     if (!t) throw Error(file() + ": missing required table " + label({"image"}) + " (with base = \"REFERENCE\")");
     const Ctx ctx{"image"};
-    check_keys(*t, ctx, {"base", "platform", "workdir", "env", "entrypoint", "cmd", "user", "labels", "sbom"});
+    check_keys(*t, ctx,
+               {"base", "platform", "platforms", "workdir", "env", "entrypoint", "cmd", "user", "labels", "sbom"});
     read_bool(*t, ctx, "sbom", img.sbom);
 
     const toml::node* base = get(*t, ctx, "base", Kind::String);
@@ -290,6 +292,7 @@ class Reader : public SpecReader {
       if (!img.platform.empty() && !is_platform(img.platform))
         fail(n->source(), key_ref(ctx, "platform") + ": " + toml_quote(img.platform) + " is not OS/ARCH[/VARIANT]");
     }
+    read_platforms(*t, ctx, img);
     read_image_path(*t, ctx, "workdir", img.workdir, false, true);
 
     if (const toml::node* n = get(*t, ctx, "env", Kind::StringTable)) {
@@ -306,6 +309,25 @@ class Reader : public SpecReader {
     if (const toml::node* n = get(*t, ctx, "labels", Kind::StringTable))
       for (const auto& [k, v] : *n->as_table())
         img.labels[std::string(k.str())] = args_.substitute(*this, v, key_ref(ctx, "labels") + "." + key_segment(k.str()));
+  }
+
+  // image.platforms = ["linux/amd64", "linux/arm64"]: one image each, in an index.
+  void read_platforms(const toml::table& t, const Ctx& ctx, BuildSpec::Image& img) const {
+    const toml::node* n = get(t, ctx, "platforms", Kind::StringArray);
+    if (!n) return;
+    if (!img.platform.empty())
+      fail(n->source(), key_ref(ctx, "platforms") + ": give either " + key_ref(ctx, "platform") + " or " +
+                            key_ref(ctx, "platforms") + ", not both");
+    const auto* arr = n->as_array();
+    if (arr->empty()) fail(n->source(), key_ref(ctx, "platforms") + ": must not be empty");
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string v = str(arr->get(i));
+      if (!is_platform(v))
+        fail(arr->get(i)->source(), key_ref(ctx, "platforms") + ": " + toml_quote(v) + " is not OS/ARCH[/VARIANT]");
+      if (std::find(img.platforms.begin(), img.platforms.end(), v) != img.platforms.end())
+        fail(arr->get(i)->source(), key_ref(ctx, "platforms") + ": " + toml_quote(v) + " is listed twice");
+      img.platforms.push_back(v);
+    }
   }
 
   // os/arch[/variant]; the platform parser proper runs later, this only
@@ -327,7 +349,8 @@ class Reader : public SpecReader {
   void read_uv(const toml::table& t, BuildSpec::Uv& uv) {
     const Ctx ctx{"uv"};
     check_keys(t, ctx, {"python", "python-install-dir", "check-lock", "cache-dir", "link-mode", "ship-cache",
-                        "uv-path", "compile-bytecode", "index-mirrors"});
+                        "uv-path", "compile-bytecode", "index-mirrors", "python-platform"});
+    read_string(t, ctx, "python-platform", uv.python_platform);
     if (const toml::node* n = get(t, ctx, "python", Kind::String)) {
       uv.python = str(n);
       if (!uv.python.empty() && uv.python.front() == '/') {

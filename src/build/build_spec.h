@@ -36,6 +36,9 @@ struct BuildSpec {
   struct Image {
     std::string base;      ///< registry reference or oci:DIR[:TAG]; required
     std::string platform;  ///< "" = the host's
+    /// image.platforms: several platforms, one image each under an index
+    /// (exclusive with `platform`); empty = just `platform`.
+    std::vector<std::string> platforms;
     std::string workdir;   ///< "" = source.dest
     std::vector<std::pair<std::string, std::string>> env;  ///< in file order
     std::optional<std::vector<std::string>> entrypoint;
@@ -64,6 +67,9 @@ struct BuildSpec {
     /// ORIGINAL -> MIRROR URL prefixes for the URLs of uv.lock (lock_mirror.h);
     /// --index-mirror adds to them and wins for the same ORIGINAL.
     std::map<std::string, std::string> index_mirrors;
+    /// uv's --python-platform for a foreign target ("aarch64-manylinux_2_36");
+    /// "" = derived from the target base's glibc.
+    std::string python_platform;
   } uv;
 
   struct Cache {

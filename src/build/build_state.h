@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -114,6 +115,18 @@ struct BuildState {
   std::map<std::string, double> made_at;
   /// The base's root filesystem (snapshot), once a step or uv run needed it.
   std::filesystem::path rootfs;
+
+  /// A target this machine cannot execute (foreign_platform_build.h).
+  struct Foreign {
+    bool active = false;    ///< the target's architecture is not the host's
+    bool emulated = false;  ///< uv runs in the target's own base, under binfmt_misc
+    Platform host;
+    std::optional<BaseImage> twin;  ///< the base for the host platform: uv runs there
+    std::vector<std::string> sdist_only;  ///< uv.lock's packages with no wheel for the target
+    std::string python_platform;          ///< uv's --python-platform, once uv runs
+  } foreign;
+  /// The uv shipped in the image: `uv` itself, or the target platform's.
+  UvTool image_uv;
 };
 
 /// The SHA-256 of a file's bytes as hex, or "missing" when it cannot be read

@@ -14,6 +14,7 @@
 #include "base/parallel.h"
 #include "layers/unpacker.h"
 #include "src/build/uv_cache_partition.h"
+#include "src/build/foreign_platform_build.h"
 #include "src/build/step_runner.h"
 #include "src/build/uv_runner.h"
 #include "src/build/wheelhouse_source.h"
@@ -103,6 +104,7 @@ UvRunnerConfig uv_runner_config(BuildState& s, const fs::path& rootfs) {
   c.extra_binds = s.extra_binds;
   c.mirrored_lock = s.mirrored_lock;
   c.on_output = [&s](std::string_view line) { s.note(std::string(line)); };
+  apply_foreign(s, c);
   return c;
 }
 
@@ -163,7 +165,7 @@ void make_environments(BuildState& s) {
   }
   if (todo.empty()) return;
   auto t = Clock::now();
-  fs::path rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  fs::path rootfs = uv_rootfs(s);
   s.note("root filesystem of the base ready in " + format_seconds(seconds_since(t)));
   fs::create_directories(s.cache_dir / "envs");
   // One build at a time changes this uv cache (uv runs, archive renames).
@@ -215,8 +217,10 @@ void make_environments(BuildState& s) {
 
 double check_uv_lock(BuildState& s) {
   auto t = Clock::now();
-  if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
-  UvRunnerConfig c = uv_runner_config(s, s.rootfs);
+  // A foreign target's lock is checked where its venvs are made (the twin).
+  if (s.rootfs.empty() && !s.foreign.active) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  fs::path root = s.foreign.active ? uv_rootfs(s) : s.rootfs;
+  UvRunnerConfig c = uv_runner_config(s, root);
   // A uv-managed Python is made by then, with the base steps: over them.
   c.lower_layers = lower_dirs(s);
   // The persistent uv cache when there is one (uv may read metadata from

@@ -6,6 +6,7 @@
 #include "base/process.h"
 #include "layers/tree_diff.h"
 #include "src/build/env_builder.h"
+#include "src/build/foreign_platform_build.h"
 #include "src/build/step_runner.h"
 
 namespace dockless {
@@ -83,7 +84,7 @@ std::vector<CachedLayer> write_project_layer(BuildState& s, const PlannedEnviron
   copy_tree({"--reflink=auto"}, venv, work / "after" / rel);
 
   auto t = Clock::now();
-  fs::path rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
+  fs::path rootfs = uv_rootfs(s);
   UvRunnerConfig c = uv_runner_config(s, rootfs);
   c.lower_layers = base_step_lowers(s);
   // The project's build and its build backend go to a uv cache of their own:

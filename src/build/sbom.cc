@@ -416,7 +416,7 @@ void attach_sbom(BuildState& s, const Descriptor& manifest, const std::vector<Im
   fs::path lock = s.source.project_root / "uv.lock";
   if (path_exists(lock)) in.lock_hashes = lock_hashes(read_file(lock), lock.string());
   in.debs = base_debs(s);
-  if (!s.spec().uv.uv_path.empty()) in.uv_version = s.uv.short_version;
+  if (!s.spec().uv.uv_path.empty()) in.uv_version = s.image_uv.short_version;
   std::string doc = cyclonedx_json(in);
   Referrer r{manifest.digest, store_sbom_artifact(s.store, doc, manifest)};
   LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}};

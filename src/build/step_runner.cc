@@ -20,6 +20,7 @@
 #include "src/sandbox/host_tools.h"
 #include "src/sandbox/id_namespace.h"
 #include "src/sandbox/layer_stack.h"
+#include "src/build/foreign_platform_build.h"
 #include "src/sandbox/rootfs_snapshot.h"
 #include "src/sandbox/unmapped_ids.h"
 
@@ -276,6 +277,7 @@ std::vector<fs::path> lower_dirs(BuildState& s) {
 
 std::vector<CachedLayer> run_step(BuildState& s, const LayerSlot& slot) {
   const StepSpec& step = s.spec().steps.at(static_cast<std::size_t>(slot.step));
+  check_step_can_run(s, step.name);
   if (s.rootfs.empty()) s.rootfs = base_rootfs(s.base, s.cache_dir, s.transfer, s.store);
   fs::path scratch = s.work_dir / ("step-" + std::to_string(slot.step));
   remove_tree(scratch);

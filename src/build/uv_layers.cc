@@ -71,7 +71,7 @@ std::vector<CachedLayer> write_uv_binary_layer(BuildState& s, const std::string&
   fs::path staging = s.work_dir / "tools";
   fs::path target = staging / fs::path(s.spec().uv.uv_path).relative_path();
   fs::create_directories(target.parent_path());
-  fs::copy_file(s.uv.binary, target, fs::copy_options::overwrite_existing);
+  fs::copy_file(s.image_uv.binary, target, fs::copy_options::overwrite_existing);
   fs::permissions(target, fs::perms(0755));
   TarOptions t = s.layer_tar();
   return {{name, s.write_one([&](ByteSink& sink) { write_directory_tar(staging, t, sink); }), {}}};

@@ -247,8 +247,13 @@ std::vector<std::string> uv_vars(const UvRunnerConfig& c, const UvEnvironment& e
 }
 
 /// `uv sync --frozen` with the venv's extras and groups, then `extra`.
-std::vector<std::string> sync_argv(const UvEnvironment& env, const std::vector<std::string>& extra) {
+std::vector<std::string> sync_argv(const UvRunnerConfig& c, const UvEnvironment& env,
+                                   const std::vector<std::string>& extra) {
   std::vector<std::string> sync = {kSandboxUv, "sync", "--frozen", "--python", env.image_path + "/bin/python"};
+  if (!c.python_platform.empty()) {  // a foreign target's wheels and markers
+    sync.push_back("--python-platform");
+    sync.push_back(c.python_platform);
+  }
   for (const auto& e : env.extras) {
     sync.push_back("--extra");
     sync.push_back(e);
@@ -273,7 +278,7 @@ void run_uv_environment(const UvRunnerConfig& c, const UvEnvironment& env) {
   std::string what = "venv " + env.name;
   run_step(c, env, "venv", {kSandboxUv, "venv", "--allow-existing", "--python", c.python, env.image_path}, vars,
            what);
-  run_step(c, env, "sync", sync_argv(env, {"--no-install-project"}), vars, what);
+  run_step(c, env, "sync", sync_argv(c, env, {"--no-install-project"}), vars, what);
 }
 
 void run_uv_python_install(const UvRunnerConfig& c, const std::filesystem::path& host_dir) {
@@ -310,7 +315,7 @@ void run_uv_project_install(const UvRunnerConfig& c, const UvEnvironment& env, b
   // unchanged (its default cache-keys): a built install ignores the cache,
   // so a source edit (which changed this layer's key) reaches the wheel.
   if (!editable) extra.insert(extra.end(), {"--no-editable", "--no-cache"});
-  run_step(c, env, "project", sync_argv(env, extra), vars, "venv " + env.name);
+  run_step(c, env, "project", sync_argv(c, env, extra), vars, "venv " + env.name);
 }
 
 void check_lock(const UvRunnerConfig& c) {

@@ -51,6 +51,9 @@ struct UvRunnerConfig {
   /// over the project's uv.lock for `uv sync`; "" = none. check_lock leaves
   /// it out: uv would take the changed registry URLs for a stale lock.
   std::filesystem::path mirrored_lock;
+  /// uv's --python-platform for `uv sync` ("aarch64-manylinux_2_36") when the
+  /// venv is made for a foreign platform in the host-platform twin; "" = native.
+  std::string python_platform;
   /// Each output line of uv, already prefixed with the environment name.
   std::function<void(std::string_view)> on_output;
 };

@@ -112,6 +112,8 @@ CacheKey cache_key(const KeyInputs& in) {
           .add("all-groups", e.all_groups)
           .add("no-default-groups", e.no_default_groups)
           .add("uv-environment", uv_env_for_key(e.uv_env));
+      // Only for a foreign target, so that native keys stay as they were.
+      if (!e.foreign.empty()) k.add("foreign", e.foreign);
       break;
     }
     case KeyKind::kUvBinary:

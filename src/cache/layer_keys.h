@@ -40,6 +40,9 @@ struct EnvironmentInputs {
   /// NAME=VALUE given to uv (the passthrough list). Only index choices count,
   /// with any user:password@ removed; see layer_keys.cc.
   std::vector<std::string> uv_env;
+  /// A foreign target: how its venvs are made (the host-platform twin's
+  /// digest, --python-platform, the uv that runs; or emulated); "" natively.
+  std::string foreign;
 };
 
 /// Everything that decides a build step's layer ([[step]]): what it runs

@@ -13,6 +13,7 @@
 #include "src/cache/cache_dir.h"
 #include "src/cache/cache_lock.h"
 #include "src/build/import_command.h"
+#include "src/build/platform_uv.h"
 #include "src/build/sbom.h"
 #include "src/cli/completion.h"
 #include "src/cli/man_page.h"
@@ -48,7 +49,8 @@ Platform platform_option(const std::string& text) {
 }
 
 struct BuildArgs {
-  std::string dir, source, file, git, git_ref, isolation = "userns", uv, compression = "gzip";
+  std::string dir, source, file, git, git_ref, isolation = "userns", compression = "gzip";
+  std::vector<std::string> uvs;
   std::vector<std::string> sets, skip, outputs, tags, cache_from, args, contexts, secrets, index_mirrors,
       wheels_from;
   std::string cache_to;
@@ -349,7 +351,10 @@ void add_build_command(CLI::App& app, Commands& c) {
   cmd->add_flag("--push", bld.push, "Push to every --tag");
   cmd->add_option("--isolation", bld.isolation, "How uv runs: userns (default), chroot (root, no namespaces) or host");
   cmd->add_flag("--force", bld.force, "Allow --isolation host outside a container");
-  cmd->add_option("--uv", bld.uv, "uv binary to run and ship (default: uv on PATH)");
+  cmd->add_option("--uv", bld.uvs,
+                  "uv binary to run and ship (default: uv on PATH); PLATFORM=PATH: the uv shipped in that "
+                  "platform's image (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--compression", bld.compression, "Layer compression: gzip (default), zstd or none");
   cmd->add_option("--compression-level", bld.level, "gzip 1-3 (ISA-L), zstd 1-19; 0 = default");
   cmd->add_flag("--explain-cache", bld.explain, "Print the inputs of every cache key");
@@ -503,7 +508,16 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   o.platform = build_args.platform;
   o.isolation = parse_isolation(bld.isolation);
   o.force_host = bld.force;
-  o.uv_binary = bld.uv;
+  for (const auto& u : bld.uvs) {
+    auto [platform, path] = parse_uv_option(u);
+    if (!platform.empty()) {
+      o.platform_uvs.emplace_back(platform, path);
+    } else if (!o.uv_binary.empty()) {
+      throw UsageError("--uv " + u + ": give the host's uv once (--uv PATH); a target's as --uv PLATFORM=PATH");
+    } else {
+      o.uv_binary = path;
+    }
+  }
   try {
     o.compression.kind = parse_compression(bld.compression);
   } catch (const Error& e) {
@@ -513,7 +527,9 @@ BuildOptions to_build_options(const BuildArgs& bld, const RegistryArgs& build_ar
   RegistryArgs reg = build_args;
   reg.platform.clear();  // the build's platform is o.platform; the base is picked for it
   o.transfer = to_transfer_options(reg);
-  if (!o.platform.empty()) o.transfer.platform = platform_option(o.platform);
+  // A list (linux/amd64,linux/arm64) is checked by the build, which picks each platform's base.
+  if (!o.platform.empty() && o.platform.find(',') == std::string::npos)
+    o.transfer.platform = platform_option(o.platform);
   o.report_file = build_args.report;  // for build: every layer, its digest, cache hit and time
   o.transfer.report_file.clear();
   o.explain_cache = bld.explain;
