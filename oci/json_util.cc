@@ -18,17 +18,45 @@ constexpr int kMaxDepth = 128;
 /// What parse() must know of a text before RapidJSON reads it, in one pass
 /// outside strings (manifests reach 4 MiB):
 /// - too_deep: nested deeper than kMaxDepth;
-/// - zero_with_exponent: a number whose digits are all zeros, with a
-///   fraction or an exponent ("0e-314", "0.000...0"). RapidJSON 1.1.0's
-///   full-precision path reads those as garbage (1.5e82: its DiyFp
-///   normalises a zero significand); the default path reads 0.
+/// - safe: when the text has a number whose digits are all zeros and which
+///   has a fraction or an exponent ("0e-314", "-0.0E-30"), a copy with each
+///   one replaced by "0.0" or "-0.0" padded with spaces to the same length
+///   (offsets in errors stay right; the shortest, "0e0", is as long as
+///   "0.0"). RapidJSON 1.1.0's full-precision path reads some of those as
+///   garbage (1.5e82: its DiyFp normalises a zero significand). Rewriting
+///   them keeps one number path for the whole document: with the default
+///   path as a fallback, a denormal elsewhere in the same document was read
+///   one way and its written form another, so it changed on a round trip.
 struct TextScan {
   bool too_deep = false;
-  bool zero_with_exponent = false;
+  std::optional<std::string> safe;
 };
 
+bool one_of(const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; }
+
+/// A JSON number that is zero, written with a fraction or an exponent:
+/// -?0(.0+)?([eE][+-]?[0-9]+)? with at least one of the two optional parts.
+bool is_decorated_zero(std::string_view t) {
+  std::size_t i = (!t.empty() && t[0] == '-') ? 1 : 0;
+  if (i >= t.size() || t[i++] != '0') return false;
+  bool decorated = false;
+  if (i < t.size() && t[i] == '.') {
+    std::size_t digits = 0;
+    for (++i; i < t.size() && t[i] == '0'; ++i) ++digits;
+    if (digits == 0) return false;
+    decorated = true;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    if (++i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    std::size_t digits = 0;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++digits;
+    if (digits == 0) return false;
+    decorated = true;
+  }
+  return decorated && i == t.size();
+}
+
 TextScan scan(std::string_view text) {
-  auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
   TextScan out;
   int depth = 0;
   bool in_string = false;
@@ -47,18 +75,20 @@ TextScan scan(std::string_view text) {
     } else if (c == ']' || c == '}') {
       --depth;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      bool zero = true, fraction = false;
-      for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i) {
-        zero = zero && !one_of("123456789", text[i]);
-        fraction = fraction || text[i] == '.';
+      std::size_t start = i;
+      while (i < text.size() && one_of("-+.eE0123456789", text[i])) ++i;
+      std::string_view number = text.substr(start, i - start);
+      std::string_view zero = number[0] == '-' ? "-0.0" : "0.0";
+      if (number != zero && is_decorated_zero(number)) {
+        if (!out.safe) out.safe.emplace(text);
+        out.safe->replace(start, i - start, std::string(zero) + std::string(i - start - zero.size(), ' '));
       }
-      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) out.zero_with_exponent = true;
-      while (i < text.size() && one_of("eE-+0123456789", text[i])) ++i;
       --i;  // the loop's ++i moves onto what ends the number
     }
   }
   return out;
 }
+
 }  // namespace
 
 rapidjson::Document parse(std::string_view text, const std::string& what) {
@@ -69,10 +99,9 @@ rapidjson::Document parse(std::string_view text, const std::string& what) {
   rapidjson::Document doc;
   // Full precision: RapidJSON's fast number path can be off by an ulp, and a
   // number kept in an unknown field must be written back as it was read.
-  if (seen.zero_with_exponent)
-    doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
-  else
-    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+  std::string_view parsed = seen.safe ? std::string_view(*seen.safe) : text;
+  doc.Parse<kFlags>(parsed.data(), parsed.size());
   if (doc.HasParseError())
     throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
                 " at offset " + std::to_string(doc.GetErrorOffset()));

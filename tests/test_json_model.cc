@@ -750,6 +750,29 @@ TEST_CASE("a deeply nested document is an error, not a crash", "[json_model]") {
   if (WIFEXITED(status)) CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("zeros written with an exponent read as zero, and other numbers stay exact",
+          "[json_model]") {
+  // RapidJSON's full-precision reader turns 0e-314 into 1.5e82; json::parse
+  // rewrites such zeros. A denormal in the same document must still be read
+  // with full precision, so that writing it and reading it back changes
+  // nothing (found by fuzz_image_json).
+  const std::string text =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},)"
+      R"("x":[5e-314,-0.0E-30,0e-314,0.0000,-0e+400,1e-400,5e-324,2.4444444444444445e30,0.0]})";
+  ImageConfig c = ImageConfig::parse(text);
+  std::string out = c.to_json();
+  // ...445e30 and ...446e30 are one double; RapidJSON writes the latter.
+  CHECK(out.find(R"("x":[5e-314,-0.0,0.0,0.0,-0.0,0.0,5e-324,2.4444444444444446e30,0.0])") !=
+        std::string::npos);
+  CHECK(ImageConfig::parse(out).to_json() == out);
+  rapidjson::Document doc = dockless::json::parse(R"([0e-314, 5e-314])", "test");
+  CHECK(doc[0].GetDouble() == 0.0);
+  CHECK(doc[1].GetDouble() == 5e-314);
+  // Only valid numbers are rewritten: a malformed zero stays an error.
+  for (const char* bad : {"[00e5]", "[0.e5]", "[0e]", "[-0.0e+]", "[0e5e5]"})
+    CHECK_THROWS_AS(dockless::json::parse(bad, "test"), Error);
+}
+
 TEST_CASE("brackets inside strings and moderate nesting are not mistaken for depth",
           "[json_model]") {
   // Strings full of brackets, escaped quotes and backslashes (a label
