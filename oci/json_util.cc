@@ -34,26 +34,30 @@ struct TextScan {
 
 bool one_of(const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; }
 
-/// A JSON number that is zero, written with a fraction or an exponent:
-/// -?0(.0+)?([eE][+-]?[0-9]+)? with at least one of the two optional parts.
-bool is_decorated_zero(std::string_view t) {
+/// The length of the JSON number at the start of t if it is a zero written
+/// with a fraction or an exponent (-?0(.0+)?([eE][+-]?[0-9]+)?, with at least
+/// one of the two), else 0. Only that prefix: RapidJSON reads the number
+/// "0e-41" of "0e-41e]" (and would compute it) before it finds the error.
+std::size_t decorated_zero(std::string_view t) {
   std::size_t i = (!t.empty() && t[0] == '-') ? 1 : 0;
-  if (i >= t.size() || t[i++] != '0') return false;
+  if (i >= t.size() || t[i++] != '0') return 0;
+  auto digits = [&](const char* set) {
+    std::size_t n = 0;
+    for (; i < t.size() && one_of(set, t[i]); ++i) ++n;
+    return n;
+  };
   bool decorated = false;
   if (i < t.size() && t[i] == '.') {
-    std::size_t digits = 0;
-    for (++i; i < t.size() && t[i] == '0'; ++i) ++digits;
-    if (digits == 0) return false;
+    ++i;
+    if (digits("0") == 0 || (i < t.size() && one_of("123456789", t[i]))) return 0;
     decorated = true;
   }
   if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
     if (++i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
-    std::size_t digits = 0;
-    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++digits;
-    if (digits == 0) return false;
+    if (digits("0123456789") == 0) return 0;
     decorated = true;
   }
-  return decorated && i == t.size();
+  return decorated ? i : 0;
 }
 
 TextScan scan(std::string_view text) {
@@ -78,10 +82,15 @@ TextScan scan(std::string_view text) {
       std::size_t start = i;
       while (i < text.size() && one_of("-+.eE0123456789", text[i])) ++i;
       std::string_view number = text.substr(start, i - start);
-      std::string_view zero = number[0] == '-' ? "-0.0" : "0.0";
-      if (number != zero && is_decorated_zero(number)) {
+      std::size_t n = decorated_zero(number);
+      // When more number characters follow ("0e5e5"), the text is invalid
+      // anyway: a short zero then keeps a space before them ("0  e5"), as
+      // "0.0e5" would be a valid number.
+      std::string_view zero = number[0] == '-' ? (n == number.size() ? "-0.0" : "-0")
+                                               : (n == number.size() ? "0.0" : "0");
+      if (n != 0 && number.substr(0, n) != zero) {
         if (!out.safe) out.safe.emplace(text);
-        out.safe->replace(start, i - start, std::string(zero) + std::string(i - start - zero.size(), ' '));
+        out.safe->replace(start, n, std::string(zero) + std::string(n - zero.size(), ' '));
       }
       --i;  // the loop's ++i moves onto what ends the number
     }

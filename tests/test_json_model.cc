@@ -768,8 +768,9 @@ TEST_CASE("zeros written with an exponent read as zero, and other numbers stay e
   rapidjson::Document doc = dockless::json::parse(R"([0e-314, 5e-314])", "test");
   CHECK(doc[0].GetDouble() == 0.0);
   CHECK(doc[1].GetDouble() == 5e-314);
-  // Only valid numbers are rewritten: a malformed zero stays an error.
-  for (const char* bad : {"[00e5]", "[0.e5]", "[0e]", "[-0.0e+]", "[0e5e5]"})
+  // A malformed number stays an error (and its zero prefix is not computed:
+  // UBSan saw RapidJSON shift a zero significand in "0e-41e").
+  for (const char* bad : {"[00e5]", "[0.e5]", "[0e]", "[-0.0e+]", "[0e5e5]", "[0e-41e]", "[0.0e-400.5]"})
     CHECK_THROWS_AS(dockless::json::parse(bad, "test"), Error);
 }
 
