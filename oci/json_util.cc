@@ -4,7 +4,10 @@
 #include <rapidjson/prettywriter.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "base/error.h"
 
@@ -18,15 +21,20 @@ constexpr int kMaxDepth = 128;
 /// What parse() must know of a text before RapidJSON reads it, in one pass
 /// outside strings (manifests reach 4 MiB):
 /// - too_deep: nested deeper than kMaxDepth;
-/// - safe: when the text has a number whose digits are all zeros and which
-///   has a fraction or an exponent ("0e-314", "-0.0E-30"), a copy with each
-///   one replaced by "0.0" or "-0.0" padded with spaces to the same length
-///   (offsets in errors stay right; the shortest, "0e0", is as long as
-///   "0.0"). RapidJSON 1.1.0's full-precision path reads some of those as
-///   garbage (1.5e82: its DiyFp normalises a zero significand). Rewriting
-///   them keeps one number path for the whole document: with the default
-///   path as a fallback, a denormal elsewhere in the same document was read
-///   one way and its written form another, so it changed on a round trip.
+/// - safe: when the text has a number RapidJSON 1.1.0's full-precision
+///   reader gets wrong, a copy with each one replaced by "0.0" or "-0.0"
+///   padded with spaces to the same length (offsets in errors stay right).
+///   Those are numbers whose value is zero as a double:
+///   - all digits zero, with a fraction or an exponent ("0e-314",
+///     "-0.0E-30"): read as garbage (1.5e82: its DiyFp normalises a zero
+///     significand);
+///   - below 1e-324 with many digits ("1.00000000001110015e-342"): it
+///     checks "too small" without the digits before the point and indexes
+///     its table of powers of ten out of bounds (UBSan: overflow in
+///     GetCachedPower10).
+///   Rewriting them keeps one number path for the whole document: with the
+///   default path as a fallback, a denormal elsewhere in the same document
+///   was read one way and its written form another (unstable round trip).
 struct TextScan {
   bool too_deep = false;
   std::optional<std::string> safe;
@@ -34,30 +42,61 @@ struct TextScan {
 
 bool one_of(const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; }
 
-/// The length of the JSON number at the start of t if it is a zero written
-/// with a fraction or an exponent (-?0(.0+)?([eE][+-]?[0-9]+)?, with at least
-/// one of the two), else 0. Only that prefix: RapidJSON reads the number
-/// "0e-41" of "0e-41e]" (and would compute it) before it finds the error.
-std::size_t decorated_zero(std::string_view t) {
+/// A number to rewrite: its length (0: none) and its value as RapidJSON
+/// reads it right ("0": zero, the sign kept apart).
+struct Rewrite {
+  std::size_t length = 0;
+  std::string_view value;
+};
+
+/// The JSON number at the start of t (only what RapidJSON reads: "0e-41" of
+/// "0e-41e") if it is one of those numbers.
+Rewrite number_to_rewrite(std::string_view t) {
   std::size_t i = (!t.empty() && t[0] == '-') ? 1 : 0;
-  if (i >= t.size() || t[i++] != '0') return 0;
-  auto digits = [&](const char* set) {
-    std::size_t n = 0;
-    for (; i < t.size() && one_of(set, t[i]); ++i) ++n;
-    return n;
-  };
-  bool decorated = false;
-  if (i < t.size() && t[i] == '.') {
+  auto digit = [&] { return i < t.size() && t[i] >= '0' && t[i] <= '9'; };
+  if (!digit()) return {};
+  bool nonzero = t[i] != '0', decorated = false;
+  long order = 0;  // the power of ten of the first non-zero digit
+  if (t[i] == '0') {
     ++i;
-    if (digits("0") == 0 || (i < t.size() && one_of("123456789", t[i]))) return 0;
+  } else {
+    std::size_t start = i;
+    while (digit()) ++i;
+    order = static_cast<long>(i - start) - 1;
+  }
+  if (i < t.size() && t[i] == '.') {
+    std::size_t start = ++i;
+    for (; digit(); ++i)
+      if (!nonzero && t[i] != '0') {
+        nonzero = true;
+        order = -static_cast<long>(i - start + 1);
+      }
+    if (i == start) return {};  // RapidJSON stops here: an error
     decorated = true;
   }
   if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
-    if (++i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
-    if (digits("0123456789") == 0) return 0;
+    bool minus = ++i < t.size() && t[i] == '-';
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    std::size_t start = i;
+    long e = 0;
+    for (; digit(); ++i) e = std::min(e * 10 + (t[i] - '0'), 1000000L);
+    if (i == start) return {};
     decorated = true;
+    order += minus ? -e : e;
   }
-  return decorated ? i : 0;
+  // Below 1e-324 a double is 0 (the smallest denormal is 4.9e-324).
+  if ((!nonzero && decorated) || (nonzero && order <= -325)) return {i, "0"};
+  if (!nonzero || order != -324) return {};
+  // From 1e-324 to 1e-323: 0, 1 or 2 times the smallest denormal, written
+  // as RapidJSON reads it right (it read "1e-324" as NaN and 2.2e-324 as
+  // 4.9e-324). from_chars rounds correctly.
+  double v = 0;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + i, v);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && v == 0)) return {i, "0"};
+  double denorm = std::numeric_limits<double>::denorm_min();
+  if (ec == std::errc() && std::fabs(v) == denorm) return {i, "5e-324"};
+  if (ec == std::errc() && std::fabs(v) == 2 * denorm) return {i, "1e-323"};
+  return {};
 }
 
 TextScan scan(std::string_view text) {
@@ -82,15 +121,15 @@ TextScan scan(std::string_view text) {
       std::size_t start = i;
       while (i < text.size() && one_of("-+.eE0123456789", text[i])) ++i;
       std::string_view number = text.substr(start, i - start);
-      std::size_t n = decorated_zero(number);
+      Rewrite r = number_to_rewrite(number);
       // When more number characters follow ("0e5e5"), the text is invalid
       // anyway: a short zero then keeps a space before them ("0  e5"), as
       // "0.0e5" would be a valid number.
-      std::string_view zero = number[0] == '-' ? (n == number.size() ? "-0.0" : "-0")
-                                               : (n == number.size() ? "0.0" : "0");
-      if (n != 0 && number.substr(0, n) != zero) {
+      std::string value(number[0] == '-' ? "-" : "");
+      value += r.value != "0" ? r.value : r.length == number.size() ? "0.0" : "0";
+      if (r.length != 0 && number.substr(0, r.length) != value) {
         if (!out.safe) out.safe.emplace(text);
-        out.safe->replace(start, n, std::string(zero) + std::string(n - zero.size(), ' '));
+        out.safe->replace(start, r.length, value + std::string(r.length - value.size(), ' '));
       }
       --i;  // the loop's ++i moves onto what ends the number
     }

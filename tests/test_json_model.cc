@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -768,6 +769,16 @@ TEST_CASE("zeros written with an exponent read as zero, and other numbers stay e
   rapidjson::Document doc = dockless::json::parse(R"([0e-314, 5e-314])", "test");
   CHECK(doc[0].GetDouble() == 0.0);
   CHECK(doc[1].GetDouble() == 5e-314);
+  // Below 1e-324 with many digits: RapidJSON indexed its table of powers of
+  // ten out of bounds (found by fuzz_image_json under UBSan). Zero as a
+  // double; the smallest denormal is kept.
+  rapidjson::Document tiny = dockless::json::parse(
+      R"([1.00000000001110015e-342, -123.45678901234567890e-330, 4.9406564584124654e-324, 0.00001e-319])", "test");
+  CHECK(tiny[0].GetDouble() == 0.0);
+  CHECK(tiny[1].GetDouble() == 0.0);
+  CHECK(std::signbit(tiny[1].GetDouble()));
+  CHECK(tiny[2].GetDouble() == 4.9406564584124654e-324);
+  CHECK(tiny[3].GetDouble() == 0.0);  // 1e-324, read by RapidJSON
   // A malformed number stays an error (and its zero prefix is not computed:
   // UBSan saw RapidJSON shift a zero significand in "0e-41e").
   for (const char* bad : {"[00e5]", "[0.e5]", "[0e]", "[-0.0e+]", "[0e5e5]", "[0e-41e]", "[0.0e-400.5]"})
