@@ -4,7 +4,10 @@
 #include <rapidjson/prettywriter.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "base/error.h"
 
@@ -18,17 +21,85 @@ constexpr int kMaxDepth = 128;
 /// What parse() must know of a text before RapidJSON reads it, in one pass
 /// outside strings (manifests reach 4 MiB):
 /// - too_deep: nested deeper than kMaxDepth;
-/// - zero_with_exponent: a number whose digits are all zeros, with a
-///   fraction or an exponent ("0e-314", "0.000...0"). RapidJSON 1.1.0's
-///   full-precision path reads those as garbage (1.5e82: its DiyFp
-///   normalises a zero significand); the default path reads 0.
+/// - safe: when the text has a number RapidJSON 1.1.0's full-precision
+///   reader gets wrong, a copy with each one replaced by "0.0" or "-0.0"
+///   padded with spaces to the same length (offsets in errors stay right).
+///   Those are numbers whose value is zero as a double:
+///   - all digits zero, with a fraction or an exponent ("0e-314",
+///     "-0.0E-30"): read as garbage (1.5e82: its DiyFp normalises a zero
+///     significand);
+///   - below 1e-324 with many digits ("1.00000000001110015e-342"): it
+///     checks "too small" without the digits before the point and indexes
+///     its table of powers of ten out of bounds (UBSan: overflow in
+///     GetCachedPower10).
+///   Rewriting them keeps one number path for the whole document: with the
+///   default path as a fallback, a denormal elsewhere in the same document
+///   was read one way and its written form another (unstable round trip).
 struct TextScan {
   bool too_deep = false;
-  bool zero_with_exponent = false;
+  std::optional<std::string> safe;
 };
 
+bool one_of(const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; }
+
+/// A number to rewrite: its length (0: none) and its value as RapidJSON
+/// reads it right ("0": zero, the sign kept apart).
+struct Rewrite {
+  std::size_t length = 0;
+  std::string_view value;
+};
+
+/// The JSON number at the start of t (only what RapidJSON reads: "0e-41" of
+/// "0e-41e") if it is one of those numbers.
+Rewrite number_to_rewrite(std::string_view t) {
+  std::size_t i = (!t.empty() && t[0] == '-') ? 1 : 0;
+  auto digit = [&] { return i < t.size() && t[i] >= '0' && t[i] <= '9'; };
+  if (!digit()) return {};
+  bool nonzero = t[i] != '0', decorated = false;
+  long order = 0;  // the power of ten of the first non-zero digit
+  if (t[i] == '0') {
+    ++i;
+  } else {
+    std::size_t start = i;
+    while (digit()) ++i;
+    order = static_cast<long>(i - start) - 1;
+  }
+  if (i < t.size() && t[i] == '.') {
+    std::size_t start = ++i;
+    for (; digit(); ++i)
+      if (!nonzero && t[i] != '0') {
+        nonzero = true;
+        order = -static_cast<long>(i - start + 1);
+      }
+    if (i == start) return {};  // RapidJSON stops here: an error
+    decorated = true;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    bool minus = ++i < t.size() && t[i] == '-';
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    std::size_t start = i;
+    long e = 0;
+    for (; digit(); ++i) e = std::min(e * 10 + (t[i] - '0'), 1000000L);
+    if (i == start) return {};
+    decorated = true;
+    order += minus ? -e : e;
+  }
+  // Below 1e-324 a double is 0 (the smallest denormal is 4.9e-324).
+  if ((!nonzero && decorated) || (nonzero && order <= -325)) return {i, "0"};
+  if (!nonzero || order != -324) return {};
+  // From 1e-324 to 1e-323: 0, 1 or 2 times the smallest denormal, written
+  // as RapidJSON reads it right (it read "1e-324" as NaN and 2.2e-324 as
+  // 4.9e-324). from_chars rounds correctly.
+  double v = 0;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + i, v);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && v == 0)) return {i, "0"};
+  double denorm = std::numeric_limits<double>::denorm_min();
+  if (ec == std::errc() && std::fabs(v) == denorm) return {i, "5e-324"};
+  if (ec == std::errc() && std::fabs(v) == 2 * denorm) return {i, "1e-323"};
+  return {};
+}
+
 TextScan scan(std::string_view text) {
-  auto one_of = [](const char* set, char c) { return c != 0 && std::strchr(set, c) != nullptr; };
   TextScan out;
   int depth = 0;
   bool in_string = false;
@@ -47,18 +118,25 @@ TextScan scan(std::string_view text) {
     } else if (c == ']' || c == '}') {
       --depth;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      bool zero = true, fraction = false;
-      for (; i < text.size() && one_of("-+.0123456789", text[i]); ++i) {
-        zero = zero && !one_of("123456789", text[i]);
-        fraction = fraction || text[i] == '.';
+      std::size_t start = i;
+      while (i < text.size() && one_of("-+.eE0123456789", text[i])) ++i;
+      std::string_view number = text.substr(start, i - start);
+      Rewrite r = number_to_rewrite(number);
+      // When more number characters follow ("0e5e5"), the text is invalid
+      // anyway: a short zero then keeps a space before them ("0  e5"), as
+      // "0.0e5" would be a valid number.
+      std::string value(number[0] == '-' ? "-" : "");
+      value += r.value != "0" ? r.value : r.length == number.size() ? "0.0" : "0";
+      if (r.length != 0 && number.substr(0, r.length) != value) {
+        if (!out.safe) out.safe.emplace(text);
+        out.safe->replace(start, r.length, value + std::string(r.length - value.size(), ' '));
       }
-      if (zero && (fraction || (i < text.size() && one_of("eE", text[i])))) out.zero_with_exponent = true;
-      while (i < text.size() && one_of("eE-+0123456789", text[i])) ++i;
       --i;  // the loop's ++i moves onto what ends the number
     }
   }
   return out;
 }
+
 }  // namespace
 
 rapidjson::Document parse(std::string_view text, const std::string& what) {
@@ -69,10 +147,9 @@ rapidjson::Document parse(std::string_view text, const std::string& what) {
   rapidjson::Document doc;
   // Full precision: RapidJSON's fast number path can be off by an ulp, and a
   // number kept in an unknown field must be written back as it was read.
-  if (seen.zero_with_exponent)
-    doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
-  else
-    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+  std::string_view parsed = seen.safe ? std::string_view(*seen.safe) : text;
+  doc.Parse<kFlags>(parsed.data(), parsed.size());
   if (doc.HasParseError())
     throw Error("invalid JSON in " + what + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
                 " at offset " + std::to_string(doc.GetErrorOffset()));

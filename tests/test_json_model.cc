@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -748,6 +749,40 @@ TEST_CASE("a deeply nested document is an error, not a crash", "[json_model]") {
   INFO("child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : ""));
   CHECK(WIFEXITED(status));
   if (WIFEXITED(status)) CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("zeros written with an exponent read as zero, and other numbers stay exact",
+          "[json_model]") {
+  // RapidJSON's full-precision reader turns 0e-314 into 1.5e82; json::parse
+  // rewrites such zeros. A denormal in the same document must still be read
+  // with full precision, so that writing it and reading it back changes
+  // nothing (found by fuzz_image_json).
+  const std::string text =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},)"
+      R"("x":[5e-314,-0.0E-30,0e-314,0.0000,-0e+400,1e-400,5e-324,2.4444444444444445e30,0.0]})";
+  ImageConfig c = ImageConfig::parse(text);
+  std::string out = c.to_json();
+  // ...445e30 and ...446e30 are one double; RapidJSON writes the latter.
+  CHECK(out.find(R"("x":[5e-314,-0.0,0.0,0.0,-0.0,0.0,5e-324,2.4444444444444446e30,0.0])") !=
+        std::string::npos);
+  CHECK(ImageConfig::parse(out).to_json() == out);
+  rapidjson::Document doc = dockless::json::parse(R"([0e-314, 5e-314])", "test");
+  CHECK(doc[0].GetDouble() == 0.0);
+  CHECK(doc[1].GetDouble() == 5e-314);
+  // Below 1e-324 with many digits: RapidJSON indexed its table of powers of
+  // ten out of bounds (found by fuzz_image_json under UBSan). Zero as a
+  // double; the smallest denormal is kept.
+  rapidjson::Document tiny = dockless::json::parse(
+      R"([1.00000000001110015e-342, -123.45678901234567890e-330, 4.9406564584124654e-324, 0.00001e-319])", "test");
+  CHECK(tiny[0].GetDouble() == 0.0);
+  CHECK(tiny[1].GetDouble() == 0.0);
+  CHECK(std::signbit(tiny[1].GetDouble()));
+  CHECK(tiny[2].GetDouble() == 4.9406564584124654e-324);
+  CHECK(tiny[3].GetDouble() == 0.0);  // 1e-324, read by RapidJSON
+  // A malformed number stays an error (and its zero prefix is not computed:
+  // UBSan saw RapidJSON shift a zero significand in "0e-41e").
+  for (const char* bad : {"[00e5]", "[0.e5]", "[0e]", "[-0.0e+]", "[0e5e5]", "[0e-41e]", "[0.0e-400.5]"})
+    CHECK_THROWS_AS(dockless::json::parse(bad, "test"), Error);
 }
 
 TEST_CASE("brackets inside strings and moderate nesting are not mistaken for depth",

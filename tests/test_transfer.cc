@@ -189,3 +189,34 @@ TEST_CASE("a copy to another registry streams the layers across without storing 
   }
   CHECK(s.http.unmatched().empty());
 }
+
+TEST_CASE("a pull into an OCI layout that fails leaves the layout as it was", "[transfer]") {
+  TransferSetup s;
+  // Layer 3's bytes do not match its digest; the manifest and config came first.
+  bool lying = true;
+  FakeRegistry* registry_ptr = nullptr;
+  s.http.on("GET", s.blob_url("app", 3), [&](const RecordedRequest& r) {
+    if (!lying) return registry_ptr->answer(r);
+    FakeResponse lie;
+    lie.body = std::string(5000, 'x');
+    return lie;
+  });
+  FakeRegistry registry(s.http);
+  registry_ptr = &registry;
+  s.publish(registry);
+  const auto layout = s.dir / "out";
+  const auto src = ImageLocation::parse("reg.test/app:1");
+  const auto dst = ImageLocation::parse("oci:" + layout.string() + ":x");
+
+  CHECK_THROWS_AS(run_copy(src, dst, s.transfer_options()), Error);
+  // No manifest or config blob of the failed image, no index.json entry.
+  CHECK_FALSE(std::filesystem::exists(layout));
+
+  // The next pull (the registry honest again) stores the image whole.
+  lying = false;
+  Digest pulled = run_copy(src, dst, s.transfer_options());
+  CHECK(pulled == s.manifest_digest);
+  BlobStore blobs(layout);
+  CHECK(blobs.read(s.manifest_digest) == s.manifest);
+  for (std::size_t i = 0; i < s.blobs.size(); ++i) CHECK(blobs.read(s.descriptors[i].digest) == s.blobs[i]);
+}

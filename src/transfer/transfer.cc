@@ -226,22 +226,17 @@ Digest run_copy(const ImageLocation& src, const ImageLocation& dst, const Transf
   options.verify_pushes = src.is_layout() && dst.is_registry() && options.chunk_size == 0;
   options.verify_sources = !options.verify_pushes;
   ImageTransfer t(options);
-  std::unique_ptr<OciLayout> dst_layout;
-  std::unique_ptr<BlobStore> cache;
-  const BlobStore* work_store = nullptr;
-  if (dst.is_layout()) {
-    dst_layout = std::make_unique<OciLayout>(OciLayout::open_or_create(dst.layout().dir));
-    work_store = &dst_layout->blobs();
-  } else {
-    cache = std::make_unique<BlobStore>(options.cache_dir);
-    work_store = cache.get();
-  }
+  // What is fetched lands in the cache dir, even for a layout: a transfer
+  // that fails half-way (a blob whose bytes lie, a manifest too large) must
+  // leave the layout as it was, without the manifests and layers it got so
+  // far. store() hard-links the blobs into the layout once all are here.
+  const BlobStore cache(options.cache_dir);
   // Registry to registry: layers are mounted (same registry) or streamed
   // across, never stored here on the way.
   bool both_registries = src.is_registry() && dst.is_registry();
   if (options.referrers && dst.is_archive())
     throw UsageError("--referrers: a docker-archive cannot hold referrers (use oci:DIR or a registry)");
-  LocalImage image = t.load(src, *work_store, both_registries);
+  LocalImage image = t.load(src, cache, both_registries);
   std::vector<Referrer> referrers;
   if (options.referrers) referrers = t.load_referrers(src, image);
   std::string default_tag =

@@ -44,9 +44,16 @@ run_killed() {
   setsid "$@" >"$T/killed.out" 2>"$T/killed.err" &
   pid=$!
   sleep "$delay"
-  pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true
+  # Until setsid has run, the child is still in this script's own group: a
+  # short delay (2% of a 1 s push) read that group and killed the script.
+  # Only a group led by the command itself is killed.
+  for ((i = 0; i < 200; i++)); do
+    pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true
+    [[ -z $pgid || $pgid == "$pid" ]] && break
+    sleep 0.01
+  done
   KILLED=0
-  if [[ -n $pgid ]] && kill -0 "$pid" 2>/dev/null; then
+  if [[ $pgid == "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     KILLED=1
     kill -KILL -- "-$pgid" 2>/dev/null || true
     # The session id is the group id (setsid); anything that made its own

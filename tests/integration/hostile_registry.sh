@@ -7,8 +7,8 @@
 #
 # Every case must end in bounded time and memory (measured: wall seconds and
 # peak RSS from /usr/bin/time), with exit 1 and one "dockless: error:" line
-# that holds no secret, and nothing stored: no tag in the OCI layout, every
-# blob in the layout and in the cache dir under the digest it hashes to.
+# that holds no secret, and nothing stored: no blob and no index.json entry
+# in the OCI layout, every blob in the cache dir under the digest it hashes to.
 # A table of case, seconds, peak RSS and the error line closes the run.
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/registry_lib.sh"
@@ -57,6 +57,27 @@ for dirpath, _, files in os.walk(sys.argv[1]):
 PY
 }
 
+# layout_content DIR: what a failed command left in the OCI layout DIR,
+# which did not exist before it: every blob file and every index.json entry
+# (tagged or not). Prints nothing when DIR holds no image content.
+layout_content() {
+  python3 - "$1" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+for dirpath, _, files in os.walk(os.path.join(root, "blobs")):
+    for name in files:
+        print("blob " + os.path.relpath(os.path.join(dirpath, name), root))
+try:
+    with open(os.path.join(root, "index.json")) as f:
+        for m in json.load(f).get("manifests", []):
+            print("index.json entry " + str(m.get("digest")))
+except FileNotFoundError:
+    pass
+except ValueError:
+    print("index.json is not valid JSON")
+PY
+}
+
 ROWS=()
 # hostile NAME SECRETS? -- DOCKLESS ARGS...: runs dockless under /usr/bin/time
 # in $T/NAME.*, checks time, memory, the error line, no secret, nothing
@@ -89,6 +110,8 @@ hostile() {
     problems+=("the output holds the password")
   fi
   [[ -z $(layout_tags "$T/$name.out") ]] || problems+=("the layout got a tag: $(layout_tags "$T/$name.out")")
+  leaks=$(layout_content "$T/$name.out" | head -5)
+  [[ -z $leaks ]] || problems+=("the layout holds what the failed command fetched: $leaks")
   leaks=$(blobs_ok "$T/$name.out"; blobs_ok "$T/$name.cache")
   [[ -z $leaks ]] || problems+=("a blob under a digest it does not hash to: $leaks")
   if ((${#problems[@]} == 0)); then

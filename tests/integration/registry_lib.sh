@@ -23,10 +23,11 @@ unset DOCKLESS_USERNAME DOCKLESS_PASSWORD
 
 # Every dockless call gets its own cache dir unless the test passes one: a
 # pull must really go to the registry (the fault tests depend on it).
-CACHE_N=0
+# A new directory each call, also from "$(fresh_cache)": a counter bumped
+# in that subshell never reached the caller, so every call gave one dir.
 fresh_cache() {
-  CACHE_N=$((CACHE_N + 1))
-  printf '%s\n' "$T/cache/$CACHE_N"
+  mkdir -p "$T/cache"
+  mktemp -d "$T/cache/c.XXXXXX"
 }
 
 # start_registry KIND NAME [OPTS...]: starts a registry and evals its lines
