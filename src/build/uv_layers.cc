@@ -1,10 +1,14 @@
 #include "src/build/uv_layers.h"
 
+#include <algorithm>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/parallel.h"
 #include "src/build/push_pipeline.h"
 #include "src/build/uv_cache_partition.h"
 
@@ -22,6 +26,10 @@ std::string part_label(const CachePart& part) {
   return "shared by " + std::to_string(part.users.size()) + " environments: " + first + ", ... " +
          sha256_of(cache_part_name(part)).short_hex(8);
 }
+
+/// Guards what write_piece records in the build state: pieces are written
+/// on several threads.
+std::mutex piece_mu;
 
 /// One piece of a part: its layer from the layer cache (keyed by its file
 /// list), else written and recorded there.
@@ -60,6 +68,7 @@ CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& p
     s.layer_cache.put(k.hex(), {{name, blob, part.users}});
   }
   // Its upload need not wait for the slot's other parts.
+  std::lock_guard<std::mutex> lock(piece_mu);
   s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
   push_layer_ahead(s, CachedLayer{name, blob, part.users});
   return CachedLayer{name, blob, part.users};
@@ -81,17 +90,31 @@ std::vector<CachedLayer> write_uv_cache_layers(BuildState& s, const std::set<std
   std::map<std::string, fs::path> env_dirs;
   for (const auto& e : s.plan.environments)
     if (users.count(e.name)) env_dirs[e.name] = s.env_dir(e);
-  std::vector<CachedLayer> out;
+  // Unpacked wheels (big, reproducible) apart from uv's pointer files
+  // (small; they carry HTTP cache times, so they differ between clean
+  // builds): the big layer keeps its digest across clean builds.
+  struct Piece {
+    CachePart part, files;
+    bool is_index = false;
+  };
+  std::vector<Piece> pieces;
   for (const CachePart& part : partition_uv_cache(s.host_uv_cache, env_dirs)) {
-    // Unpacked wheels (big, reproducible) apart from uv's pointer files
-    // (small; they carry HTTP cache times, so they differ between clean
-    // builds): the big layer keeps its digest across clean builds.
-    CachePart archives, index;
-    archives.users = index.users = part.users;
-    for (const auto& p : part.paths) (p.rfind("archive-v0/", 0) == 0 ? archives : index).paths.insert(p);
-    if (!archives.paths.empty()) out.push_back(write_piece(s, part, archives, false));
-    if (!index.paths.empty()) out.push_back(write_piece(s, part, index, true));
+    Piece archives{part, {}, false}, index{part, {}, true};
+    archives.files.users = index.files.users = part.users;
+    for (const auto& p : part.paths) (p.rfind("archive-v0/", 0) == 0 ? archives : index).files.paths.insert(p);
+    if (!archives.files.paths.empty()) pieces.push_back(std::move(archives));
+    if (!index.files.paths.empty()) pieces.push_back(std::move(index));
   }
+  // Each piece is its own tar and compressor: they are compressed side by
+  // side (a cold build of gigabytes of wheels spent most of its layer time
+  // here, one piece after another), and kept in image order.
+  std::vector<std::size_t> order(pieces.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<CachedLayer> out(pieces.size());
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  parallel_for_each(order, std::min(threads, std::max(s.opt.transfer.jobs, 1)), [&](std::size_t i) {
+    out[i] = write_piece(s, pieces[i].part, pieces[i].files, pieces[i].is_index);
+  });
   return out;
 }
 
