@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -188,13 +189,7 @@ std::string emulation_hint(const Platform& platform, const std::string& what) {
 
 std::vector<std::string> sdist_only_packages(std::string_view lock_text, const std::string& lock_name,
                                              const Platform& platform) {
-  toml::table doc;
-  try {
-    doc = toml::parse(lock_text, std::string_view(lock_name));
-  } catch (const toml::parse_error& e) {
-    throw Error(lock_name + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
-                std::string(e.description()));
-  }
+  const toml::table doc = parse_toml_document(lock_text, lock_name);
   std::string arch = wheel_arch(platform);
   std::vector<std::string> out;
   const toml::array* packages = doc["package"].as_array();

@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -107,12 +108,7 @@ std::vector<std::string> split_lines(std::string_view text) {
 }
 
 toml::table parse_lock(std::string_view text, const std::string& file) {
-  try {
-    return toml::parse(text, std::string_view(file));
-  } catch (const toml::parse_error& e) {
-    throw Error(file + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
-                std::string(e.description()));
-  }
+  return parse_toml_document(text, file);
 }
 
 /// Replaces each site's literal (a basic string holding exactly its value:

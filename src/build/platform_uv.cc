@@ -22,6 +22,7 @@
 #include "oci/http_client.h"
 #include "oci/url.h"
 #include "src/build/lock_mirror.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -435,12 +436,7 @@ std::vector<std::string> platform_uv_index_urls(const std::vector<std::string>& 
   std::string project_default;
   std::error_code ec;
   if (!pyproject.empty() && fs::exists(pyproject, ec)) {
-    toml::table doc;
-    try {
-      doc = toml::parse_file(pyproject.string());
-    } catch (const toml::parse_error& e) {
-      throw Error(pyproject.string() + ": not valid TOML: " + std::string(e.description()));
-    }
+    const toml::table doc = parse_toml_document(read_file(pyproject), pyproject.string());
     if (const toml::array* indexes = doc["tool"]["uv"]["index"].as_array())
       for (const auto& n : *indexes) {
         const toml::table* t = n.as_table();

@@ -16,6 +16,7 @@
 #include "oci/media_types.h"
 #include "src/build/build_state.h"
 #include "src/build/python_dist.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -308,13 +309,7 @@ Descriptor store_sbom_artifact(const BlobStore& store, const std::string& sbom, 
 }  // namespace
 
 std::map<std::string, std::vector<std::string>> lock_hashes(std::string_view lock_text, const std::string& what) {
-  toml::table doc;
-  try {
-    doc = toml::parse(lock_text, std::string_view(what));
-  } catch (const toml::parse_error& e) {
-    throw Error(what + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
-                std::string(e.description()));
-  }
+  const toml::table doc = parse_toml_document(lock_text, what);
   std::map<std::string, std::vector<std::string>> out;
   const toml::array* packages = doc["package"].as_array();
   if (!packages) return out;

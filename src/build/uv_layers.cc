@@ -27,13 +27,11 @@ std::string part_label(const CachePart& part) {
          sha256_of(cache_part_name(part)).short_hex(8);
 }
 
-/// Guards what write_piece records in the build state: pieces are written
-/// on several threads.
-std::mutex piece_mu;
-
 /// One piece of a part: its layer from the layer cache (keyed by its file
-/// list), else written and recorded there.
-CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& piece, bool is_index) {
+/// list), else written and recorded there. Pieces are written on several
+/// threads; `state_mu` guards what is recorded in the build state.
+CachedLayer write_piece(BuildState& s, std::mutex& state_mu, const CachePart& part, const CachePart& piece,
+                        bool is_index) {
   std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") + part_label(part) + ")";
   // A piece whose files are unchanged is reused from an earlier build
   // of another uv cache slot (e.g. after a uv.lock edit elsewhere).
@@ -68,7 +66,7 @@ CachedLayer write_piece(BuildState& s, const CachePart& part, const CachePart& p
     s.layer_cache.put(k.hex(), {{name, blob, part.users}});
   }
   // Its upload need not wait for the slot's other parts.
-  std::lock_guard<std::mutex> lock(piece_mu);
+  std::lock_guard<std::mutex> lock(state_mu);
   s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
   push_layer_ahead(s, CachedLayer{name, blob, part.users});
   return CachedLayer{name, blob, part.users};
@@ -111,9 +109,10 @@ std::vector<CachedLayer> write_uv_cache_layers(BuildState& s, const std::set<std
   std::vector<std::size_t> order(pieces.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::vector<CachedLayer> out(pieces.size());
+  std::mutex state_mu;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   parallel_for_each(order, std::min(threads, std::max(s.opt.transfer.jobs, 1)), [&](std::size_t i) {
-    out[i] = write_piece(s, pieces[i].part, pieces[i].files, pieces[i].is_index);
+    out[i] = write_piece(s, state_mu, pieces[i].part, pieces[i].files, pieces[i].is_index);
   });
   return out;
 }

@@ -16,6 +16,7 @@
 #include "src/build/wheelhouse_server.h"
 #include "src/cache/last_used.h"
 #include "src/transfer/image_location.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -101,13 +102,7 @@ void present(const BlobStore& store, const Digest& d, const fs::path& dir, const
 }  // namespace
 
 std::vector<LockedUrl> locked_urls(std::string_view lock_text, const std::string& file) {
-  toml::table doc;
-  try {
-    doc = toml::parse(lock_text, std::string_view(file));
-  } catch (const toml::parse_error& e) {
-    throw Error(file + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
-                std::string(e.description()));
-  }
+  const toml::table doc = parse_toml_document(lock_text, file);
   std::vector<LockedUrl> out;
   const toml::array* packages = doc["package"].as_array();
   if (!packages) return out;

@@ -9,6 +9,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/url.h"
+#include "src/transfer/toml_document.h"
 
 namespace dockless {
 
@@ -56,12 +57,7 @@ void add_file(const toml::table& t, bool wheel, const std::string& what,
 }  // namespace
 
 std::vector<LockedFile> locked_files(std::string_view lock_text, const std::string& what) {
-  toml::table doc;
-  try {
-    doc = toml::parse(lock_text, what);
-  } catch (const toml::parse_error& e) {
-    throw Error(what + ": not valid TOML: " + std::string(e.description()));
-  }
+  const toml::table doc = parse_toml_document(lock_text, what);
   std::map<std::string, LockedFile> by_digest;
   if (const toml::array* packages = doc["package"].as_array()) {
     for (const auto& p : *packages) {
