@@ -1,6 +1,6 @@
-// The copy engine (ImageTransfer) against an in-memory registry: what it
-// leaves alone, what it mounts, and that parallel downloads all land
-// verified.
+// The copy engine (ImageTransfer) and a build's BlobPusher against an
+// in-memory registry: what they leave alone, what they mount, and that
+// parallel downloads all land verified.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "oci/blob_store.h"
+#include "src/transfer/blob_pusher.h"
 #include "src/transfer/transfer.h"
 #include "tests/fake_registry.h"
 
@@ -219,4 +220,49 @@ TEST_CASE("a pull into an OCI layout that fails leaves the layout as it was", "[
   BlobStore blobs(layout);
   CHECK(blobs.read(s.manifest_digest) == s.manifest);
   for (std::size_t i = 0; i < s.blobs.size(); ++i) CHECK(blobs.read(s.descriptors[i].digest) == s.blobs[i]);
+}
+
+TEST_CASE("a build's pusher asks no HEAD for blobs of the image its tag names, and uploads the rest",
+          "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);  // app:1 holds the config and three layers
+  BlobStore store(s.dir / "store");
+  for (const auto& b : s.blobs) store.put(b);
+  store.put(s.manifest);
+  const std::string edited = std::string(6000, '4');  // a rebuild's one new layer
+  store.put(edited);
+  Descriptor edited_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", edited);
+
+  ImageTransfer transfer(s.transfer_options());
+  std::set<std::string> pushed;
+  {
+    BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "old", &store, "", ""});
+    pusher.add(PushItem{edited_layer, "new", &store, "", ""});
+    pushed = pusher.finish();
+  }
+  CHECK(pushed.size() == 4);
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/manifests/1") == 1);
+  CHECK(s.http.count("GET", kBase + "/v2/app/manifests/") == 0);  // the tag's manifest came from the store
+  for (std::size_t i = 1; i < s.descriptors.size(); ++i) CHECK(s.http.count("HEAD", s.blob_url("app", i)) == 0);
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/" + edited_layer.digest.str()) == 1);
+  CHECK(registry.has_blob("app", edited_layer.digest));
+}
+
+TEST_CASE("a build's pusher to a new tag checks every blob", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);
+  BlobStore store(s.dir / "store");
+  for (const auto& b : s.blobs) store.put(b);
+
+  ImageTransfer transfer(s.transfer_options());
+  {
+    BlobPusher pusher(transfer, {Reference::parse("reg.test/app:2")}, store, 2, std::chrono::steady_clock::now());
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "l", &store, "", ""});
+    CHECK(pusher.finish().size() == 3);
+  }
+  for (std::size_t i = 1; i < s.descriptors.size(); ++i) CHECK(s.http.count("HEAD", s.blob_url("app", i)) == 1);
+  CHECK(s.http.count("POST", kBase) == 0);  // all were there: nothing uploaded
 }

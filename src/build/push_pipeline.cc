@@ -4,7 +4,7 @@ namespace dockless {
 
 void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags) {
   if (!s.opt.push || tags.empty()) return;
-  s.pusher = std::make_unique<BlobPusher>(s.transfer, tags, s.opt.transfer.jobs, s.started);
+  s.pusher = std::make_unique<BlobPusher>(s.transfer, tags, s.store, s.opt.transfer.jobs, s.started);
   int n = 0;
   for (const auto& l : s.base.layers)
     s.pusher->add(PushItem{l.descriptor, "base layer " + std::to_string(++n), &s.store,

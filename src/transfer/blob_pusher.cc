@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "src/transfer/tag_contents.h"
 
 namespace dockless {
 
@@ -16,13 +17,14 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 
 }  // namespace
 
-BlobPusher::BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& destinations, int jobs,
-                       Clock::time_point zero)
+BlobPusher::BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& destinations,
+                       const BlobStore& store, int jobs, Clock::time_point zero)
     : transfer_(transfer), zero_(zero) {
   std::set<std::string> seen;
   for (const auto& ref : destinations)
     if (seen.insert(ref.registry + "/" + ref.repository).second)
-      destinations_.push_back(Destination{ref, &transfer_.client(ref.registry)});
+      destinations_.push_back(Destination{ref, &transfer_.client(ref.registry), {}});
+  for (auto& d : destinations_) d.at_tag = read_tag(*d.client, d.ref, store).blobs;
   int threads = std::max(jobs, 1);
   // Entries are descriptors, not bytes: the bound keeps a stalled registry
   // from letting the queue grow with every layer, at no memory cost.
@@ -104,7 +106,12 @@ bool BlobPusher::push_one(const PushItem& item, const Destination& d) {
       item.source_registry == d.ref.registry && item.source_repo != d.ref.repository ? item.source_repo : "";
   auto start = Clock::now();
   std::string action;
-  if (item.store != nullptr && item.store->contains(b.digest)) {
+  if (d.at_tag.count(b.digest.str())) {
+    Progress& progress = transfer_.progress();
+    progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
+    progress.finish(id, "already in registry");
+    action = "skipped";
+  } else if (item.store != nullptr && item.store->contains(b.digest)) {
     Progress& progress = transfer_.progress();
     progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
     BlobPushOutcome outcome = d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,

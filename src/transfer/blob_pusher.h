@@ -2,7 +2,8 @@
 // makes later ones: each blob goes as soon as it is final, on --jobs
 // threads fed by a bounded queue, so uploads overlap uv runs and layer
 // writing instead of following them. Blobs are read from their files
-// (never held in memory). The manifest is not pushed here: the build's
+// (never held in memory). Blobs of the image the tag names now need no
+// HEAD each (tag_contents.h). The manifest is not pushed here: the build's
 // final push (ImageTransfer::store) writes it once every blob is in, and
 // skips the blobs this pushed (LocalImage::pushed).
 #pragma once
@@ -48,9 +49,10 @@ struct PushItem {
 class BlobPusher {
  public:
   /// `destinations`: the --tag references (one push per distinct
-  /// repository). Clients are made here, on the caller's thread.
-  BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& destinations, int jobs,
-             std::chrono::steady_clock::time_point zero);
+  /// repository). Clients are made, and the tags read (their manifests
+  /// from `store` when there), here, on the caller's thread.
+  BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& destinations, const BlobStore& store,
+             int jobs, std::chrono::steady_clock::time_point zero);
   /// Stops: queued blobs are dropped, running uploads end, threads joined.
   ~BlobPusher();
   BlobPusher(const BlobPusher&) = delete;
@@ -69,6 +71,8 @@ class BlobPusher {
   struct Destination {
     Reference ref;
     RegistryClient* client = nullptr;
+    /// The blobs of the image its tag names now: pushed already, no HEAD.
+    std::set<std::string> at_tag;
   };
   void work();
   /// Pushes one blob to one destination; false when it is left to the final push.

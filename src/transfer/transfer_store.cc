@@ -12,6 +12,7 @@
 #include "oci/media_types.h"
 #include "oci/oci_conversion.h"
 #include "src/transfer/blob_stream.h"
+#include "src/transfer/tag_contents.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -124,33 +125,6 @@ Digest ImageTransfer::store_archive(const LocalImage& image, const DockerArchive
   return manifest.digest;
 }
 
-/// What the tag names now (the image pushed there last): its digest, and
-/// its blobs, which the repository holds, so a re-push need not ask for
-/// each one. One HEAD (and a GET unless that manifest is in `store`); empty
-/// when the tag is new or cannot be read.
-struct AtTag {
-  std::optional<Digest> digest;
-  std::set<std::string> blobs;
-};
-static AtTag read_tag(RegistryClient& c, const Reference& ref, const BlobStore& store) {
-  AtTag out;
-  if (ref.tag.empty()) return out;
-  try {
-    std::optional<Descriptor> head = c.head_manifest(ref.repository, ref.tag);
-    if (!head) return out;
-    out.digest = head->digest;
-    if (!media_type::is_manifest(head->media_type)) return out;
-    std::string bytes = store.contains(head->digest) ? store.read(head->digest)
-                                                     : c.get_manifest(ref.repository, head->digest.str()).bytes;
-    Manifest m = Manifest::parse(bytes);
-    out.blobs.insert(m.config.digest.str());
-    for (const auto& l : m.layers) out.blobs.insert(l.digest.str());
-  } catch (const Error&) {
-    out = AtTag{};  // only an optimisation: every blob is then checked
-  }
-  return out;
-}
-
 Digest ImageTransfer::store_registry(const LocalImage& image, const Reference& ref) {
   return push_graph(image, ref, nullptr);
 }
@@ -201,7 +175,7 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
   // Looked up here: the client map is not for worker threads to change.
   if (!image.source_registry.empty()) client(image.source_registry);
   for (const auto& [digest, where] : image.remote_blobs) client(where.first);
-  const AtTag at_tag = read_tag(c, ref, *image.store);
+  const TagContents at_tag = read_tag(c, ref, *image.store);
   const std::set<std::string>& in_repo = at_tag.blobs;
   parallel_for_each(graph.blobs, opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();
