@@ -107,10 +107,6 @@ std::vector<std::string> split_lines(std::string_view text) {
   return lines;
 }
 
-toml::table parse_lock(std::string_view text, const std::string& file) {
-  return parse_toml_document(text, file);
-}
-
 /// Replaces each site's literal (a basic string holding exactly its value:
 /// uv writes URLs unescaped) with the quoted replacement.
 std::string replace_sites(std::string_view text, std::vector<Site> sites, const std::string& file) {
@@ -199,7 +195,7 @@ std::string mirror_url(const std::string& url, const std::vector<IndexMirror>& m
 
 MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirror>& mirrors,
                          const std::string& file, const UrlRoutes& routes) {
-  toml::table doc = parse_lock(lock_text, file);
+  toml::table doc = parse_toml_document(lock_text, file);
   LockWalker w(mirrors, routes);
   w.walk(doc, "");
   MirroredLock out;
@@ -207,7 +203,7 @@ MirroredLock mirror_lock(std::string_view lock_text, const std::vector<IndexMirr
   out.rewritten = w.sites.size();
   out.routed = w.routed_count;
   // The rewrite changed exactly the URLs it meant to, and nothing else parses differently.
-  toml::table again = parse_lock(out.text, file + " (mirrored copy)");
+  toml::table again = parse_toml_document(out.text, file + " (mirrored copy)");
   const std::vector<IndexMirror> none;
   const UrlRoutes no_routes;
   LockWalker check(none, no_routes);

@@ -106,17 +106,14 @@ bool BlobPusher::push_one(const PushItem& item, const Destination& d) {
       item.source_registry == d.ref.registry && item.source_repo != d.ref.repository ? item.source_repo : "";
   auto start = Clock::now();
   std::string action;
-  if (d.at_tag.count(b.digest.str())) {
+  const bool at_tag = d.at_tag.count(b.digest.str()) > 0;  // in the repository already: no HEAD
+  if (at_tag || (item.store != nullptr && item.store->contains(b.digest))) {
     Progress& progress = transfer_.progress();
     progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
-    progress.finish(id, "already in registry");
-    action = "skipped";
-  } else if (item.store != nullptr && item.store->contains(b.digest)) {
-    Progress& progress = transfer_.progress();
-    progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
-    BlobPushOutcome outcome = d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,
-                                                  transfer_.chunk_size(),
-                                                  [&](std::uint64_t done) { progress.update(id, done); });
+    BlobPushOutcome outcome =
+        at_tag ? BlobPushOutcome::kSkipped
+               : d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,
+                                     transfer_.chunk_size(), [&](std::uint64_t done) { progress.update(id, done); });
     action = outcome == BlobPushOutcome::kUploaded  ? "transferred"
              : outcome == BlobPushOutcome::kMounted ? "mounted"
                                                     : "skipped";
