@@ -30,6 +30,7 @@
 #include "base/file_util.h"
 #include "base/open_in_root.h"
 #include "layers/archive_handle.h"
+#include "layers/gzip_reader.h"
 
 namespace dockless {
 
@@ -185,13 +186,32 @@ class Unpacker {
   bool cached_valid_ = false;
 };
 
+// libarchive's read callback: no exception may cross its C frames, so an
+// error becomes the archive's error (and the entry loop's one line).
+la_ssize_t read_gzip(archive* a, void* reader, const void** buffer) {
+  try {
+    std::string_view chunk = static_cast<GzipReader*>(reader)->next();
+    *buffer = chunk.data();
+    return static_cast<la_ssize_t>(chunk.size());
+  } catch (const std::exception& e) {
+    archive_set_error(a, EINVAL, "%s", e.what());
+    return ARCHIVE_FATAL;
+  }
+}
+
 UnpackStats Unpacker::run() {
+  // gzip (most layers) is inflated by ISA-L beside the file writing;
+  // zstd and plain tars go through libarchive's own filters.
+  std::unique_ptr<GzipReader> gzip;
+  if (is_gzip_file(layer_)) gzip = std::make_unique<GzipReader>(layer_);
   ArchiveReadHandle a(archive_read_new());
   if (!a) throw Error("layer " + layer_ + ": out of memory");
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
-  if (archive_read_open_filename(a.get(), layer_.c_str(), 1 << 20) != ARCHIVE_OK) {
+  const int opened = gzip ? archive_read_open(a.get(), gzip.get(), nullptr, read_gzip, nullptr)
+                          : archive_read_open_filename(a.get(), layer_.c_str(), 1 << 20);
+  if (opened != ARCHIVE_OK) {
     const char* msg = archive_error_string(a.get());
     throw Error("layer " + layer_ + ": " + (msg ? msg : "cannot open"));
   }

@@ -9,6 +9,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <filesystem>
@@ -267,6 +269,63 @@ TEST_CASE("unpacker: gzip and zstd layers are detected from their bytes", "[unpa
       CHECK(read_text(s.root / "etc/os-release") == "ID=debian\n");
       CHECK(read_text(s.root / "big") == big);
     }
+  }
+}
+
+namespace {
+
+/// One gzip member of `data` (zlib, as any other tool would write it).
+std::string gzip_member(std::string_view data) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&z, data.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("unpacker: gzip layers of many MiB, of several members, with trailing bytes", "[unpacker]") {
+  Scratch s;
+  // Spans several of the reader's 1 MiB chunks, incompressible enough that
+  // the compressed stream does too.
+  std::string big(5 * 1024 * 1024 + 123, '\0');
+  std::uint32_t x = 12345;
+  for (char& c : big) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+  Tar tar;
+  tar.file("big", big).dir("d").file("d/small", "small");
+  fs::path plain = s.layers / "plain.tar";
+  tar.write(plain);
+  const std::string bytes = read_text(plain);
+  const std::size_t half = bytes.size() / 2;
+  auto check_tree = [&] {
+    CHECK(read_text(s.root / "big") == big);
+    CHECK(read_text(s.root / "d" / "small") == "small");
+  };
+  SECTION("one member") {
+    fs::path p = s.layers / "one.tar.gz";
+    write_text(p, gzip_member(bytes));
+    unpack_layer(p, s.root);
+    check_tree();
+  }
+  SECTION("two members, split inside a file's data") {
+    fs::path p = s.layers / "two.tar.gz";
+    write_text(p, gzip_member(std::string_view(bytes).substr(0, half)) +
+                      gzip_member(std::string_view(bytes).substr(half)));
+    unpack_layer(p, s.root);
+    check_tree();
+  }
+  SECTION("bytes after the last member that start no other are ignored") {
+    fs::path p = s.layers / "trailing.tar.gz";
+    write_text(p, gzip_member(bytes) + std::string(1000, '\0') + "junk");
+    unpack_layer(p, s.root);
+    check_tree();
   }
 }
 
@@ -539,7 +598,26 @@ TEST_CASE("unpacker: a damaged layer gives one error naming the layer", "[unpack
     tar.write(p, "gzip");
     std::string bytes = read_text(p);
     write_text(p, bytes.substr(0, bytes.size() / 2));
-    CHECK_THROWS_AS(unpack_layer(p, s.root), Error);
+    CHECK_THROWS_WITH(unpack_layer(p, s.root), Catch::Contains("layer " + p.string() + ": ") &&
+                                                   Catch::Contains("truncated gzip data"));
+  }
+  SECTION("a gzip member whose CRC does not match") {
+    Tar tar;
+    tar.file("a", std::string(100000, 'a'));
+    fs::path p = s.layers / "crc.tar.gz";
+    tar.write(p, "gzip");
+    std::string bytes = read_text(p);
+    bytes[bytes.size() - 6] ^= 0x55;  // in the trailer's CRC-32
+    write_text(p, bytes);
+    try {
+      unpack_layer(p, s.root);
+      FAIL("no error");
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      CHECK(msg.starts_with("layer " + p.string() + ": "));
+      CHECK(msg.find("CRC or length check failed") != std::string::npos);
+      CHECK(msg.find('\n') == std::string::npos);
+    }
   }
   SECTION("missing root") {
     Tar tar;

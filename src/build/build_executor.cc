@@ -91,6 +91,7 @@ class PlatformBuild::Impl {
     write_layers(env_base, s_.plan.slots.size());
     list_layers();
     Descriptor manifest = assemble_image(s_);
+    push_config_ahead(s_, manifest);
     mark_image_used(s_, manifest);
     finish_push_pipeline(s_);  // every layer is in before a manifest goes out
     return manifest;

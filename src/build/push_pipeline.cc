@@ -1,5 +1,7 @@
 #include "src/build/push_pipeline.h"
 
+#include "oci/manifest.h"
+
 namespace dockless {
 
 void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags) {
@@ -21,6 +23,12 @@ void push_layer_ahead(BuildState& s, const CachedLayer& layer) {
       std::tie(item.source_registry, item.source_repo) = it->second;
   }
   s.pusher->add(std::move(item));
+}
+
+void push_config_ahead(BuildState& s, const Descriptor& manifest) {
+  if (!s.pusher) return;
+  const Manifest m = Manifest::parse(s.store.read(manifest.digest));
+  s.pusher->add(PushItem{m.config, "config", &s.store, "", ""});
 }
 
 void finish_push_pipeline(BuildState& s) {

@@ -1,8 +1,9 @@
 // --push as a pipeline: each layer's upload starts as soon as its blob is
 // final (src/transfer/blob_pusher.h), while the build makes later layers;
 // the base's layers go (mounted or HEAD-checked) right after the base is
-// read. The final push then writes the config and the manifest once every
-// blob is in, and skips what went ahead. A failed upload fails the build
+// read, and the config as soon as the image is assembled, beside the last
+// layers' uploads. The final push then writes the manifest once every blob
+// is in, and skips what went ahead. A failed upload fails the build
 // before any manifest is pushed.
 #pragma once
 
@@ -20,6 +21,11 @@ void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags);
 /// Hands a layer the image ships to the uploads (no-op without --push).
 /// Throws a failed upload's Error.
 void push_layer_ahead(BuildState& s, const CachedLayer& layer);
+
+/// Hands the config of the assembled image `manifest` (in the build's
+/// store) to the uploads: it goes beside the last layers' (a registry takes
+/// ~20 ms to finish even a tiny blob's upload), not after them.
+void push_config_ahead(BuildState& s, const Descriptor& manifest);
 
 /// Waits for every upload (throws the first failure's Error) and keeps
 /// their timings and the blobs they pushed for the final push and the report.
