@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <map>
 
 #include "base/error.h"
@@ -71,6 +72,7 @@ class PlatformBuild::Impl {
 
   Descriptor build(const Platform& platform) {
     choose_platform(platform);
+    start_hashing_source();  // reads the tree while the base and the tag come over the network
     select_environments();
     fetch_base();
     start_push_pipeline(s_, dest_.tags);  // the base's layers go first, while the build goes on
@@ -245,11 +247,21 @@ class PlatformBuild::Impl {
   }
 
   /// The source tree's tar, for its key (one uncompressed pass).
+  /// The source tree's tar (its digest keys the source layer) is made on
+  /// a thread of its own from here: it needs only the tree and the clamp,
+  /// not the base or the registry.
+  void start_hashing_source() {
+    source_hashing_ = std::async(std::launch::async, [this] {
+      auto t = Clock::now();
+      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp);
+      source_seconds_ = seconds_since(t);
+      return layer;
+    });
+  }
+
   void hash_source() {
-    auto t = Clock::now();
-    s_.source_layer = std::make_unique<SourceLayer>(s_.source, s_.clamp);
+    s_.source_layer = source_hashing_.get();  // rethrows the hashing's Error
     inputs_.source_tar = s_.source_layer->tar_digest();
-    source_seconds_ = seconds_since(t);
   }
 
   /// What the steps' bind mounts hold, for their keys; the contexts and
@@ -343,7 +355,8 @@ class PlatformBuild::Impl {
   Destinations dest_;
   BuildCacheState cache_state_;
   PlanInputs inputs_;
-  double source_seconds_ = 0;
+  std::future<std::unique_ptr<SourceLayer>> source_hashing_;
+  double source_seconds_ = 0;  ///< written by the hashing thread, read after get()
 };
 
 PlatformBuild::PlatformBuild(const BuildOptions& options) : impl_(std::make_unique<Impl>(options)) {}
