@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 #include <map>
+#include <set>
 
 #include "base/error.h"
 #include "base/file_util.h"
@@ -89,7 +90,11 @@ class PlatformBuild::Impl {
     std::size_t env_base = s_.plan.environment_base_count();
     write_layers(0, env_base);
     if (managed_python()) check_lock();  // needs the Python it checks with
+    // uv itself and the source tree need no venv: made (and pushed) while
+    // uv runs; the venvs' layers beside the uv cache's.
+    make_layers_ahead(env_base, {SlotKind::kUvBinary, SlotKind::kSource});
     make_environments(s_);
+    make_layers_ahead(env_base, {SlotKind::kVenv});
     write_layers(env_base, s_.plan.slots.size());
     list_layers();
     Descriptor manifest = assemble_image(s_);
@@ -320,11 +325,49 @@ class PlatformBuild::Impl {
     throw Error("unknown layer slot " + slot.name);
   }
 
+  /// Starts making, on a thread of its own, the layers of the slots from
+  /// `from` on of `kinds` that no cache had, each handed to the push as soon
+  /// as it is made; write_layers takes them from there. Waits for the
+  /// previous batch first.
+  void make_layers_ahead(std::size_t from, std::initializer_list<SlotKind> kinds) {
+    finish_layers_ahead();
+    std::vector<std::size_t> todo;
+    for (std::size_t i = from; i < s_.plan.slots.size(); ++i) {
+      const LayerSlot& slot = s_.plan.slots[i];
+      if (!slot.hit() && !made_ahead_.count(i) && std::find(kinds.begin(), kinds.end(), slot.kind) != kinds.end())
+        todo.push_back(i);
+    }
+    if (todo.empty()) return;
+    ahead_slots_.insert(todo.begin(), todo.end());
+    ahead_ = std::async(std::launch::async, [this, todo] {
+      for (std::size_t i : todo) {
+        auto t = Clock::now();
+        MadeAhead made{build_slot(s_.plan.slots[i]), 0, 0};
+        made.seconds = seconds_since(t);
+        made.at = seconds_since(s_.started);
+        for (const auto& l : made.layers) push_layer_ahead(s_, l);
+        made_ahead_[i] = std::move(made);  // read once the future is ready
+      }
+    });
+  }
+
+  /// Waits for make_layers_ahead's batch; rethrows its Error.
+  void finish_layers_ahead() {
+    if (ahead_.valid()) ahead_.get();
+  }
+
   /// Makes every layer of slots [from, to) no cache had, in image order.
   void write_layers(std::size_t from, std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
       LayerSlot& slot = s_.plan.slots[i];
-      if (!slot.hit()) {
+      if (!slot.hit() && ahead_slots_.count(i)) {
+        finish_layers_ahead();
+        const MadeAhead& made = made_ahead_.at(i);
+        slot.layers = made.layers;
+        s_.cache.put(slot.key, slot.layers);
+        s_.slot_seconds[i] += made.seconds;
+        for (const auto& l : slot.layers) s_.made_at[l.blob.descriptor.digest.str()] = made.at;
+      } else if (!slot.hit()) {
         auto t = Clock::now();
         slot.layers = build_slot(slot);
         s_.cache.put(slot.key, slot.layers);
@@ -355,6 +398,14 @@ class PlatformBuild::Impl {
   Destinations dest_;
   BuildCacheState cache_state_;
   PlanInputs inputs_;
+  struct MadeAhead {
+    std::vector<CachedLayer> layers;
+    double seconds = 0;  ///< to make them
+    double at = 0;       ///< when they were made, since the build started
+  };
+  std::set<std::size_t> ahead_slots_;            ///< slots make_layers_ahead makes
+  std::map<std::size_t, MadeAhead> made_ahead_;  ///< by slot index, once made
+  std::future<void> ahead_;                      ///< the batch being made (waited for before s_ goes)
   std::future<std::unique_ptr<SourceLayer>> source_hashing_;
   double source_seconds_ = 0;  ///< written by the hashing thread, read after get()
 };
