@@ -27,6 +27,25 @@ std::string part_label(const CachePart& part) {
          sha256_of(cache_part_name(part)).short_hex(8);
 }
 
+/// The bytes of the regular files at and below `paths` (relative to `root`):
+/// what a piece's compressor will read.
+std::uint64_t tree_bytes(const fs::path& root, const std::set<std::string>& paths) {
+  std::uint64_t sum = 0;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    fs::recursive_directory_iterator it(root / p, fs::directory_options::none, ec), end;
+    if (ec) {
+      if (fs::is_regular_file(fs::symlink_status(root / p, ec))) sum += fs::file_size(root / p, ec);
+      continue;
+    }
+    for (; it != end; it.increment(ec)) {
+      if (ec) break;
+      if (it->is_regular_file(ec) && !it->is_symlink(ec)) sum += it->file_size(ec);
+    }
+  }
+  return sum;
+}
+
 /// One piece of a part: its layer from the layer cache (keyed by its file
 /// list), else written and recorded there. Pieces are written on several
 /// threads; `state_mu` guards what is recorded in the build state.
@@ -105,15 +124,30 @@ std::vector<CachedLayer> write_uv_cache_layers(BuildState& s, const std::set<std
   }
   // Each piece is its own tar and compressor: they are compressed side by
   // side (a cold build of gigabytes of wheels spent most of its layer time
-  // here, one piece after another), and kept in image order.
+  // here, one piece after another), largest first, and kept in image
+  // order. A piece holding most of the bytes is written alone first, with
+  // every core on its compressor: its upload, the longest, then overlaps
+  // the writing of the others instead of following it.
+  std::vector<std::uint64_t> bytes(pieces.size(), 0);
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (!pieces[i].is_index) bytes[i] = tree_bytes(s.host_uv_cache, pieces[i].files.paths);
+    total += bytes[i];
+  }
   std::vector<std::size_t> order(pieces.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bytes[a] > bytes[b]; });
   std::vector<CachedLayer> out(pieces.size());
   std::mutex state_mu;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  parallel_for_each(order, std::min(threads, std::max(s.opt.transfer.jobs, 1)), [&](std::size_t i) {
+  auto write = [&](std::size_t i) {
     out[i] = write_piece(s, state_mu, pieces[i].part, pieces[i].files, pieces[i].is_index);
-  });
+  };
+  if (!order.empty() && bytes[order.front()] * 2 > total) {
+    write(order.front());
+    order.erase(order.begin());
+  }
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  parallel_for_each(order, std::min(threads, std::max(s.opt.transfer.jobs, 1)), write);
   return out;
 }
 
