@@ -579,17 +579,23 @@ TEST_CASE("unpacker: user xattrs are applied as root", "[unpacker]") {
 
 TEST_CASE("unpacker: a damaged layer gives one error naming the layer", "[unpacker]") {
   Scratch s;
-  SECTION("not a tar") {
-    fs::path p = s.layers / "junk";
-    write_text(p, std::string(2000, 'j'));
+  // The error unpacking `p` gives: one line that names the layer.
+  auto error_of = [&](const fs::path& p) {
     try {
       unpack_layer(p, s.root);
-      FAIL("no error");
     } catch (const Error& e) {
       std::string msg = e.what();
       CHECK(msg.starts_with("layer " + p.string() + ": "));
       CHECK(msg.find('\n') == std::string::npos);
+      return msg;
     }
+    FAIL("no error");
+    return std::string();
+  };
+  SECTION("not a tar") {
+    fs::path p = s.layers / "junk";
+    write_text(p, std::string(2000, 'j'));
+    error_of(p);
   }
   SECTION("truncated gzip") {
     Tar tar;
@@ -598,8 +604,7 @@ TEST_CASE("unpacker: a damaged layer gives one error naming the layer", "[unpack
     tar.write(p, "gzip");
     std::string bytes = read_text(p);
     write_text(p, bytes.substr(0, bytes.size() / 2));
-    CHECK_THROWS_WITH(unpack_layer(p, s.root), Catch::Contains("layer " + p.string() + ": ") &&
-                                                   Catch::Contains("truncated gzip data"));
+    CHECK(error_of(p).find("truncated gzip data") != std::string::npos);
   }
   SECTION("a gzip member whose CRC does not match") {
     Tar tar;
@@ -609,15 +614,7 @@ TEST_CASE("unpacker: a damaged layer gives one error naming the layer", "[unpack
     std::string bytes = read_text(p);
     bytes[bytes.size() - 6] ^= 0x55;  // in the trailer's CRC-32
     write_text(p, bytes);
-    try {
-      unpack_layer(p, s.root);
-      FAIL("no error");
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      CHECK(msg.starts_with("layer " + p.string() + ": "));
-      CHECK(msg.find("CRC or length check failed") != std::string::npos);
-      CHECK(msg.find('\n') == std::string::npos);
-    }
+    CHECK(error_of(p).find("CRC or length check failed") != std::string::npos);
   }
   SECTION("missing root") {
     Tar tar;
