@@ -49,7 +49,13 @@ round() {
     pids[n]=$!
   done
   if [[ $r == 1 ]]; then
-    sleep 4
+    # In the middle: once a build's uv runs (its "[env] ..." lines), not
+    # after a fixed delay, which a fast machine's builds may outlast.
+    local waited=0
+    until cat "$T"/b?-1.err 2>/dev/null | grep -q '^\['; do
+      ((waited++ < 600)) || break
+      sleep 0.1
+    done
     "$DOCKLESS" cache prune --cache-dir "$CACHE" >"$T/prune.out" 2>"$T/prune.err" &
     prune_pid=$!
   fi
