@@ -251,7 +251,6 @@ class PlatformBuild::Impl {
     s_.cache.open(from);
   }
 
-  /// The source tree's tar, for its key (one uncompressed pass).
   /// The source tree's tar (its digest keys the source layer) is made on
   /// a thread of its own from here: it needs only the tree and the clamp,
   /// not the base or the registry.
@@ -334,7 +333,7 @@ class PlatformBuild::Impl {
     std::vector<std::size_t> todo;
     for (std::size_t i = from; i < s_.plan.slots.size(); ++i) {
       const LayerSlot& slot = s_.plan.slots[i];
-      if (!slot.hit() && !made_ahead_.count(i) && std::find(kinds.begin(), kinds.end(), slot.kind) != kinds.end())
+      if (!slot.hit() && !ahead_slots_.count(i) && std::find(kinds.begin(), kinds.end(), slot.kind) != kinds.end())
         todo.push_back(i);
     }
     if (todo.empty()) return;
