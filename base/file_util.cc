@@ -110,14 +110,30 @@ AtomicFile::~AtomicFile() {
 
 void AtomicFile::write(const void* data, std::size_t size) {
   write_all(fd_.get(), data, size, temp_.string());
+  written_ += size;
+  // Starts the disk writes of each full window now, without waiting for
+  // them: commit()'s fsync then waits for the last window only, not for
+  // gigabytes, and the disk works while the writer computes the next bytes.
+  if (written_ - flushed_ >= kWritebackWindow) {
+    ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                      SYNC_FILE_RANGE_WRITE);  // a hint: its failure changes nothing fsync checks
+    flushed_ = written_;
+  }
 }
 
 void AtomicFile::truncate() {
   if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) != 0)
     throw_errno("cannot truncate " + temp_.string());
+  written_ = flushed_ = 0;
 }
 
 void AtomicFile::commit() { commit_as(final_); }
+
+void AtomicFile::commit_unsynced() {
+  fd_.reset();
+  if (::rename(temp_.c_str(), final_.c_str()) != 0) throw_errno("cannot rename to " + final_.string());
+  committed_ = true;
+}
 
 void AtomicFile::commit_as(const std::filesystem::path& final_path) {
   if (::fsync(fd_.get()) != 0) throw_errno("cannot sync " + temp_.string());
@@ -131,6 +147,12 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   AtomicFile file(path);
   file.write(content.data(), content.size());
   file.commit();
+}
+
+void write_file_replacing(const std::filesystem::path& path, std::string_view content) {
+  AtomicFile file(path);
+  file.write(content.data(), content.size());
+  file.commit_unsynced();
 }
 
 }  // namespace dockless

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -41,6 +42,10 @@ std::string read_file(const std::filesystem::path& path);
 /// Replaces path with content atomically: temp file in the same directory,
 /// fsync, rename, fsync of the directory. Readers see the old or the new file.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+/// The same without the fsyncs, for a record that is only a hint and is
+/// validated when read: after a crash it may be the old one, or empty,
+/// never a mix.
+void write_file_replacing(const std::filesystem::path& path, std::string_view content);
 
 /// A file written under a temp name beside its final one and renamed into
 /// place on commit() (after an fsync; the directory is fsynced after the
@@ -64,12 +69,17 @@ class AtomicFile {
   /// The same, onto another name in the same directory (known only at the
   /// end, like a blob's digest).
   void commit_as(const std::filesystem::path& final_path);
+  /// Renames without any fsync (write_file_replacing).
+  void commit_unsynced();
 
  private:
   std::filesystem::path final_;
   std::filesystem::path temp_;
   UniqueFd fd_;
   bool committed_ = false;
+  static constexpr std::uint64_t kWritebackWindow = std::uint64_t{8} << 20;
+  std::uint64_t written_ = 0;  ///< bytes written by write()
+  std::uint64_t flushed_ = 0;  ///< of those, handed to the disk ahead of commit()
 };
 
 /// fsyncs a directory so a rename inside it is durable.

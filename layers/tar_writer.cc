@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "base/error.h"
 #include "base/file_util.h"
 #include "layers/archive_handle.h"
+#include "oci/digest.h"
 
 namespace dockless {
 
@@ -77,11 +79,18 @@ std::uint64_t emit_parents(TarStreamWriter& out, const std::string& prefix, cons
   return n;
 }
 
-class DirectoryTar {
+/// The walk of write_directory_tar: every entry it writes, in its order
+/// (names sorted bytewise, parents first), `include` and `descend_excluded`
+/// applied. `visit(tar_name, host_path, st, dirfd, name)` gets each entry;
+/// dirfd and name locate a non-directory's data (-1 and "" for a directory).
+class DirectoryWalk {
  public:
-  DirectoryTar(const TarOptions& options, TarStreamWriter& out)
-      : opt_(options), out_(out), entries_(entry_options(options), out) {}
+  using Visit = std::function<void(const std::string& tar_name, const std::string& host_path,
+                                   const struct stat& st, int dirfd, const std::string& name)>;
+  DirectoryWalk(const TarOptions& options, Visit visit) : opt_(options), visit_(std::move(visit)) {}
 
+  /// The destination directory itself (when not "/") comes first, with the
+  /// directory's own stat; the caller writes the destination's parents.
   void run(const std::filesystem::path& dir) {
     UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root) throw_errno("cannot open directory " + dir.string());
@@ -89,22 +98,13 @@ class DirectoryTar {
     if (::fstat(root.get(), &st) != 0) throw_errno("cannot stat " + dir.string());
     std::string prefix = normalise_name(opt_.dest);
     if (!prefix.empty()) {
-      // Parents of the destination, then the destination itself (the dir's mode).
-      parents_ = emit_parents(out_, prefix, opt_, /*include_self=*/false);
-      emit(prefix, dir.string(), st, -1, "");
+      visit_(prefix, dir.string(), st, -1, "");
       prefix += '/';
     }
     walk(root.get(), dir.string(), "", prefix);
   }
 
-  TarStats stats() const {
-    TarStats s = entries_.stats;
-    s.entries += parents_;
-    return s;
-  }
-
  private:
-  std::uint64_t parents_ = 0;
   void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
             const std::string& tar_dir) {
     std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
@@ -129,12 +129,12 @@ class DirectoryTar {
       }
       flush_pending();
       if (is_dir) {
-        emit(tar_name, host_path, st, -1, "");
+        visit_(tar_name, host_path, st, -1, "");
         UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) throw_errno("cannot open directory " + host_path);
         walk(sub.get(), host_path, rel, tar_name + "/");
       } else {
-        emit(tar_name, host_path, st, dirfd, name);
+        visit_(tar_name, host_path, st, dirfd, name);
       }
     }
   }
@@ -145,42 +145,76 @@ class DirectoryTar {
     struct stat st;
   };
   void flush_pending() {
-    for (const auto& p : pending_) emit(p.tar_name, p.host_path, p.st, -1, "");
+    for (const auto& p : pending_) visit_(p.tar_name, p.host_path, p.st, -1, "");
     pending_.clear();
   }
   std::vector<Pending> pending_;
 
-  /// Writes one entry. For regular files, dirfd/name locate the data.
-  void emit(const std::string& tar_name, const std::string& host_path, const struct stat& st,
-            int dirfd, const std::string& name) {
-    entries_.write(tar_name, host_path, st, dirfd, name);
-  }
-
-  static EntryOptions entry_options(const TarOptions& opt) {
-    EntryOptions e;
-    e.uid = opt.uid;
-    e.gid = opt.gid;
-    e.mtime_clamp = opt.mtime_clamp;
-    if (opt.xattrs) e.keep_xattr = [](std::string_view) { return true; };
-    e.map_symlink = opt.map_symlink;
-    return e;
-  }
-
   const TarOptions& opt_;
-  TarStreamWriter& out_;
-  TarEntryWriter entries_;
+  Visit visit_;
 };
+
+EntryOptions entry_options(const TarOptions& opt) {
+  EntryOptions e;
+  e.uid = opt.uid;
+  e.gid = opt.gid;
+  e.mtime_clamp = opt.mtime_clamp;
+  if (opt.xattrs) e.keep_xattr = [](std::string_view) { return true; };
+  e.map_symlink = opt.map_symlink;
+  return e;
+}
+
+/// Appends an integer's bytes (little-endian on every machine we build for:
+/// the digest stays on this machine).
+template <typename T>
+void append_int(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
 
 }  // namespace
 
 TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
                              ByteSink& out) {
   TarStreamWriter archive_out(out);
-  DirectoryTar tar(options, archive_out);
-  tar.run(dir);
+  TarEntryWriter entries(entry_options(options), archive_out);
+  std::uint64_t parents = 0;
+  if (std::string prefix = normalise_name(options.dest); !prefix.empty())
+    parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
+  DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path,
+                                  const struct stat& st, int dirfd, const std::string& name) {
+    entries.write(tar_name, host_path, st, dirfd, name);
+  });
+  walk.run(dir);
   archive_out.close();
   out.finish();
-  return tar.stats();
+  TarStats stats = entries.stats;
+  stats.entries += parents;
+  return stats;
+}
+
+TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options) {
+  Sha256 hash;
+  TreeStat out;
+  std::string record;
+  DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string&, const struct stat& st, int,
+                                  const std::string&) {
+    record.assign(tar_name);
+    record.push_back('\0');
+    for (auto v : {std::uint64_t(st.st_mode), std::uint64_t(st.st_uid), std::uint64_t(st.st_gid),
+                   std::uint64_t(st.st_size), std::uint64_t(st.st_ino), std::uint64_t(st.st_dev),
+                   std::uint64_t(st.st_nlink), std::uint64_t(st.st_rdev)})
+      append_int(record, v);
+    for (const struct timespec& t : {st.st_mtim, st.st_ctim}) {
+      std::int64_t ns = std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+      append_int(record, ns);
+      out.newest_change_ns = std::max(out.newest_change_ns, ns);
+    }
+    hash.update(record);
+    ++out.entries;
+  });
+  walk.run(dir);
+  out.digest = hash.finish();
+  return out;
 }
 
 TarStats rewrite_tar(const std::filesystem::path& tar_file, const TarOptions& options,

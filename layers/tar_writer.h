@@ -12,6 +12,7 @@
 
 #include "layers/byte_sink.h"
 #include "layers/tar_entry_writer.h"
+#include "oci/digest.h"
 
 namespace dockless {
 
@@ -50,6 +51,20 @@ struct TarOptions {
 /// file plus hardlinks. Sockets are skipped. Throws Error naming the path.
 TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
                              ByteSink& out);
+
+/// What write_directory_tar would read, without reading any file: a digest
+/// of each entry's name and stat (type and mode, owner, size, inode, device,
+/// link count, mtime and ctime to the nanosecond) in the walk's order, and
+/// the newest mtime or ctime in it. Content cannot change without a new
+/// ctime, so an equal digest means an equal tar, as long as the newest
+/// change is older than the file system's timestamp granularity (a file
+/// written twice within one tick keeps its ctime): the caller checks that.
+struct TreeStat {
+  Digest digest;
+  std::int64_t newest_change_ns = 0;  ///< since the epoch
+  std::uint64_t entries = 0;
+};
+TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options);
 
 /// Re-writes an existing tar (plain, gzip, zstd, xz, bzip2) with the same
 /// normalisation (mtime clamp, owners, names), keeping its entry order.

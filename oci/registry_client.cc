@@ -478,6 +478,14 @@ BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descrip
   return BlobPushOutcome::kUploaded;
 }
 
+void RegistryClient::upload_blob(const std::string& repo, const Descriptor& blob, const std::filesystem::path& file,
+                                 std::uint64_t chunk_size, const ProgressFn& progress) {
+  BlobOpener open = [&](std::uint64_t offset, std::uint64_t length) {
+    return file_reader(file, offset, length, progress, offset, nullptr);
+  };
+  upload_with_retries(repo, {"repository:" + repo + ":pull,push"}, "", blob, open, chunk_size);
+}
+
 void RegistryClient::upload_blob_stream(const std::string& repo, const Descriptor& blob,
                                         const std::function<BlobReader()>& open) {
   BlobOpener opener = [&](std::uint64_t, std::uint64_t) { return open(); };

@@ -92,6 +92,12 @@ class RegistryClient {
                             std::uint64_t chunk_size, const ProgressFn& progress = nullptr,
                             bool verify = false);
 
+  /// Uploads the blob in `file` without asking whether the repository has
+  /// it (a blob just made: the answer is almost always no), retried like
+  /// push_blob's.
+  void upload_blob(const std::string& repo, const Descriptor& blob, const std::filesystem::path& file,
+                   std::uint64_t chunk_size, const ProgressFn& progress = nullptr);
+
   /// Uploads a blob whose bytes come from `open` (called once per try, e.g.
   /// a stream from another registry) as one monolithic upload, retried like
   /// push_blob's. No existence check or mount: the caller tried those.

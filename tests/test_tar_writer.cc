@@ -984,3 +984,66 @@ TEST_CASE("rewrite_tar of a file that is not a tar gives an Error naming it", "[
   }
   CHECK_THROWS_AS(rewrite(tmp / "absent.tar"), Error);
 }
+
+namespace {
+
+/// Rewrites `path` with `content`, then puts its mtime back: what an editor
+/// that keeps timestamps, or a checkout of the same size, leaves behind.
+void rewrite_keeping_mtime(const fs::path& path, const std::string& content) {
+  struct stat before;
+  REQUIRE(::stat(path.c_str(), &before) == 0);
+  write_text(path, content);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("stat_directory_tree changes with what the tar would hold, and only with that", "[tar_writer]") {
+  TempDir tmp;
+  write_text(tmp / "src/a.py", "print('a')\n");
+  write_text(tmp / "src/b.py", "print('b')\n");
+  write_text(tmp / "build/out.o", "object");
+  ::symlink("a.py", (tmp / "src/link").c_str());
+  TarOptions opt;
+  opt.dest = "/opt/app";
+  opt.include = [](const std::string& rel, bool) { return rel != "build" && rel.rfind("build/", 0) != 0; };
+  const dockless::TreeStat first = dockless::stat_directory_tree(tmp.path(), opt);
+
+  SECTION("the same tree gives the same digest, and counts the entries the tar writes") {
+    CHECK(dockless::stat_directory_tree(tmp.path(), opt).digest == first.digest);
+    TarStats stats;
+    (void)tar_of(tmp.path(), opt, &stats);
+    CHECK(first.entries + 1 == stats.entries);  // the tar also writes the parent "opt"
+    struct stat st;
+    REQUIRE(::lstat((tmp / "src/b.py").c_str(), &st) == 0);
+    CHECK(first.newest_change_ns >= std::int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec);
+  }
+  SECTION("a file rewritten with the same size and mtime is seen (its ctime moved)") {
+    ::usleep(20000);  // past the file system's timestamp tick
+    rewrite_keeping_mtime(tmp / "src/a.py", "print('A')\n");
+    CHECK(dockless::stat_directory_tree(tmp.path(), opt).digest != first.digest);
+  }
+  SECTION("a new file, a removed one and a mode change are seen") {
+    ::usleep(20000);
+    write_text(tmp / "src/c.py", "");
+    const auto added = dockless::stat_directory_tree(tmp.path(), opt).digest;
+    CHECK(added != first.digest);
+    fs::remove(tmp / "src/c.py");
+    fs::permissions(tmp / "src/b.py", fs::perms::owner_exec, fs::perm_options::add);
+    const auto chmodded = dockless::stat_directory_tree(tmp.path(), opt).digest;
+    CHECK(chmodded != first.digest);
+    CHECK(chmodded != added);
+  }
+  SECTION("what the filter leaves out does not count") {
+    ::usleep(20000);
+    write_text(tmp / "build/out.o", "another object");
+    write_text(tmp / "build/new.o", "");
+    CHECK(dockless::stat_directory_tree(tmp.path(), opt).digest == first.digest);
+  }
+  SECTION("another destination is another tree") {
+    TarOptions elsewhere = opt;
+    elsewhere.dest = "/srv";
+    CHECK(dockless::stat_directory_tree(tmp.path(), elsewhere).digest != first.digest);
+  }
+}

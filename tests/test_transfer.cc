@@ -121,7 +121,7 @@ TEST_CASE("a push within one registry mounts from the source repository", "[tran
 
   ImageTransfer transfer(s.transfer_options());
   LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest),
-                   "reg.test", "app", {}, {}};
+                   "reg.test", "app", {}, {}, {}};
   Digest pushed = transfer.store(image, ImageLocation::parse("reg.test/copy:1"), "");
 
   CHECK(pushed == s.manifest_digest);
@@ -163,7 +163,7 @@ TEST_CASE("a push to a tag that holds the image already sends no blob", "[transf
   store.put(s.manifest);
 
   ImageTransfer transfer(s.transfer_options());
-  LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest), "", "", {}, {}};
+  LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest), "", "", {}, {}, {}};
   CHECK(transfer.store(image, ImageLocation::parse("reg.test/app:1"), "") == s.manifest_digest);
   CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/") == 0);  // the tag's manifest listed them
   CHECK(s.http.count("POST", kBase) == 0);

@@ -69,6 +69,9 @@ if ! command -v buildah >/dev/null; then
 fi
 
 # ---------------------------------------------------------------- scratch and cleanup
+# lib.sh: unmount_under, reset_buildah, retire/purge_retired/settle_inodes
+# (why nothing is deleted between timed phases).
+source scripts/bench/lib.sh
 index_pid=
 cleanup() {
   local rc=$?
@@ -76,30 +79,19 @@ cleanup() {
   bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
   reset_buildah || true
   unmount_under "$run" || true
-  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf -- "$run"
+  [[ ${BENCH_KEEP:-0} == 1 ]] || retire "$run"
+  purge_retired || true
   exit "$rc"
 }
 BH=(buildah --root "$bh_root/root" --runroot "$bh_root/runroot" --storage-driver overlay)
-# reset_buildah: an empty buildah storage (every image and container removed,
-# nothing of it left mounted).
-reset_buildah() {
-  [[ -d $bh_root ]] || return 0
-  "${BH[@]}" rm --all >/dev/null 2>&1 || true
-  "${BH[@]}" rmi --all --force >/dev/null 2>&1 || true
-  unmount_under "$bh_root"
-  rm -rf -- "$bh_root"
-}
-unmount_under() {  # DIR: lazily unmounts whatever a tool left mounted below DIR
-  local m
-  { findmnt -rn -o TARGET | grep -F "$1/" | sort -r || true; } | while read -r m; do umount -l "$m" || true; done
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)  # printed: other work on the machine skews every figure
 unmount_under "$run"
-rm -rf -- "$run"
 reset_buildah
+purge_retired "$run"
+settle_inodes
 mkdir -p "$run" "$bench"
 
 # ---------------------------------------------------------------- inputs
@@ -213,7 +205,7 @@ for rep in $(seq 1 "$repeat"); do
   "$dockless" push "oci:$run/base:py" "$REGISTRY_HOST/debian-py:12" --cache-dir "$run/base-push-cache" -q >/dev/null
 
   log "1. cold build (empty caches): dockless"
-  rm -rf -- "$run/dockless-cache"
+  retire "$run/dockless-cache"
   dl cold "$rep" "$out/dl-cold.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push
   log "1. cold build (empty caches): buildah"
   reset_buildah
@@ -260,7 +252,7 @@ for rep in $(seq 1 "$repeat"); do
     --build-context "tools=$run/tools" -f "$root/scripts/bench/build.Containerfile" \
     --build-arg "BASE_IMAGE=$REGISTRY_HOST/debian-py:12" -t "$REGISTRY_HOST/bench-buildah:full" \
     --cache-to "$REGISTRY_HOST/bench-buildah-cache" "$project"
-  rm -rf -- "$run/dockless-cache"
+  retire "$run/dockless-cache"
   dl fresh "$rep" "$out/dl-fresh.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push \
     --cache-from "$REGISTRY_HOST/bench-dockless-cache:latest"
   reset_buildah

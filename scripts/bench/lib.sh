@@ -15,12 +15,43 @@ unmount_under() {  # DIR: lazily unmounts whatever a tool left mounted below DIR
   { findmnt -rn -o TARGET | grep -F "$1/" | sort -r || true; } | while read -r m; do umount -l "$m" || true; done
 }
 
+# Nothing is deleted between timed phases. ext4 without a journal (this
+# VM's root) passes over inodes freed in the last 60 s (360 s while their
+# inode table block is dirty) when it allocates one, so a tool that writes
+# 100k files right after an rm -rf of as many spends minutes in the kernel
+# (find_inode_bit, recently_deleted): a 4 GiB cold build's uv took 21 s
+# after a quiet minute and 115 s right after the previous run's cache was
+# deleted. Trees are retired instead (a rename); they are deleted at exit,
+# and a run that starts within a minute of such a deletion waits it out.
+retire() {  # PATH...: moves each aside, to be deleted at exit
+  local p
+  mkdir -p "$bench/.retired"
+  for p; do [[ -e $p ]] && mv -- "$p" "$(mktemp -d "$bench/.retired/XXXXXX")/"; done
+  return 0
+}
+purge_retired() {  # deletes the retired trees (and PATH...), noting when if that freed many inodes
+  local before after
+  mkdir -p "$bench"
+  before=$(df --output=iused "$bench" | tail -n 1)
+  rm -rf -- "$bench/.retired" "$@"
+  after=$(df --output=iused "$bench" | tail -n 1)
+  if ((before - after > 20000)); then sync; date +%s >"$bench/.inodes-freed-at"; fi
+}
+settle_inodes() {  # waits until inodes freed by an earlier purge are handed out freely again
+  local at wait
+  at=$(cat "$bench/.inodes-freed-at" 2>/dev/null || echo 0)
+  wait=$((at + 65 - $(date +%s)))
+  if ((wait > 0)); then
+    log "waiting ${wait} s: ext4 hands out freshly freed inodes slowly (scripts/bench/lib.sh)"
+    sleep "$wait"
+  fi
+}
+
 reset_buildah() {  # an empty buildah storage, nothing of it left mounted
   [[ -d $bh_root ]] || return 0
   "${BH[@]}" rm --all >/dev/null 2>&1 || true
-  "${BH[@]}" rmi --all --force >/dev/null 2>&1 || true
   unmount_under "$bh_root"
-  rm -rf -- "$bh_root"
+  retire "$bh_root"
 }
 
 # Functions a benchmark adds to run at exit, before the scratch dir goes.
@@ -32,7 +63,8 @@ bench_cleanup() {
   bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
   reset_buildah || true
   unmount_under "$run" || true
-  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf -- "$run"
+  [[ ${BENCH_KEEP:-0} == 1 ]] || retire "$run"
+  purge_retired || true
   exit "$rc"
 }
 
@@ -55,7 +87,8 @@ bench_init() {  # RUN-NAME: checks, a fresh scratch dir, the exit trap
   trap 'exit 130' INT TERM
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)  # printed: other work on the machine skews every figure
   unmount_under "$run"
-  rm -rf -- "$run"
+  purge_retired "$run"
+  settle_inodes
   mkdir -p "$run"
   declare -gA T RSS
 }

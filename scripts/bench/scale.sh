@@ -37,7 +37,7 @@ project=$run/project
 python3 scripts/bench/make-scale-project.py "$project" "$index_url" "$index/layout.json" "$run/scale.Containerfile"
 (cd "$project" && UV_CACHE_DIR=$run/lock-cache XDG_CONFIG_HOME=$run/lock-cfg UV_PYTHON_DOWNLOADS=never \
   "$uv_bin" lock --quiet)
-rm -rf -- "$run/lock-cache"
+retire "$run/lock-cache"
 mkdir -p "$run/tools"
 cp "$uv_bin" "$run/tools/uv"
 rootfs=$(bash scripts/fixtures/debian-rootfs.sh)

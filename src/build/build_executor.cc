@@ -251,13 +251,14 @@ class PlatformBuild::Impl {
     s_.cache.open(from);
   }
 
-  /// The source tree's tar (its digest keys the source layer) is made on
-  /// a thread of its own from here: it needs only the tree and the clamp,
-  /// not the base or the registry.
+  /// The source tree's tar digest (it keys the source layer) is learnt on a
+  /// thread of its own from here: it needs only the tree and the clamp, not
+  /// the base or the registry. A changed tree's layer is made there too.
   void start_hashing_source() {
     source_hashing_ = std::async(std::launch::async, [this] {
       auto t = Clock::now();
-      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp);
+      fs::path memo_dir = opt().no_cache ? fs::path() : s_.cache_dir / "source-stat";
+      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression, s_.store);
       source_seconds_ = seconds_since(t);
       return layer;
     });
@@ -344,7 +345,7 @@ class PlatformBuild::Impl {
         MadeAhead made{build_slot(s_.plan.slots[i]), 0, 0};
         made.seconds = seconds_since(t);
         made.at = seconds_since(s_.started);
-        for (const auto& l : made.layers) push_layer_ahead(s_, l);
+        for (const auto& l : made.layers) push_layer_ahead(s_, l, /*made_now=*/true);
         made_ahead_[i] = std::move(made);  // read once the future is ready
       }
     });
@@ -379,7 +380,7 @@ class PlatformBuild::Impl {
         s_.layers.push_back(LayerRecord{l.name, l.blob, slot.origin, first ? s_.slot_seconds[i] : 0,
                                         at != s_.made_at.end() ? at->second : seconds_since(s_.started)});
         first = false;
-        push_layer_ahead(s_, l);
+        push_layer_ahead(s_, l, /*made_now=*/slot.origin == "miss");
       }
     }
   }

@@ -84,9 +84,10 @@ void mark_image_used(BuildState& s, const Descriptor& manifest) {
 
 void write_outputs(BuildState& s, const Descriptor& manifest, const std::vector<ImageLocation>& outputs,
                    const std::vector<Reference>& tags) {
-  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}};
+  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}, {}};
   built.remote_blobs = s.cache.remote_blobs();
   built.pushed = s.pushed_blobs;
+  built.tags_read = s.tags_read;
   std::string default_tag = tags.empty() ? "" : tags.front().str();
   for (const auto& o : outputs) {
     s.transfer.store(built, o, default_tag);

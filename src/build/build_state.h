@@ -109,6 +109,7 @@ struct BuildState {
   /// then what they pushed (the final push skips it) and when.
   std::unique_ptr<BlobPusher> pusher;
   std::set<std::string> pushed_blobs;
+  std::map<std::string, TagContents> tags_read;  ///< what each tag named when the pushes began
   std::vector<UploadTiming> uploads;
   /// digest -> when a layer written inside a slot was final (a uv cache
   /// part), before its slot ends; in seconds since `started`.

@@ -33,7 +33,7 @@ struct Built {
 /// cache, and a push-only build's base layers.
 LocalImage index_image(std::vector<Built>& built, const Descriptor& index) {
   BuildState& first = built.front().build->state();
-  LocalImage image{&first.store, index, first.base.image.source_registry, first.base.image.source_repo, {}, {}};
+  LocalImage image{&first.store, index, first.base.image.source_registry, first.base.image.source_repo, {}, {}, {}};
   for (auto& b : built) {
     BuildState& s = b.build->state();
     for (const auto& [digest, where] : s.cache.remote_blobs()) image.remote_blobs[digest] = where;

@@ -13,9 +13,9 @@ void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags) {
                            s.base.image.source_registry, s.base.image.source_repo});
 }
 
-void push_layer_ahead(BuildState& s, const CachedLayer& layer) {
+void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now) {
   if (!s.pusher || !s.plan.ships(layer)) return;
-  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", ""};
+  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", "", made_now};
   // A layer left in a registry cache (--cache-from): mounted from there.
   if (!s.store.contains(layer.blob.descriptor.digest)) {
     auto remote = s.cache.remote_blobs();
@@ -28,13 +28,15 @@ void push_layer_ahead(BuildState& s, const CachedLayer& layer) {
 void push_config_ahead(BuildState& s, const Descriptor& manifest) {
   if (!s.pusher) return;
   const Manifest m = Manifest::parse(s.store.read(manifest.digest));
-  s.pusher->add(PushItem{m.config, "config", &s.store, "", ""});
+  // A config is new whenever a layer is, and a few KiB sent again otherwise.
+  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true});
 }
 
 void finish_push_pipeline(BuildState& s) {
   if (!s.pusher) return;
   auto t = Clock::now();
   s.pushed_blobs = s.pusher->finish();
+  s.tags_read = s.pusher->tags_read();
   s.uploads = s.pusher->timings();
   s.pusher.reset();
   s.note("uploads: " + std::to_string(s.uploads.size()) + " blobs, all in " + format_seconds(seconds_since(t)) +

@@ -19,8 +19,9 @@ namespace dockless {
 void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags);
 
 /// Hands a layer the image ships to the uploads (no-op without --push).
-/// Throws a failed upload's Error.
-void push_layer_ahead(BuildState& s, const CachedLayer& layer);
+/// `made_now`: this build made it (no cache had it), so the registry most
+/// likely lacks it too (PushItem::fresh). Throws a failed upload's Error.
+void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now = false);
 
 /// Hands the config of the assembled image `manifest` (in the build's
 /// store) to the uploads: it goes beside the last layers' (a registry takes

@@ -414,7 +414,7 @@ void attach_sbom(BuildState& s, const Descriptor& manifest, const std::vector<Im
   if (!s.spec().uv.uv_path.empty()) in.uv_version = s.image_uv.short_version;
   std::string doc = cyclonedx_json(in);
   Referrer r{manifest.digest, store_sbom_artifact(s.store, doc, manifest)};
-  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}};
+  LocalImage built{&s.store, manifest, s.base.image.source_registry, s.base.image.source_repo, {}, {}, {}};
   for (const auto& o : outputs) {
     if (o.is_archive()) {
       s.warn("--sbom: " + o.str() + " cannot hold referrers; the SBOM goes to oci: outputs and pushes only");

@@ -1,10 +1,15 @@
 #include "src/build/source_layer.h"
 
+#include <time.h>
 #include <unistd.h>
+
+#include <sstream>
 
 #include "base/file_util.h"
 #include "layers/hashing_sink.h"
+#include "oci/digest.h"
 #include "src/build/git_source.h"
+#include "src/cache/last_used.h"
 
 namespace dockless {
 
@@ -64,7 +69,24 @@ class BoundedCopy : public ByteSink {
   bool complete_ = true;
 };
 
-SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp)
+namespace {
+
+/// A tree whose newest change is younger than this (before its stat walk
+/// began) gets no memo: a file written again within one timestamp tick
+/// keeps its ctime. Local file systems tick every few milliseconds; the
+/// margin also covers a file server's clock a little behind ours.
+constexpr std::int64_t kRacyMarginNs = 1'000'000'000;
+
+std::int64_t realtime_ns() {
+  struct timespec t;
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+}  // namespace
+
+SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const fs::path& memo_dir,
+                         const CompressionOptions& compression, const BlobStore& store)
     : tree_(source.tree), rules_(source.ignore) {
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
@@ -90,6 +112,47 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp)
   tar_.descend_excluded = [&rules, left_out](const std::string& rel) {
     return !left_out(rel) && rules.may_reinclude_below(rel);
   };
+
+  std::int64_t walk_began = realtime_ns();
+  if (memo_dir.empty()) {  // --no-cache: hash only, as on a first build
+    hash_tree();
+    return;
+  }
+  const TreeStat stat = stat_directory_tree(tree_, tar_);
+  const fs::path memo = memo_dir / sha256_of(memo_identity(source)).hex();
+  // "<stat digest> <tar digest> trusted|racy"; none, or an unreadable one,
+  // is a first build of this tree here.
+  std::string last_stat, last_tar, trust;
+  try {
+    std::istringstream in(read_file(memo));
+    in >> last_stat >> last_tar >> trust;
+    Digest::parse(last_tar);
+  } catch (const Error&) {
+    last_stat.clear();
+  }
+  if (last_stat == stat.digest.str() && trust == "trusted") {
+    tar_digest_ = last_tar;
+    mark_used(memo);
+    return;
+  }
+  if (!last_stat.empty() && last_stat != stat.digest.str()) {
+    // Changed since its last build here: the layer is almost surely new.
+    made_ = write_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, store);
+    made_with_ = compression;
+    tar_digest_ = made_->diff_id.str();
+  } else {
+    // A first build here (its layer may be in a registry cache) or one
+    // changed a moment before the last: hashed, compressed only if missed.
+    hash_tree();
+  }
+  const bool trusted = stat.newest_change_ns < walk_began - kRacyMarginNs;
+  // Not synced: the memo is a hint, checked when read (a crash can leave it
+  // empty or old, never wrong), and an edit build's layer waits for it.
+  fs::create_directories(memo_dir);
+  write_file_replacing(memo, stat.digest.str() + " " + tar_digest_ + (trusted ? " trusted\n" : " racy\n"));
+}
+
+void SourceLayer::hash_tree() {
   copy_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
   HashingSink probe(copy_.get());
   write_directory_tar(tree_, tar_, probe);
@@ -98,15 +161,33 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp)
 
 SourceLayer::~SourceLayer() = default;
 
-LayerBlob SourceLayer::write(const CompressionOptions& compression, BlobStore& store) const {
+/// What, besides the tree's stat, decides the tar: the tree's place, the
+/// tar options and what the walk leaves out.
+std::string SourceLayer::memo_identity(const ProjectSource& source) const {
+  std::string id = "dockless source memo 1\n" + tree_.string() + "\n" + tar_.dest + "\n" +
+                   std::to_string(tar_.mtime_clamp) + "\n" + (source.spec.source.keep_git_dir ? "git" : "no-git") + "\n";
+  for (const auto& v : venv_dirs_) id += "venv " + v + "\n";
+  // The ignore file may leave itself out of the tree, so its text goes in.
+  std::string ignore = "none";
+  try {
+    ignore = sha256_of(read_file(tree_ / source.spec.source.ignore_file)).str();
+  } catch (const Error&) {
+    // No ignore file (IgnoreRules::load has read it if there is one).
+  }
+  id += "ignore " + ignore + "\n";
+  return id;
+}
+
+LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobStore& store) const {
+  if (made_ && made_with_.kind == compression.kind && made_with_.level == compression.level) return *made_;
   return write_layer(
       [this](ByteSink& sink) {
-        if (!copy_ || !copy_->complete()) {
+        if (copy_ && copy_->complete()) {
+          sink.write(copy_->bytes().data(), copy_->bytes().size());
+          sink.finish();
+        } else {
           write_directory_tar(tree_, tar_, sink);
-          return;
         }
-        sink.write(copy_->bytes().data(), copy_->bytes().size());
-        sink.finish();
       },
       compression, store);
 }

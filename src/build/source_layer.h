@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "layers/compression.h"
@@ -34,28 +35,45 @@ ProjectSource load_project_source(const BuildOptions& options, const std::filesy
 
 class BoundedCopy;
 
-/// The source tree's layer. Made by hashing the tree's tar (one uncompressed
-/// pass), so only a real change of content costs compression and upload;
-/// the tar is kept in memory up to a limit for write().
+/// The source tree's layer, keyed by the digest of its uncompressed tar,
+/// learnt in one of three ways (a memo per tree under the cache, keyed by
+/// the tree's place and tar options, holds its last stat digest and tar
+/// digest):
+///   - the stat walk matches the memo: no file is read;
+///   - it does not (an edit): the layer is made at once, tar, hash and
+///     compression in one pass, since it is almost surely new;
+///   - no memo (a first build here): the tar is hashed and kept in memory,
+///     and compressed only if no cache has the layer (write()).
 class SourceLayer {
  public:
-  SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp);
+  /// `memo_dir` empty: no memo is read or written (--no-cache).
+  SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const std::filesystem::path& memo_dir,
+              const CompressionOptions& compression, const BlobStore& store);
   ~SourceLayer();
   SourceLayer(const SourceLayer&) = delete;
   SourceLayer& operator=(const SourceLayer&) = delete;
 
   /// The digest of the uncompressed tar (the source slot's key input).
   const std::string& tar_digest() const { return tar_digest_; }
-  /// Compresses the tar into `store`.
-  LayerBlob write(const CompressionOptions& compression, BlobStore& store) const;
-  /// Frees the kept tar (a cache has the layer).
+  /// Whether the tree's files were read (no memo matched its stat).
+  bool read_tree() const { return made_.has_value() || copy_ != nullptr; }
+  /// Whether the layer was made while learning the digest (an edited tree).
+  bool made() const { return made_.has_value(); }
+  /// The layer in `store`: the one made while learning the digest, or made now.
+  LayerBlob write(const CompressionOptions& compression, const BlobStore& store) const;
+  /// Frees the tar kept in memory (a cache has the layer).
   void drop_copy();
 
  private:
+  std::string memo_identity(const ProjectSource& source) const;
+  void hash_tree();
+
   std::filesystem::path tree_;
   IgnoreRules rules_;
   std::vector<std::string> venv_dirs_;  ///< venvs inside the destination, relative to it
   TarOptions tar_;
+  std::optional<LayerBlob> made_;  ///< an edited tree's layer, made with made_with_
+  CompressionOptions made_with_;
   std::unique_ptr<BoundedCopy> copy_;
   std::string tar_digest_;
 };

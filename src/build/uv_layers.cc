@@ -87,7 +87,7 @@ CachedLayer write_piece(BuildState& s, std::mutex& state_mu, const CachePart& pa
   // Its upload need not wait for the slot's other parts.
   std::lock_guard<std::mutex> lock(state_mu);
   s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
-  push_layer_ahead(s, CachedLayer{name, blob, part.users});
+  push_layer_ahead(s, CachedLayer{name, blob, part.users}, /*made_now=*/!reused);
   return CachedLayer{name, blob, part.users};
 }
 

@@ -160,7 +160,7 @@ class Lister {
         if (is_temp(name)) leftover(sub, {name}, "unfinished write");
         else if (!name.ends_with(".lock")) add(category, sub, name, with_lock_file(sub, name), name);
       }
-    for (const char* sub : {"tools", "registry-schemes"})
+    for (const char* sub : {"tools", "registry-schemes", "source-stat"})
       for (const auto& name : list_dir(root_ / sub)) {
         if (is_temp(name)) leftover(sub, {name}, "unfinished write");
         else add(CacheCategory::kRecord, sub, name);

@@ -24,7 +24,7 @@ BlobPusher::BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& de
   for (const auto& ref : destinations)
     if (seen.insert(ref.registry + "/" + ref.repository).second)
       destinations_.push_back(Destination{ref, &transfer_.client(ref.registry), {}});
-  for (auto& d : destinations_) d.at_tag = read_tag(*d.client, d.ref, store).blobs;
+  for (auto& d : destinations_) d.at_tag = read_tag(*d.client, d.ref, store);
   int threads = std::max(jobs, 1);
   // Entries are descriptors, not bytes: the bound keeps a stalled registry
   // from letting the queue grow with every layer, at no memory cost.
@@ -62,6 +62,13 @@ std::set<std::string> BlobPusher::finish() {
 std::vector<UploadTiming> BlobPusher::timings() const {
   std::lock_guard<std::mutex> lock(mu_);
   return timings_;
+}
+
+std::map<std::string, TagContents> BlobPusher::tags_read() const {
+  std::map<std::string, TagContents> out;
+  for (const auto& d : destinations_)
+    if (!d.ref.tag.empty()) out[d.ref.str()] = d.at_tag;
+  return out;
 }
 
 void BlobPusher::fail(std::exception_ptr e) {
@@ -106,14 +113,19 @@ bool BlobPusher::push_one(const PushItem& item, const Destination& d) {
       item.source_registry == d.ref.registry && item.source_repo != d.ref.repository ? item.source_repo : "";
   auto start = Clock::now();
   std::string action;
-  const bool at_tag = d.at_tag.count(b.digest.str()) > 0;  // in the repository already: no HEAD
+  const bool at_tag = d.at_tag.blobs.count(b.digest.str()) > 0;  // in the repository already: no HEAD
   if (at_tag || (item.store != nullptr && item.store->contains(b.digest))) {
     Progress& progress = transfer_.progress();
     progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
-    BlobPushOutcome outcome =
-        at_tag ? BlobPushOutcome::kSkipped
-               : d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,
-                                     transfer_.chunk_size(), [&](std::uint64_t done) { progress.update(id, done); });
+    auto update = [&](std::uint64_t done) { progress.update(id, done); };
+    BlobPushOutcome outcome = BlobPushOutcome::kSkipped;
+    if (!at_tag && item.fresh && b.size <= kFreshUploadLimit) {
+      d.client->upload_blob(d.ref.repository, b, item.store->path_of(b.digest), transfer_.chunk_size(), update);
+      outcome = BlobPushOutcome::kUploaded;
+    } else if (!at_tag) {
+      outcome = d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,
+                                    transfer_.chunk_size(), update);
+    }
     action = outcome == BlobPushOutcome::kUploaded  ? "transferred"
              : outcome == BlobPushOutcome::kMounted ? "mounted"
                                                     : "skipped";

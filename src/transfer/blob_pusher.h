@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -22,6 +23,7 @@
 #include "oci/blob_store.h"
 #include "oci/descriptor.h"
 #include "oci/reference.h"
+#include "src/transfer/tag_contents.h"
 #include "src/transfer/transfer.h"
 
 namespace dockless {
@@ -44,7 +46,16 @@ struct PushItem {
   std::string label;
   const BlobStore* store = nullptr;
   std::string source_registry, source_repo;
+  /// Made by this build (a new layer, the config): a registry almost never
+  /// has it, so one up to kFreshUploadLimit is uploaded without a HEAD
+  /// first; at worst it is sent again.
+  bool fresh = false;
 };
+
+/// A fresh blob bigger than this is HEAD-checked all the same: another
+/// builder may have pushed the same layer, and sending it again would cost
+/// more than asking.
+inline constexpr std::int64_t kFreshUploadLimit = std::int64_t{4} << 20;
 
 class BlobPusher {
  public:
@@ -66,13 +77,15 @@ class BlobPusher {
   std::set<std::string> finish();
   /// Every push so far, in the order they ended.
   std::vector<UploadTiming> timings() const;
+  /// What each destination's tag (Reference::str()) named when this began.
+  std::map<std::string, TagContents> tags_read() const;
 
  private:
   struct Destination {
     Reference ref;
     RegistryClient* client = nullptr;
-    /// The blobs of the image its tag names now: pushed already, no HEAD.
-    std::set<std::string> at_tag;
+    /// What its tag names now; its blobs are pushed already, no HEAD.
+    TagContents at_tag;
   };
   void work();
   /// Pushes one blob to one destination; false when it is left to the final push.

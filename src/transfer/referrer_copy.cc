@@ -96,7 +96,7 @@ void ImageTransfer::store_referrers(const LocalImage& image, const std::vector<R
   std::unique_ptr<OciLayout> layout;
   if (dst.is_layout()) layout = std::make_unique<OciLayout>(OciLayout::open_or_create(dst.layout().dir));
   for (const auto& r : referrers) {
-    LocalImage one{image.store, r.manifest, image.source_registry, image.source_repo, image.remote_blobs, image.pushed};
+    LocalImage one{image.store, r.manifest, image.source_registry, image.source_repo, image.remote_blobs, image.pushed, {}};
     if (layout) {
       copy_into_layout(one, *layout);
       layout->set_tag(r.manifest, "");  // untagged: found by its subject

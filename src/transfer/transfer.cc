@@ -92,7 +92,7 @@ LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_s
   if (src.is_layout()) return load_layout(src.layout());
   if (src.is_archive()) {
     LoadedArchiveImage a = read_docker_archive(src.archive().file, work_store, src.archive().ref);
-    return LocalImage{&work_store, a.manifest, "", "", {}, {}};
+    return LocalImage{&work_store, a.manifest, "", "", {}, {}, {}};
   }
   return load_registry(src.reference(), work_store, layers_on_demand);
 }
@@ -100,7 +100,7 @@ LocalImage ImageTransfer::load(const ImageLocation& src, const BlobStore& work_s
 LocalImage ImageTransfer::load_layout(const LayoutRef& ref) {
   layouts_.push_back(std::make_unique<OciLayout>(OciLayout::open(ref.dir)));
   const OciLayout& layout = *layouts_.back();
-  LocalImage image{&layout.blobs(), resolve_in_layout(layout, ref.tag), "", "", {}, {}};
+  LocalImage image{&layout.blobs(), resolve_in_layout(layout, ref.tag), "", "", {}, {}, {}};
   if (media_type::is_index(image.top.media_type) && !opt_.all_platforms)
     image.top = select_platform(
         ImageIndex::parse(read_manifest(*image.store, image.top, ref.str())), ref.str());
@@ -141,7 +141,7 @@ LocalImage ImageTransfer::load_registry(const Reference& ref, const BlobStore& s
   if (media_type::is_index(top.media_type) && !opt_.all_platforms)
     top_desc = select_platform(ImageIndex::parse(top.bytes), ref.str());
   pull_graph(c, ref.repository, top_desc, store, layers_on_demand, ref.str());
-  return LocalImage{&store, top_desc, ref.registry, ref.repository, {}, {}};
+  return LocalImage{&store, top_desc, ref.registry, ref.repository, {}, {}, {}};
 }
 
 void ImageTransfer::fetch_manifests(RegistryClient& c, const std::string& repo,

@@ -30,6 +30,7 @@
 #include "oci/registry_transport.h"
 #include "src/transfer/image_location.h"
 #include "src/transfer/progress.h"
+#include "src/transfer/tag_contents.h"
 
 namespace dockless {
 
@@ -63,6 +64,9 @@ struct LocalImage {
   /// Blobs already pushed to the destination repository (a build's
   /// BlobPusher): a push to a registry does not ask for them again.
   std::set<std::string> pushed;
+  /// What destination tags (Reference::str()) named when that pusher
+  /// began: the push reads such a tag again only to learn what it read.
+  std::map<std::string, TagContents> tags_read;
 };
 
 /// A manifest (or index) whose subject is another manifest of a copy: an

@@ -175,7 +175,8 @@ Digest ImageTransfer::push_graph(const LocalImage& image, const Reference& ref,
   // Looked up here: the client map is not for worker threads to change.
   if (!image.source_registry.empty()) client(image.source_registry);
   for (const auto& [digest, where] : image.remote_blobs) client(where.first);
-  const TagContents at_tag = read_tag(c, ref, *image.store);
+  auto known = image.tags_read.find(ref.str());
+  const TagContents at_tag = known != image.tags_read.end() ? known->second : read_tag(c, ref, *image.store);
   const std::set<std::string>& in_repo = at_tag.blobs;
   parallel_for_each(graph.blobs, opt_.jobs, [&](const Descriptor& b) {
     auto start = Clock::now();

@@ -220,7 +220,7 @@ UnbundleSummary run_unbundle(const UnbundleOptions& options) {
     if (options.dry_run) continue;
     Descriptor top = e;
     top.annotations.clear();
-    LocalImage image{&layout.blobs(), top, "", "", {}, {}};
+    LocalImage image{&layout.blobs(), top, "", "", {}, {}, {}};
     t.store(image, ImageLocation{dst}, "");
     // Its referrers (and theirs), after it: those whose subject it holds.
     std::set<std::string> subjects;

@@ -1,0 +1,125 @@
+// Tests for src/build/source_layer: the source tree's layer is keyed by its
+// tar's digest, learnt from a stat memo when nothing changed (no file read)
+// and never wrongly: an edit that keeps size and mtime is still seen. An
+// edited tree's layer is made at once; a first build's only hashed (its
+// layer may be in a registry cache, so nothing is compressed for it yet).
+#include "src/build/source_layer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "oci/blob_store.h"
+#include "tests/test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using dockless::BlobStore;
+using dockless::CompressionOptions;
+using dockless::ProjectSource;
+using dockless::SourceLayer;
+using dockless::test::TempDir;
+using dockless::test::write_text;
+
+ProjectSource project_at(const fs::path& tree) {
+  ProjectSource s;
+  s.tree = tree;
+  s.project_root = tree;
+  s.spec.source.dest = "/opt/app";
+  s.ignore = dockless::IgnoreRules::load(tree / ".dockerignore");
+  return s;
+}
+
+std::size_t files_in(const fs::path& dir) {
+  if (!fs::exists(dir)) return 0;
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+}  // namespace
+
+TEST_CASE("the source layer's digest comes from a stat memo when nothing changed", "[source_layer]") {
+  TempDir tmp;
+  const fs::path tree = tmp / "project";
+  write_text(tree / "app/main.py", "print('hello')\n");
+  write_text(tree / "app/util.py", "X = 1\n");
+  write_text(tree / ".dockerignore", "*.log\n");
+  write_text(tree / "run.log", "noise");
+  ::usleep(1200000);  // older than the racy margin (1 s): a memo may be written
+  const fs::path memo = tmp / "memo";
+  BlobStore store(tmp / "store");
+  CompressionOptions gzip;
+  const ProjectSource source = project_at(tree);
+
+  SourceLayer first(source, 0, memo, gzip, store);
+  CHECK(first.read_tree());
+  CHECK_FALSE(first.made());
+  CHECK(files_in(store.blob_dir()) == 0);
+  CHECK(files_in(memo) == 1);
+  const dockless::LayerBlob made = first.write(gzip, store);
+  CHECK(made.diff_id.str() == first.tar_digest());
+  CHECK(store.contains(made.descriptor.digest));
+
+  SECTION("an unchanged tree is not read, and its layer is the same") {
+    SourceLayer again(source, 0, memo, gzip, store);
+    CHECK_FALSE(again.read_tree());
+    CHECK(again.tar_digest() == first.tar_digest());
+    CHECK(again.write(gzip, store).descriptor.digest == made.descriptor.digest);
+  }
+  SECTION("an ignored file changing does not count") {
+    write_text(tree / "run.log", "more noise");
+    SourceLayer again(source, 0, memo, gzip, store);
+    CHECK_FALSE(again.read_tree());
+  }
+  SECTION("an edit that keeps the size and the mtime is read, and gets no memo while it is fresh") {
+    struct stat before;
+    REQUIRE(::stat((tree / "app/util.py").c_str(), &before) == 0);
+    write_text(tree / "app/util.py", "X = 2\n");
+    struct timespec times[2] = {before.st_atim, before.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, (tree / "app/util.py").c_str(), times, 0) == 0);
+    SourceLayer edited(source, 0, memo, gzip, store);
+    CHECK(edited.made());
+    CHECK(edited.tar_digest() != first.tar_digest());
+    CHECK(store.contains(edited.write(gzip, store).descriptor.digest));
+    CHECK(files_in(memo) == 1);
+    // Changed a moment ago, so not trusted yet (a second write within one
+    // tick could keep its ctime): read again, but only hashed.
+    SourceLayer again(source, 0, memo, gzip, store);
+    CHECK(again.read_tree());
+    CHECK_FALSE(again.made());
+    CHECK(again.tar_digest() == edited.tar_digest());
+    ::usleep(1200000);
+    SourceLayer later(source, 0, memo, gzip, store);
+    CHECK(later.read_tree());  // this walk finds it old enough, and trusts it from now on
+    SourceLayer settled(source, 0, memo, gzip, store);
+    CHECK_FALSE(settled.read_tree());
+    CHECK(settled.tar_digest() == edited.tar_digest());
+  }
+  SECTION("another mtime clamp or destination is another memo") {
+    SourceLayer clamped(source, 1000, memo, gzip, store);
+    CHECK(clamped.read_tree());
+    CHECK(clamped.tar_digest() != first.tar_digest());
+    ProjectSource moved = source;
+    moved.spec.source.dest = "/srv/app";
+    SourceLayer elsewhere(moved, 0, memo, gzip, store);
+    CHECK(elsewhere.read_tree());
+  }
+  SECTION("without a memo directory (--no-cache) the tree is always read") {
+    SourceLayer uncached(source, 0, fs::path(), gzip, store);
+    CHECK(uncached.read_tree());
+    CHECK(uncached.tar_digest() == first.tar_digest());
+  }
+  SECTION("a damaged memo is read past, not trusted") {
+    for (const auto& e : fs::directory_iterator(memo)) write_text(e.path(), "sha256:not-a-digest x trusted\n");
+    SourceLayer again(source, 0, memo, gzip, store);
+    CHECK(again.read_tree());
+    CHECK_FALSE(again.made());
+    CHECK(again.tar_digest() == first.tar_digest());
+  }
+}
