@@ -89,7 +89,7 @@ def main(argv):
         d, b = T.get(phase + ",dockless", 0), T.get(phase + ",buildah", 0)
         r = ratio(d, b) if peer else "-"
         g = "" if goal is None or not peer else "ratio <= %g: %s" % (goal, "met" if d / b <= goal else "MISSED")
-        print("%-36s %11.2f %11s %8s   %s" % (label, d, "%.2f" % b if peer else "-", r, g))
+        print("%-36s %11.3f %11s %8s   %s" % (label, d, "%.3f" % b if peer else "-", r, g))
     print("%-36s %11s %11s %8s" % ("4. registry growth, skip variant", dl_grow, bh_grow if peer else "-",
                                    ratio(float(dl_grow), float(bh_grow)) if peer and float(bh_grow) else "-"))
     print()

@@ -257,7 +257,10 @@ class PlatformBuild::Impl {
   void start_hashing_source() {
     source_hashing_ = std::async(std::launch::async, [this] {
       auto t = Clock::now();
-      fs::path memo_dir = opt().no_cache ? fs::path() : s_.cache_dir / "source-stat";
+      // A git source is a fresh checkout at a new path each build: no memo
+      // would ever match it, and each would stay behind.
+      bool memo = !opt().no_cache && s_.source.git_url.empty();
+      fs::path memo_dir = memo ? s_.cache_dir / "source-stat" : fs::path();
       auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression, s_.store);
       source_seconds_ = seconds_since(t);
       return layer;
