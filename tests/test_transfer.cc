@@ -266,3 +266,43 @@ TEST_CASE("a build's pusher to a new tag checks every blob", "[transfer]") {
   for (std::size_t i = 1; i < s.descriptors.size(); ++i) CHECK(s.http.count("HEAD", s.blob_url("app", i)) == 1);
   CHECK(s.http.count("POST", kBase) == 0);  // all were there: nothing uploaded
 }
+
+TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, and the push reads the tag once",
+          "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);  // app:1 holds the config and three layers
+  BlobStore store(s.dir / "store");
+  for (const auto& b : s.blobs) store.put(b);
+  const std::string made = std::string(6000, '5');  // an edit's new source layer
+  store.put(made);
+  const Descriptor made_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", made);
+  const std::string old = std::string(7000, '6');  // a cached layer the registry already has elsewhere
+  store.put(old);
+  const Descriptor old_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", old);
+  registry.add_blob("app", old);
+
+  ImageTransfer transfer(s.transfer_options());
+  std::map<std::string, TagContents> tags;
+  {
+    BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
+    pusher.add(PushItem{made_layer, "source", &store, "", "", /*fresh=*/true});
+    pusher.add(PushItem{old_layer, "cached", &store, "", ""});
+    CHECK(pusher.finish().size() == 2);
+    tags = pusher.tags_read();
+  }
+  const std::string made_url = kBase + "/v2/app/blobs/" + made_layer.digest.str();
+  CHECK(s.http.count("HEAD", made_url) == 0);  // fresh: straight to the upload
+  CHECK(registry.has_blob("app", made_layer.digest));
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/" + old_layer.digest.str()) == 1);  // not fresh: asked first
+  REQUIRE(tags.count("reg.test/app:1") == 1);
+  CHECK(tags.at("reg.test/app:1").digest == s.manifest_digest);
+
+  // The final push of an image to that tag, given what the pusher read, asks for the tag no more.
+  const std::size_t heads = s.http.count("HEAD", kBase + "/v2/app/manifests/1");
+  store.put(s.manifest);
+  LocalImage image{&store, describe("application/vnd.oci.image.manifest.v1+json", s.manifest), "", "", {}, {}, tags};
+  for (const auto& d : s.descriptors) image.pushed.insert(d.digest.str());
+  CHECK(transfer.store(image, ImageLocation::parse("reg.test/app:1"), "") == s.manifest_digest);
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/manifests/1") == heads);
+}
