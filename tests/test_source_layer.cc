@@ -57,7 +57,7 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
   CompressionOptions gzip;
   const ProjectSource source = project_at(tree);
 
-  SourceLayer first(source, 0, memo, gzip, store);
+  SourceLayer first(source, 0, memo, gzip);
   CHECK(first.read_tree());
   CHECK_FALSE(first.made());
   CHECK(files_in(store.blob_dir()) == 0);
@@ -67,14 +67,14 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
   CHECK(store.contains(made.descriptor.digest));
 
   SECTION("an unchanged tree is not read, and its layer is the same") {
-    SourceLayer again(source, 0, memo, gzip, store);
+    SourceLayer again(source, 0, memo, gzip);
     CHECK_FALSE(again.read_tree());
     CHECK(again.tar_digest() == first.tar_digest());
     CHECK(again.write(gzip, store).descriptor.digest == made.descriptor.digest);
   }
   SECTION("an ignored file changing does not count") {
     write_text(tree / "run.log", "more noise");
-    SourceLayer again(source, 0, memo, gzip, store);
+    SourceLayer again(source, 0, memo, gzip);
     CHECK_FALSE(again.read_tree());
   }
   SECTION("an edit that keeps the size and the mtime is read, and gets no memo while it is fresh") {
@@ -83,41 +83,45 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
     write_text(tree / "app/util.py", "X = 2\n");
     struct timespec times[2] = {before.st_atim, before.st_mtim};
     REQUIRE(::utimensat(AT_FDCWD, (tree / "app/util.py").c_str(), times, 0) == 0);
-    SourceLayer edited(source, 0, memo, gzip, store);
+    SourceLayer edited(source, 0, memo, gzip);
     CHECK(edited.made());
     CHECK(edited.tar_digest() != first.tar_digest());
-    CHECK(store.contains(edited.write(gzip, store).descriptor.digest));
+    CHECK(files_in(store.blob_dir()) == 1);  // compressed in memory: stored only by write()
+    const dockless::LayerBlob edited_layer = edited.write(gzip, store);
+    CHECK(edited_layer.diff_id.str() == edited.tar_digest());
+    CHECK(store.contains(edited_layer.descriptor.digest));
+    CHECK(store.read(edited_layer.descriptor.digest).size() == std::size_t(edited_layer.descriptor.size));
     CHECK(files_in(memo) == 1);
     // Changed a moment ago, so not trusted yet (a second write within one
     // tick could keep its ctime): read again, but only hashed.
-    SourceLayer again(source, 0, memo, gzip, store);
+    SourceLayer again(source, 0, memo, gzip);
     CHECK(again.read_tree());
     CHECK_FALSE(again.made());
     CHECK(again.tar_digest() == edited.tar_digest());
     ::usleep(1200000);
-    SourceLayer later(source, 0, memo, gzip, store);
+    SourceLayer later(source, 0, memo, gzip);
     CHECK(later.read_tree());  // this walk finds it old enough, and trusts it from now on
-    SourceLayer settled(source, 0, memo, gzip, store);
+    SourceLayer settled(source, 0, memo, gzip);
     CHECK_FALSE(settled.read_tree());
     CHECK(settled.tar_digest() == edited.tar_digest());
   }
   SECTION("another mtime clamp or destination is another memo") {
-    SourceLayer clamped(source, 1000, memo, gzip, store);
+    SourceLayer clamped(source, 1000, memo, gzip);
     CHECK(clamped.read_tree());
     CHECK(clamped.tar_digest() != first.tar_digest());
     ProjectSource moved = source;
     moved.spec.source.dest = "/srv/app";
-    SourceLayer elsewhere(moved, 0, memo, gzip, store);
+    SourceLayer elsewhere(moved, 0, memo, gzip);
     CHECK(elsewhere.read_tree());
   }
   SECTION("without a memo directory (--no-cache) the tree is always read") {
-    SourceLayer uncached(source, 0, fs::path(), gzip, store);
+    SourceLayer uncached(source, 0, fs::path(), gzip);
     CHECK(uncached.read_tree());
     CHECK(uncached.tar_digest() == first.tar_digest());
   }
   SECTION("a damaged memo is read past, not trusted") {
     for (const auto& e : fs::directory_iterator(memo)) write_text(e.path(), "sha256:not-a-digest x trusted\n");
-    SourceLayer again(source, 0, memo, gzip, store);
+    SourceLayer again(source, 0, memo, gzip);
     CHECK(again.read_tree());
     CHECK_FALSE(again.made());
     CHECK(again.tar_digest() == first.tar_digest());

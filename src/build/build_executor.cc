@@ -261,7 +261,7 @@ class PlatformBuild::Impl {
       // would ever match it, and each would stay behind.
       bool memo = !opt().no_cache && s_.source.git_url.empty();
       fs::path memo_dir = memo ? s_.cache_dir / "source-stat" : fs::path();
-      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression, s_.store);
+      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression);
       source_seconds_ = seconds_since(t);
       return layer;
     });

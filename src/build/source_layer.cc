@@ -86,7 +86,7 @@ std::int64_t realtime_ns() {
 }  // namespace
 
 SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const fs::path& memo_dir,
-                         const CompressionOptions& compression, const BlobStore& store)
+                         const CompressionOptions& compression)
     : tree_(source.tree), rules_(source.ignore) {
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
@@ -119,7 +119,8 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     return;
   }
   const TreeStat stat = stat_directory_tree(tree_, tar_);
-  const fs::path memo = memo_dir / sha256_of(memo_identity(source)).hex();
+  // Not named by a bare digest: its content does not hash to its name.
+  const fs::path memo = memo_dir / (sha256_of(memo_identity(source)).hex() + ".memo");
   // "<stat digest> <tar digest> trusted|racy"; none, or an unreadable one,
   // is a first build of this tree here.
   std::string last_stat, last_tar, trust;
@@ -136,10 +137,11 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     return;
   }
   if (!last_stat.empty() && last_stat != stat.digest.str()) {
-    // Changed since its last build here: the layer is almost surely new.
-    made_ = write_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, store);
-    made_with_ = compression;
-    tar_digest_ = made_->diff_id.str();
+    // Changed since its last build here: the layer is almost surely new, so
+    // it is compressed in the same pass, into memory: the store gets it in
+    // write(), once the build is past its checks (a build that fails
+    // before leaves the cache as it was).
+    compress_tree(compression);
   } else {
     // A first build here (its layer may be in a registry cache) or one
     // changed a moment before the last: hashed, compressed only if missed.
@@ -150,6 +152,23 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
   // empty or old, never wrong), and an edit build's layer waits for it.
   fs::create_directories(memo_dir);
   write_file_replacing(memo, stat.digest.str() + " " + tar_digest_ + (trusted ? " trusted\n" : " racy\n"));
+}
+
+void SourceLayer::compress_tree(const CompressionOptions& compression) {
+  compressed_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
+  HashingSink blob_hash(compressed_.get());
+  auto compressor = make_compressor(compression, blob_hash);
+  HashingSink tar_hash(compressor.get());
+  write_directory_tar(tree_, tar_, tar_hash);
+  LayerBlob made;
+  made.diff_id = tar_hash.digest();
+  made.uncompressed_size = tar_hash.size();
+  made.descriptor.media_type = layer_media_type(compression.kind);
+  made.descriptor.size = static_cast<std::int64_t>(blob_hash.size());
+  made.descriptor.digest = blob_hash.digest();
+  made_ = made;
+  made_with_ = compression;
+  tar_digest_ = made.diff_id.str();
 }
 
 void SourceLayer::hash_tree() {
@@ -179,7 +198,11 @@ std::string SourceLayer::memo_identity(const ProjectSource& source) const {
 }
 
 LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobStore& store) const {
-  if (made_ && made_with_.kind == compression.kind && made_with_.level == compression.level) return *made_;
+  if (made_ && compressed_->complete() && made_with_.kind == compression.kind &&
+      made_with_.level == compression.level) {
+    store.put(compressed_->bytes(), made_->descriptor.digest);
+    return *made_;
+  }
   return write_layer(
       [this](ByteSink& sink) {
         if (copy_ && copy_->complete()) {
@@ -192,6 +215,10 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
       compression, store);
 }
 
-void SourceLayer::drop_copy() { copy_.reset(); }
+void SourceLayer::drop_copy() {
+  copy_.reset();
+  compressed_.reset();
+  made_.reset();
+}
 
 }  // namespace dockless

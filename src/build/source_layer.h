@@ -41,14 +41,15 @@ class BoundedCopy;
 /// digest):
 ///   - the stat walk matches the memo: no file is read;
 ///   - it does not (an edit): the layer is made at once, tar, hash and
-///     compression in one pass, since it is almost surely new;
+///     compression in one pass into memory, since it is almost surely new
+///     (the store gets it in write(), once the build is past its checks);
 ///   - no memo (a first build here): the tar is hashed and kept in memory,
 ///     and compressed only if no cache has the layer (write()).
 class SourceLayer {
  public:
   /// `memo_dir` empty: no memo is read or written (--no-cache).
   SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const std::filesystem::path& memo_dir,
-              const CompressionOptions& compression, const BlobStore& store);
+              const CompressionOptions& compression);
   ~SourceLayer();
   SourceLayer(const SourceLayer&) = delete;
   SourceLayer& operator=(const SourceLayer&) = delete;
@@ -57,16 +58,17 @@ class SourceLayer {
   const std::string& tar_digest() const { return tar_digest_; }
   /// Whether the tree's files were read (no memo matched its stat).
   bool read_tree() const { return made_.has_value() || copy_ != nullptr; }
-  /// Whether the layer was made while learning the digest (an edited tree).
+  /// Whether the layer was compressed while learning the digest (an edited tree).
   bool made() const { return made_.has_value(); }
   /// The layer in `store`: the one made while learning the digest, or made now.
   LayerBlob write(const CompressionOptions& compression, const BlobStore& store) const;
-  /// Frees the tar kept in memory (a cache has the layer).
+  /// Frees what is kept in memory (a cache has the layer).
   void drop_copy();
 
  private:
   std::string memo_identity(const ProjectSource& source) const;
   void hash_tree();
+  void compress_tree(const CompressionOptions& compression);
 
   std::filesystem::path tree_;
   IgnoreRules rules_;
@@ -74,7 +76,8 @@ class SourceLayer {
   TarOptions tar_;
   std::optional<LayerBlob> made_;  ///< an edited tree's layer, made with made_with_
   CompressionOptions made_with_;
-  std::unique_ptr<BoundedCopy> copy_;
+  std::unique_ptr<BoundedCopy> compressed_;  ///< its bytes, for write()
+  std::unique_ptr<BoundedCopy> copy_;        ///< the tar, hashed only (no memo)
   std::string tar_digest_;
 };
 
