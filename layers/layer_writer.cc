@@ -28,21 +28,41 @@ std::string layer_media_type(Compression c) {
   throw Error("unknown compression");
 }
 
-LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
-                      const CompressionOptions& compression, const BlobStore& store) {
-  BlobWriter blob(store);
-  BlobSink blob_sink(blob);
-  auto compressor = make_compressor(compression, blob_sink);
+namespace {
+
+/// Runs `produce_tar` into the compressor feeding `out`; the layer's
+/// diffID, sizes and media type (its digest is the caller's).
+LayerBlob compress_tar(const std::function<void(ByteSink&)>& produce_tar, const CompressionOptions& compression,
+                       ByteSink& out) {
+  auto compressor = make_compressor(compression, out);
   HashingSink tar_hash(compressor.get());
   produce_tar(tar_hash);
   if (!tar_hash.finished()) throw Error("layer producer ended without finishing its tar stream");
-
   LayerBlob layer;
   layer.diff_id = tar_hash.digest();
   layer.uncompressed_size = tar_hash.size();
   layer.descriptor.media_type = layer_media_type(compression.kind);
+  return layer;
+}
+
+}  // namespace
+
+LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
+                      const CompressionOptions& compression, const BlobStore& store) {
+  BlobWriter blob(store);
+  BlobSink blob_sink(blob);
+  LayerBlob layer = compress_tar(produce_tar, compression, blob_sink);
   layer.descriptor.size = static_cast<std::int64_t>(blob.size());
   layer.descriptor.digest = blob.commit();
+  return layer;
+}
+
+LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
+                         const CompressionOptions& compression, ByteSink& out) {
+  HashingSink blob_hash(&out);
+  LayerBlob layer = compress_tar(produce_tar, compression, blob_hash);
+  layer.descriptor.size = static_cast<std::int64_t>(blob_hash.size());
+  layer.descriptor.digest = blob_hash.digest();
   return layer;
 }
 

@@ -29,4 +29,9 @@ std::string layer_media_type(Compression c);
 LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
                       const CompressionOptions& compression, const BlobStore& store);
 
+/// The same pipeline into `out` instead of a store (a buffer the caller
+/// stores later): the layer as write_layer would describe it.
+LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
+                         const CompressionOptions& compression, ByteSink& out);
+
 }  // namespace dockless

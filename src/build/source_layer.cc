@@ -156,19 +156,10 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
 
 void SourceLayer::compress_tree(const CompressionOptions& compression) {
   compressed_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
-  HashingSink blob_hash(compressed_.get());
-  auto compressor = make_compressor(compression, blob_hash);
-  HashingSink tar_hash(compressor.get());
-  write_directory_tar(tree_, tar_, tar_hash);
-  LayerBlob made;
-  made.diff_id = tar_hash.digest();
-  made.uncompressed_size = tar_hash.size();
-  made.descriptor.media_type = layer_media_type(compression.kind);
-  made.descriptor.size = static_cast<std::int64_t>(blob_hash.size());
-  made.descriptor.digest = blob_hash.digest();
-  made_ = made;
+  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression,
+                         *compressed_);
   made_with_ = compression;
-  tar_digest_ = made.diff_id.str();
+  tar_digest_ = made_->diff_id.str();
 }
 
 void SourceLayer::hash_tree() {
