@@ -471,19 +471,23 @@ BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descrip
       // A mount may be refused (no pull on the source): upload instead.
     }
   }
-  BlobOpener open = [&](std::uint64_t offset, std::uint64_t length) {
-    return file_reader(file, offset, length, progress, offset, verify ? &blob : nullptr);
-  };
-  upload_with_retries(repo, scopes, location, blob, open, chunk_size);
+  upload_file(repo, scopes, location, blob, file, chunk_size, progress, verify);
   return BlobPushOutcome::kUploaded;
 }
 
 void RegistryClient::upload_blob(const std::string& repo, const Descriptor& blob, const std::filesystem::path& file,
                                  std::uint64_t chunk_size, const ProgressFn& progress) {
+  upload_file(repo, {"repository:" + repo + ":pull,push"}, "", blob, file, chunk_size, progress, false);
+}
+
+void RegistryClient::upload_file(const std::string& repo, const std::vector<std::string>& scopes,
+                                 const std::string& location, const Descriptor& blob,
+                                 const std::filesystem::path& file, std::uint64_t chunk_size,
+                                 const ProgressFn& progress, bool verify) {
   BlobOpener open = [&](std::uint64_t offset, std::uint64_t length) {
-    return file_reader(file, offset, length, progress, offset, nullptr);
+    return file_reader(file, offset, length, progress, offset, verify ? &blob : nullptr);
   };
-  upload_with_retries(repo, {"repository:" + repo + ":pull,push"}, "", blob, open, chunk_size);
+  upload_with_retries(repo, scopes, location, blob, open, chunk_size);
 }
 
 void RegistryClient::upload_blob_stream(const std::string& repo, const Descriptor& blob,

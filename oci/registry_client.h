@@ -118,6 +118,10 @@ class RegistryClient {
   void upload_with_retries(const std::string& repo, const std::vector<std::string>& scopes,
                            std::string location, const Descriptor& blob, const BlobOpener& open,
                            std::uint64_t chunk_size);
+  /// upload_with_retries of the blob in `file` (hashed as it is sent when `verify`).
+  void upload_file(const std::string& repo, const std::vector<std::string>& scopes, const std::string& location,
+                   const Descriptor& blob, const std::filesystem::path& file, std::uint64_t chunk_size,
+                   const ProgressFn& progress, bool verify);
   /// POSTs a new upload session; returns its absolute Location.
   std::string start_upload(const std::string& repo, const std::vector<std::string>& scopes,
                            std::uint64_t* min_chunk);

@@ -71,7 +71,17 @@ struct TransferSetup : RegistryHarness {
   std::string blob_url(const std::string& repo, std::size_t i) const {
     return kBase + "/v2/" + repo + "/blobs/" + descriptors[i].digest.str();
   }
+  /// Puts the image's config and layers (not its manifest) in `store`.
+  void stock(const BlobStore& store) const {
+    for (const auto& b : blobs) store.put(b);
+  }
 };
+
+/// A gzip layer of `bytes`, put in `store` as a build puts a layer it made.
+Descriptor put_layer(const BlobStore& store, const std::string& bytes) {
+  store.put(bytes);
+  return describe("application/vnd.oci.image.layer.v1.tar+gzip", bytes);
+}
 
 }  // namespace
 
@@ -116,7 +126,7 @@ TEST_CASE("a push within one registry mounts from the source repository", "[tran
   s.publish(registry);
   registry.add_blob("copy", s.blobs[3]);  // the destination has this layer already
   BlobStore store(s.dir / "store");
-  for (const auto& b : s.blobs) store.put(b);
+  s.stock(store);
   store.put(s.manifest);
 
   ImageTransfer transfer(s.transfer_options());
@@ -159,7 +169,7 @@ TEST_CASE("a push to a tag that holds the image already sends no blob", "[transf
   FakeRegistry registry(s.http);
   s.publish(registry);
   BlobStore store(s.dir / "store");
-  for (const auto& b : s.blobs) store.put(b);
+  s.stock(store);
   store.put(s.manifest);
 
   ImageTransfer transfer(s.transfer_options());
@@ -228,11 +238,9 @@ TEST_CASE("a build's pusher asks no HEAD for blobs of the image its tag names, a
   FakeRegistry registry(s.http);
   s.publish(registry);  // app:1 holds the config and three layers
   BlobStore store(s.dir / "store");
-  for (const auto& b : s.blobs) store.put(b);
+  s.stock(store);
   store.put(s.manifest);
-  const std::string edited = std::string(6000, '4');  // a rebuild's one new layer
-  store.put(edited);
-  Descriptor edited_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", edited);
+  const Descriptor edited_layer = put_layer(store, std::string(6000, '4'));  // a rebuild's one new layer
 
   ImageTransfer transfer(s.transfer_options());
   std::set<std::string> pushed;
@@ -255,7 +263,7 @@ TEST_CASE("a build's pusher to a new tag checks every blob", "[transfer]") {
   FakeRegistry registry(s.http);
   s.publish(registry);
   BlobStore store(s.dir / "store");
-  for (const auto& b : s.blobs) store.put(b);
+  s.stock(store);
 
   ImageTransfer transfer(s.transfer_options());
   {
@@ -273,13 +281,10 @@ TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, an
   FakeRegistry registry(s.http);
   s.publish(registry);  // app:1 holds the config and three layers
   BlobStore store(s.dir / "store");
-  for (const auto& b : s.blobs) store.put(b);
-  const std::string made = std::string(6000, '5');  // an edit's new source layer
-  store.put(made);
-  const Descriptor made_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", made);
+  s.stock(store);
+  const Descriptor made_layer = put_layer(store, std::string(6000, '5'));  // an edit's new source layer
   const std::string old = std::string(7000, '6');  // a cached layer the registry already has elsewhere
-  store.put(old);
-  const Descriptor old_layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", old);
+  const Descriptor old_layer = put_layer(store, old);
   registry.add_blob("app", old);
 
   ImageTransfer transfer(s.transfer_options());
