@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "base/error.h"
+#include "base/file_util.h"
 
 namespace dockless {
 
@@ -67,8 +68,19 @@ std::string BlobStore::read(const Digest& d) const {
 }
 
 Digest BlobStore::put(std::string_view bytes, const std::optional<Digest>& expected) const {
-  // Always written through (small blobs): renaming over an existing file
-  // also repairs one that was damaged on disk.
+  // A file already there with these very bytes is kept (no write, no sync:
+  // a rebuild stores the same base manifest and config again); any other,
+  // a damaged one included, is replaced by writing through.
+  const Digest d = expected ? *expected : sha256_of(bytes);
+  const std::filesystem::path file = path_of(d);
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0 && static_cast<std::size_t>(st.st_size) == bytes.size()) {
+    try {
+      if (read_file(file) == bytes) return d;
+    } catch (const Error&) {
+      // Unreadable: written through below.
+    }
+  }
   BlobWriter w(*this);
   w.write(bytes.data(), bytes.size());
   return w.commit(expected);

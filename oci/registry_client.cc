@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "base/error.h"
@@ -424,21 +425,8 @@ bool RegistryClient::mount_blob(const std::string& repo, const Digest& digest,
     return false;
   }
   if (r.status == 201) return true;
-  if (r.status == 202) {
-    if (auto loc = r.header("Location")) {
-      // Not mounted: close the session it opened instead (best effort).
-      std::string session = resolve_url(url, *loc);
-      try {
-        transport_.send("cancel upload", scopes, [&](const std::string&) {
-          HttpRequest req;
-          req.method = "DELETE";
-          req.url = session;
-          return req;
-        }, /*retry=*/false);
-      } catch (const Error&) {
-      }
-    }
-  }
+  if (r.status == 202)
+    if (auto loc = r.header("Location")) cancel_session(scopes, resolve_url(url, *loc));  // not mounted
   return false;
 }
 
@@ -476,8 +464,47 @@ BlobPushOutcome RegistryClient::push_blob(const std::string& repo, const Descrip
 }
 
 void RegistryClient::upload_blob(const std::string& repo, const Descriptor& blob, const std::filesystem::path& file,
-                                 std::uint64_t chunk_size, const ProgressFn& progress) {
-  upload_file(repo, {"repository:" + repo + ":pull,push"}, "", blob, file, chunk_size, progress, false);
+                                 std::uint64_t chunk_size, const ProgressFn& progress, const std::string& session) {
+  upload_file(repo, {"repository:" + repo + ":pull,push"}, session, blob, file, chunk_size, progress, false);
+}
+
+void RegistryClient::upload_bytes(const std::string& repo, const Descriptor& blob, std::string_view bytes,
+                                  const ProgressFn& progress, const std::string& session) {
+  if (bytes.size() != static_cast<std::uint64_t>(blob.size))
+    throw Error("blob " + blob.digest.str() + " has " + std::to_string(bytes.size()) +
+                " bytes, its descriptor says " + std::to_string(blob.size));
+  BlobOpener open = [&](std::uint64_t offset, std::uint64_t length) -> BlobReader {
+    auto pos = std::make_shared<std::uint64_t>(0);
+    return [bytes, offset, length, pos, progress](char* buf, std::size_t cap) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(length - *pos, cap));
+      std::memcpy(buf, bytes.data() + offset + *pos, n);
+      *pos += n;
+      if (progress && n > 0) progress(offset + *pos);
+      return n;
+    };
+  };
+  upload_with_retries(repo, {"repository:" + repo + ":pull,push"}, session, blob, open, 0);
+}
+
+std::string RegistryClient::open_upload(const std::string& repo) {
+  return start_upload(repo, {"repository:" + repo + ":pull,push"}, nullptr);
+}
+
+void RegistryClient::cancel_upload(const std::string& repo, const std::string& session) {
+  cancel_session({"repository:" + repo + ":pull,push"}, session);
+}
+
+void RegistryClient::cancel_session(const std::vector<std::string>& scopes, const std::string& session) {
+  try {
+    transport_.send("cancel upload", scopes, [&](const std::string&) {
+      HttpRequest req;
+      req.method = "DELETE";
+      req.url = session;
+      return req;
+    }, /*retry=*/false);
+  } catch (const Error&) {
+    // The registry drops idle sessions on its own.
+  }
 }
 
 void RegistryClient::upload_file(const std::string& repo, const std::vector<std::string>& scopes,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "oci/blob_store.h"
 #include "oci/descriptor.h"
@@ -94,9 +95,21 @@ class RegistryClient {
 
   /// Uploads the blob in `file` without asking whether the repository has
   /// it (a blob just made: the answer is almost always no), retried like
-  /// push_blob's.
+  /// push_blob's; in `session` (from open_upload) when not "".
   void upload_blob(const std::string& repo, const Descriptor& blob, const std::filesystem::path& file,
-                   std::uint64_t chunk_size, const ProgressFn& progress = nullptr);
+                   std::uint64_t chunk_size, const ProgressFn& progress = nullptr,
+                   const std::string& session = "");
+
+  /// upload_blob of a blob held in memory, in one PUT.
+  void upload_bytes(const std::string& repo, const Descriptor& blob, std::string_view bytes,
+                    const ProgressFn& progress = nullptr, const std::string& session = "");
+
+  /// Opens an upload session (POST) for a blob not known yet: a build opens
+  /// one while it still makes the blob, so that the upload is one request.
+  /// Returns its absolute location.
+  std::string open_upload(const std::string& repo);
+  /// Closes a session that will not be used (DELETE, best effort).
+  void cancel_upload(const std::string& repo, const std::string& session);
 
   /// Uploads a blob whose bytes come from `open` (called once per try, e.g.
   /// a stream from another registry) as one monolithic upload, retried like
@@ -131,6 +144,8 @@ class RegistryClient {
   void upload_chunked(const std::string& repo, const std::vector<std::string>& scopes,
                       std::string location, const Descriptor& blob, const BlobOpener& open,
                       std::uint64_t chunk_size);
+  /// DELETEs an upload session, best effort.
+  void cancel_session(const std::vector<std::string>& scopes, const std::string& session);
   [[noreturn]] void fail(const std::string& what, const HttpResponse& r) const;
 
   RegistryTransport transport_;

@@ -246,8 +246,8 @@ TEST_CASE("a build's pusher asks no HEAD for blobs of the image its tag names, a
   std::set<std::string> pushed;
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
-    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "old", &store, "", ""});
-    pusher.add(PushItem{edited_layer, "new", &store, "", ""});
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "old", &store, "", "", false, nullptr});
+    pusher.add(PushItem{edited_layer, "new", &store, "", "", false, nullptr});
     pushed = pusher.finish();
   }
   CHECK(pushed.size() == 4);
@@ -268,11 +268,37 @@ TEST_CASE("a build's pusher to a new tag checks every blob", "[transfer]") {
   ImageTransfer transfer(s.transfer_options());
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:2")}, store, 2, std::chrono::steady_clock::now());
-    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "l", &store, "", ""});
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "l", &store, "", "", false, nullptr});
     CHECK(pusher.finish().size() == 3);
   }
   for (std::size_t i = 1; i < s.descriptors.size(); ++i) CHECK(s.http.count("HEAD", s.blob_url("app", i)) == 1);
   CHECK(s.http.count("POST", kBase) == 0);  // all were there: nothing uploaded
+}
+
+TEST_CASE("a build's pusher uploads a blob it holds in memory into a session opened ahead, and closes unused ones",
+          "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  s.publish(registry);
+  BlobStore store(s.dir / "store");
+  s.stock(store);
+  auto bytes = std::make_shared<const std::string>(std::string(5000, '7'));  // an edit's source layer, not stored yet
+  const Descriptor layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", *bytes);
+
+  ImageTransfer transfer(s.transfer_options());
+  {
+    // Two threads, each opening one session before the layer is queued:
+    // the layer's upload finds one of them, the other is left over.
+    BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
+    pusher.open_sessions(2);
+    pusher.add(PushItem{layer, "source", &store, "", "", /*fresh=*/true, bytes});
+    CHECK(pusher.finish().count(layer.digest.str()) == 1);
+  }
+  CHECK_FALSE(store.contains(layer.digest));
+  CHECK(registry.has_blob("app", layer.digest));
+  CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/" + layer.digest.str()) == 0);
+  CHECK(s.http.count("POST", kBase + "/v2/app/blobs/uploads/") == 2);  // the two sessions, none more
+  CHECK(s.http.count("DELETE", kBase + "/v2/app/blobs/uploads/") == 1);  // the unused one, closed
 }
 
 TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, and the push reads the tag once",
@@ -291,8 +317,8 @@ TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, an
   std::map<std::string, TagContents> tags;
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
-    pusher.add(PushItem{made_layer, "source", &store, "", "", /*fresh=*/true});
-    pusher.add(PushItem{old_layer, "cached", &store, "", ""});
+    pusher.add(PushItem{made_layer, "source", &store, "", "", /*fresh=*/true, nullptr});
+    pusher.add(PushItem{old_layer, "cached", &store, "", "", false, nullptr});
     CHECK(pusher.finish().size() == 2);
     tags = pusher.tags_read();
   }

@@ -76,7 +76,9 @@ class PlatformBuild::Impl {
     start_hashing_source();  // reads the tree while the base and the tag come over the network
     select_environments();
     fetch_base();
-    start_push_pipeline(s_, dest_.tags);  // the base's layers go first, while the build goes on
+    // The base's layers go first, while the build goes on. The config is
+    // always uploaded; an edited source tree's layer most likely too.
+    start_push_pipeline(s_, dest_.tags, source_edited_ ? 2 : 1);
     find_uv();
     collect_passthrough_env(s_.passthrough, s_.extra_binds);
     prepare_foreign(s_);
@@ -261,7 +263,8 @@ class PlatformBuild::Impl {
       // would ever match it, and each would stay behind.
       bool memo = !opt().no_cache && s_.source.git_url.empty();
       fs::path memo_dir = memo ? s_.cache_dir / "source-stat" : fs::path();
-      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression);
+      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression,
+                                                 [this] { source_edited_ = true; });
       source_seconds_ = seconds_since(t);
       return layer;
     });
@@ -344,6 +347,11 @@ class PlatformBuild::Impl {
     ahead_slots_.insert(todo.begin(), todo.end());
     ahead_ = std::async(std::launch::async, [this, todo] {
       for (std::size_t i : todo) {
+        const LayerSlot& slot = s_.plan.slots[i];
+        // An edited tree's layer goes from memory while write() stores it.
+        if (slot.kind == SlotKind::kSource)
+          if (auto m = s_.source_layer->made_in_memory(opt().compression))
+            push_layer_ahead(s_, CachedLayer{slot.name, m->first, {}}, /*made_now=*/true, m->second);
         auto t = Clock::now();
         MadeAhead made{build_slot(s_.plan.slots[i]), 0, 0};
         made.seconds = seconds_since(t);
@@ -411,6 +419,7 @@ class PlatformBuild::Impl {
   std::future<void> ahead_;                      ///< the batch being made (waited for before s_ goes)
   std::future<std::unique_ptr<SourceLayer>> source_hashing_;
   double source_seconds_ = 0;  ///< written by the hashing thread, read after get()
+  std::atomic<bool> source_edited_{false};  ///< the hashing thread saw an edit (SourceLayer's on_edit)
 };
 
 PlatformBuild::PlatformBuild(const BuildOptions& options) : impl_(std::make_unique<Impl>(options)) {}

@@ -4,18 +4,20 @@
 
 namespace dockless {
 
-void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags) {
+void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags, int fresh_ahead) {
   if (!s.opt.push || tags.empty()) return;
   s.pusher = std::make_unique<BlobPusher>(s.transfer, tags, s.store, s.opt.transfer.jobs, s.started);
+  s.pusher->open_sessions(fresh_ahead);
   int n = 0;
   for (const auto& l : s.base.layers)
     s.pusher->add(PushItem{l.descriptor, "base layer " + std::to_string(++n), &s.store,
-                           s.base.image.source_registry, s.base.image.source_repo});
+                           s.base.image.source_registry, s.base.image.source_repo, false, nullptr});
 }
 
-void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now) {
+void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now,
+                      std::shared_ptr<const std::string> bytes) {
   if (!s.pusher || !s.plan.ships(layer)) return;
-  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", "", made_now};
+  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", "", made_now, std::move(bytes)};
   // A layer left in a registry cache (--cache-from): mounted from there.
   if (!s.store.contains(layer.blob.descriptor.digest)) {
     auto remote = s.cache.remote_blobs();
@@ -29,7 +31,7 @@ void push_config_ahead(BuildState& s, const Descriptor& manifest) {
   if (!s.pusher) return;
   const Manifest m = Manifest::parse(s.store.read(manifest.digest));
   // A config is new whenever a layer is, and a few KiB sent again otherwise.
-  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true});
+  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true, nullptr});
 }
 
 void finish_push_pipeline(BuildState& s) {

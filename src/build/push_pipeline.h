@@ -7,6 +7,8 @@
 // before any manifest is pushed.
 #pragma once
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "oci/reference.h"
@@ -15,13 +17,16 @@
 namespace dockless {
 
 /// Starts the uploads of a build with --push (no-op otherwise): the base's
-/// layers first.
-void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags);
+/// layers first, and `fresh_ahead` upload sessions opened for small blobs
+/// the build is about to make (BlobPusher::open_sessions).
+void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags, int fresh_ahead);
 
 /// Hands a layer the image ships to the uploads (no-op without --push).
 /// `made_now`: this build made it (no cache had it), so the registry most
 /// likely lacks it too (PushItem::fresh). Throws a failed upload's Error.
-void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now = false);
+/// `bytes`: the layer's bytes, held by the build (uploaded from there).
+void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now = false,
+                      std::shared_ptr<const std::string> bytes = nullptr);
 
 /// Hands the config of the assembled image `manifest` (in the build's
 /// store) to the uploads: it goes beside the last layers' (a registry takes

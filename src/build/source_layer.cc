@@ -62,6 +62,7 @@ class BoundedCopy : public ByteSink {
   /// Whether every byte was kept.
   bool complete() const { return complete_; }
   const std::string& bytes() const { return bytes_; }
+  std::string take() { return std::move(bytes_); }
 
  private:
   std::size_t limit_;
@@ -86,7 +87,7 @@ std::int64_t realtime_ns() {
 }  // namespace
 
 SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const fs::path& memo_dir,
-                         const CompressionOptions& compression)
+                         const CompressionOptions& compression, const std::function<void()>& on_edit)
     : tree_(source.tree), rules_(source.ignore) {
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
@@ -141,6 +142,7 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     // it is compressed in the same pass, into memory: the store gets it in
     // write(), once the build is past its checks (a build that fails
     // before leaves the cache as it was).
+    if (on_edit) on_edit();
     compress_tree(compression);
   } else {
     // A first build here (its layer may be in a registry cache) or one
@@ -155,11 +157,12 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
 }
 
 void SourceLayer::compress_tree(const CompressionOptions& compression) {
-  compressed_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
-  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression,
-                         *compressed_);
+  BoundedCopy out(std::size_t{256} << 20);
+  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, out);
   made_with_ = compression;
   tar_digest_ = made_->diff_id.str();
+  // Too big to keep (over the copy's bound): write() makes it again.
+  if (out.complete()) compressed_ = std::make_shared<const std::string>(out.take());
 }
 
 void SourceLayer::hash_tree() {
@@ -188,11 +191,17 @@ std::string SourceLayer::memo_identity(const ProjectSource& source) const {
   return id;
 }
 
+std::optional<std::pair<LayerBlob, std::shared_ptr<const std::string>>> SourceLayer::made_in_memory(
+    const CompressionOptions& compression) const {
+  if (!made_ || !compressed_ || made_with_.kind != compression.kind || made_with_.level != compression.level)
+    return std::nullopt;
+  return std::make_pair(*made_, compressed_);
+}
+
 LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobStore& store) const {
-  if (made_ && compressed_->complete() && made_with_.kind == compression.kind &&
-      made_with_.level == compression.level) {
-    store.put(compressed_->bytes(), made_->descriptor.digest);
-    return *made_;
+  if (auto made = made_in_memory(compression)) {
+    store.put(*made->second, made->first.descriptor.digest);
+    return made->first;
   }
   return write_layer(
       [this](ByteSink& sink) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,9 +48,11 @@ class BoundedCopy;
 ///     and compressed only if no cache has the layer (write()).
 class SourceLayer {
  public:
-  /// `memo_dir` empty: no memo is read or written (--no-cache).
+  /// `memo_dir` empty: no memo is read or written (--no-cache). `on_edit`,
+  /// when set, is called on this thread as soon as the stat walk shows an
+  /// edit, before the layer is made (a push can get ready for it).
   SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const std::filesystem::path& memo_dir,
-              const CompressionOptions& compression);
+              const CompressionOptions& compression, const std::function<void()>& on_edit = nullptr);
   ~SourceLayer();
   SourceLayer(const SourceLayer&) = delete;
   SourceLayer& operator=(const SourceLayer&) = delete;
@@ -62,6 +65,10 @@ class SourceLayer {
   bool made() const { return made_.has_value(); }
   /// The layer in `store`: the one made while learning the digest, or made now.
   LayerBlob write(const CompressionOptions& compression, const BlobStore& store) const;
+  /// The layer made while learning the digest, with `compression`, and its
+  /// bytes: an upload can start from memory before write() stores them.
+  std::optional<std::pair<LayerBlob, std::shared_ptr<const std::string>>> made_in_memory(
+      const CompressionOptions& compression) const;
   /// Frees what is kept in memory (a cache has the layer).
   void drop_copy();
 
@@ -76,7 +83,7 @@ class SourceLayer {
   TarOptions tar_;
   std::optional<LayerBlob> made_;  ///< an edited tree's layer, made with made_with_
   CompressionOptions made_with_;
-  std::unique_ptr<BoundedCopy> compressed_;  ///< its bytes, for write()
+  std::shared_ptr<const std::string> compressed_;  ///< its bytes, for write()
   std::unique_ptr<BoundedCopy> copy_;        ///< the tar, hashed only (no memo)
   std::string tar_digest_;
 };

@@ -23,7 +23,7 @@ BlobPusher::BlobPusher(ImageTransfer& transfer, const std::vector<Reference>& de
   std::set<std::string> seen;
   for (const auto& ref : destinations)
     if (seen.insert(ref.registry + "/" + ref.repository).second)
-      destinations_.push_back(Destination{ref, &transfer_.client(ref.registry), {}});
+      destinations_.push_back(Destination{ref, &transfer_.client(ref.registry), {}, {}});
   for (auto& d : destinations_) d.at_tag = read_tag(*d.client, d.ref, store);
   int threads = std::max(jobs, 1);
   // Entries are descriptors, not bytes: the bound keeps a stalled registry
@@ -52,10 +52,29 @@ void BlobPusher::add(PushItem item) {
   changed_.notify_all();
 }
 
+void BlobPusher::open_sessions(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (n <= 0 || error_) return;
+  sessions_wanted_ += n;
+  changed_.notify_all();
+}
+
+std::string BlobPusher::take_session(Destination& d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (d.sessions.empty()) return "";
+  std::string s = std::move(d.sessions.back());
+  d.sessions.pop_back();
+  return s;
+}
+
 std::set<std::string> BlobPusher::finish() {
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] { return error_ || (queue_.empty() && busy_ == 0); });
+  changed_.wait(lock, [&] { return error_ || (queue_.empty() && busy_ == 0 && sessions_wanted_ == 0); });
   if (error_) std::rethrow_exception(error_);
+  for (auto& d : destinations_) {
+    for (const auto& session : d.sessions) d.client->cancel_upload(d.ref.repository, session);
+    d.sessions.clear();
+  }
   return pushed_;
 }
 
@@ -81,18 +100,39 @@ void BlobPusher::fail(std::exception_ptr e) {
 void BlobPusher::work() {
   for (;;) {
     PushItem item;
+    bool open_session = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      changed_.wait(lock, [&] { return stopping_ || !queue_.empty() || sessions_wanted_ > 0; });
       if (stopping_ || error_) return;
-      item = std::move(queue_.front());
-      queue_.pop_front();
       ++busy_;
-      changed_.notify_all();  // a slot in the queue is free
+      if (sessions_wanted_ > 0) {
+        --sessions_wanted_;
+        open_session = true;
+      } else {
+        item = std::move(queue_.front());
+        queue_.pop_front();
+        changed_.notify_all();  // a slot in the queue is free
+      }
+    }
+    if (open_session) {
+      try {
+        for (auto& d : destinations_) {
+          std::string session = d.client->open_upload(d.ref.repository);
+          std::lock_guard<std::mutex> lock(mu_);
+          d.sessions.push_back(std::move(session));
+        }
+      } catch (const Error&) {
+        // A session opened ahead is an optimisation: the upload opens its own.
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      --busy_;
+      changed_.notify_all();
+      continue;
     }
     bool everywhere = true;
     try {
-      for (const auto& d : destinations_) everywhere = push_one(item, d) && everywhere;
+      for (auto& d : destinations_) everywhere = push_one(item, d) && everywhere;
     } catch (...) {
       fail(std::current_exception());
       everywhere = false;
@@ -104,7 +144,7 @@ void BlobPusher::work() {
   }
 }
 
-bool BlobPusher::push_one(const PushItem& item, const Destination& d) {
+bool BlobPusher::push_one(const PushItem& item, Destination& d) {
   const Descriptor& b = item.blob;
   const std::string repo = d.ref.registry + "/" + d.ref.repository;
   const std::string id = b.digest.str() + (destinations_.size() > 1 ? " " + repo : "");
@@ -114,15 +154,24 @@ bool BlobPusher::push_one(const PushItem& item, const Destination& d) {
   auto start = Clock::now();
   std::string action;
   const bool at_tag = d.at_tag.blobs.count(b.digest.str()) > 0;  // in the repository already: no HEAD
-  if (at_tag || (item.store != nullptr && item.store->contains(b.digest))) {
+  if (at_tag || item.bytes || (item.store != nullptr && item.store->contains(b.digest))) {
     Progress& progress = transfer_.progress();
     progress.start(id, short_label(b), static_cast<std::uint64_t>(b.size));
     auto update = [&](std::uint64_t done) { progress.update(id, done); };
     BlobPushOutcome outcome = BlobPushOutcome::kSkipped;
-    if (!at_tag && item.fresh && b.size <= kFreshUploadLimit) {
-      d.client->upload_blob(d.ref.repository, b, item.store->path_of(b.digest), transfer_.chunk_size(), update);
+    const bool unasked = item.fresh && b.size <= kFreshUploadLimit;  // sent without a HEAD
+    if (at_tag) {
+      // In the repository already.
+    } else if (item.bytes) {
+      if (unasked || !d.client->blob_exists(d.ref.repository, b.digest)) {
+        d.client->upload_bytes(d.ref.repository, b, *item.bytes, update, take_session(d));
+        outcome = BlobPushOutcome::kUploaded;
+      }
+    } else if (unasked) {
+      d.client->upload_blob(d.ref.repository, b, item.store->path_of(b.digest), transfer_.chunk_size(), update,
+                            take_session(d));
       outcome = BlobPushOutcome::kUploaded;
-    } else if (!at_tag) {
+    } else {
       outcome = d.client->push_blob(d.ref.repository, b, item.store->path_of(b.digest), mount_from,
                                     transfer_.chunk_size(), update);
     }

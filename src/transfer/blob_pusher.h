@@ -14,6 +14,7 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -50,6 +51,9 @@ struct PushItem {
   /// has it, so one up to kFreshUploadLimit is uploaded without a HEAD
   /// first; at worst it is sent again.
   bool fresh = false;
+  /// The blob's bytes, when the build holds them (an edited source tree's
+  /// layer): uploaded from here, without waiting for `store` to have them.
+  std::shared_ptr<const std::string> bytes;
 };
 
 /// A fresh blob bigger than this is HEAD-checked all the same: another
@@ -72,6 +76,10 @@ class BlobPusher {
   /// Queues a blob for every destination (once per digest). Waits while
   /// the queue is full. Throws the first failed upload's Error.
   void add(PushItem item);
+  /// Opens `n` upload sessions in each destination, on the pusher's
+  /// threads, for fresh blobs still being made: their upload is then one
+  /// PUT instead of a POST and a PUT. finish() closes those left unused.
+  void open_sessions(int n);
   /// Waits until every queued blob is pushed; throws the first failed
   /// upload's Error. Returns the digests now in every destination.
   std::set<std::string> finish();
@@ -86,10 +94,13 @@ class BlobPusher {
     RegistryClient* client = nullptr;
     /// What its tag names now; its blobs are pushed already, no HEAD.
     TagContents at_tag;
+    std::vector<std::string> sessions;  ///< opened ahead, unused yet (under mu_)
   };
   void work();
   /// Pushes one blob to one destination; false when it is left to the final push.
-  bool push_one(const PushItem& item, const Destination& d);
+  bool push_one(const PushItem& item, Destination& d);
+  /// A session opened ahead in `d`, or "" (the upload opens its own).
+  std::string take_session(Destination& d);
   void fail(std::exception_ptr e);
 
   ImageTransfer& transfer_;
@@ -103,6 +114,7 @@ class BlobPusher {
   std::set<std::string> queued_;  ///< every digest ever added
   std::set<std::string> pushed_;  ///< in every destination
   std::size_t busy_ = 0;
+  int sessions_wanted_ = 0;  ///< open_sessions' requests not taken by a thread yet
   bool stopping_ = false;
   std::exception_ptr error_;
   std::vector<UploadTiming> timings_;
