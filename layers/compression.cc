@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "layers/gzip_block_reuse.h"
 
 namespace dockless {
 
@@ -35,6 +37,27 @@ namespace {
 constexpr std::size_t kBlockSize = std::size_t{1} << 20;
 // Deflate's window: the most history a block can refer back to.
 constexpr std::size_t kDictSize = std::size_t{32} << 10;
+
+// Content-defined blocks: a gear hash (each byte shifts the hash left and
+// adds the byte's random word, so only the last 64 bytes count) ends a block
+// where its top 17 bits are zero, after at least kMinCutBlock bytes; at most
+// kBlockSize. The table is part of the format: fixed, from splitmix64.
+constexpr std::size_t kMinCutBlock = std::size_t{64} << 10;
+constexpr std::size_t kGearWindow = 64;
+constexpr std::uint64_t kCutMask = ~std::uint64_t{0} << (64 - 17);
+constexpr std::array<std::uint64_t, 256> make_gear_table() {
+  std::array<std::uint64_t, 256> t{};
+  std::uint64_t x = 0x646f636b6c657373;  // "dockless"
+  for (auto& v : t) {
+    x += 0x9e3779b97f4a7c15;
+    std::uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+    v = z ^ (z >> 31);
+  }
+  return t;
+}
+constexpr std::array<std::uint64_t, 256> kGear = make_gear_table();
 
 // ISA-L level 2: on tars of /usr it costs ~5% more CPU than level 1 for ~1.3%
 // smaller layers (paid once per build, saved on every push and pull), while
@@ -72,10 +95,20 @@ struct GzipBlock {
   std::size_t out_cap = 0;
   std::size_t out_len = 0;
   std::uint32_t crc = 0;
+  std::string key;  // GzipBlockReuse's, when reusing
   std::exception_ptr error;
   bool done = false;  // guarded by GzipCompressor::mu_
 
   const std::uint8_t* data() const { return in.get() + dict_len; }
+
+  /// At least `cap` bytes of output room, keeping the first out_len.
+  void reserve_out(std::size_t cap) {
+    if (out_cap >= cap) return;
+    auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
+    if (out_len > 0) std::memcpy(bigger.get(), out.get(), out_len);
+    out = std::move(bigger);
+    out_cap = cap;
+  }
 };
 
 // One per worker thread: the stream state and the level's hash/token buffer
@@ -120,7 +153,7 @@ class IsalDeflater {
     b.out_len = 0;
     for (;;) {
       if (limit - b.out_len < 1024) limit += limit / 2;
-      if (b.out_cap < limit) reserve(b, limit);
+      b.reserve_out(limit);
       s.next_out = b.out.get() + b.out_len;
       s.avail_out = static_cast<std::uint32_t>(limit - b.out_len);
       const std::uint32_t in_before = s.avail_in;
@@ -141,13 +174,6 @@ class IsalDeflater {
   }
 
  private:
-  static void reserve(GzipBlock& b, std::size_t cap) {
-    auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
-    if (b.out_len > 0) std::memcpy(bigger.get(), b.out.get(), b.out_len);
-    b.out = std::move(bigger);
-    b.out_cap = cap;
-  }
-
   int level_;
   std::unique_ptr<isal_zstream> stream_;
   std::uint32_t level_buf_size_ = 0;
@@ -171,9 +197,9 @@ class IsalDeflater {
 // the caller's thread and needs no locking.
 class GzipCompressor final : public ByteSink {
  public:
-  GzipCompressor(int level, unsigned threads, ByteSink& downstream)
+  GzipCompressor(int level, unsigned threads, ByteSink& downstream, GzipBlocking blocking)
       : down_(downstream), level_(level), max_threads_(threads),
-        max_in_flight_(2 * static_cast<std::size_t>(threads)),
+        max_in_flight_(2 * static_cast<std::size_t>(threads)), blocking_(blocking),
         cur_(std::make_unique<GzipBlock>()) {}
 
   ~GzipCompressor() override {
@@ -195,15 +221,18 @@ class GzipCompressor final : public ByteSink {
     try {
       auto* p = static_cast<const std::uint8_t*>(data);
       while (size > 0) {
-        // A full block is sent only once more data arrives, so the last block
-        // is always the one that carries end-of-stream (no empty final block).
-        if (cur_->data_len == kBlockSize) dispatch(false);
+        // An ended block is sent only once more data arrives, so the last
+        // block is always the one that carries end-of-stream (no empty
+        // final block).
+        if (cur_ended_) dispatch(false);
         std::size_t n = std::min(size, kBlockSize - cur_->data_len);
+        if (blocking_.content_defined) n = bytes_to_cut(p, n);
         std::memcpy(cur_->in.get() + cur_->dict_len + cur_->data_len, p, n);
         cur_->data_len += n;
         total_in_ += n;
         p += n;
         size -= n;
+        if (cur_->data_len == kBlockSize) cur_ended_ = true;
       }
     } catch (...) {
       failed_ = true;
@@ -232,6 +261,22 @@ class GzipCompressor final : public ByteSink {
  private:
   static void put_le32(std::uint8_t* p, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  }
+
+  /// How many of the next n bytes belong to the current block: all of them,
+  /// or up to the content-defined cut among them (then cur_ended_).
+  std::size_t bytes_to_cut(const std::uint8_t* p, std::size_t n) {
+    const std::size_t at = cur_->data_len;
+    // Bytes before the last window ahead of the minimum cannot decide a cut.
+    std::size_t i = at + kGearWindow < kMinCutBlock ? std::min(n, kMinCutBlock - kGearWindow - at) : 0;
+    for (; i < n; ++i) {
+      gear_ = (gear_ << 1) + kGear[p[i]];
+      if ((gear_ & kCutMask) == 0 && at + i + 1 >= kMinCutBlock) {
+        cur_ended_ = true;
+        return i + 1;
+      }
+    }
+    return n;
   }
 
   void check_usable() const {
@@ -277,6 +322,8 @@ class GzipCompressor final : public ByteSink {
     }
     work_cv_.notify_one();
     cur_ = std::move(next);
+    cur_ended_ = false;
+    gear_ = 0;
     // Bounds memory: at most max_in_flight_ blocks wait for a worker or for
     // their turn to be written.
     drain(max_in_flight_ - 1);
@@ -305,9 +352,26 @@ class GzipCompressor final : public ByteSink {
         header_written_ = true;
       }
       down_.write(b.out.get(), b.out_len);
+      if (blocking_.reuse != nullptr) blocking_.reuse->record(b.key, b.crc, b.out.get(), b.out_len);
       crc_ = static_cast<std::uint32_t>(crc32_combine(crc_, b.crc, static_cast<z_off_t>(b.data_len)));
       free_.push_back(std::move(owned));
     }
+  }
+
+  /// Takes the block's output from blocking_.reuse when it has this very
+  /// input; keys the block for record() either way.
+  bool reuse_block(GzipBlock& b) const {
+    if (blocking_.reuse == nullptr) return false;
+    auto view = [](const std::uint8_t* p, std::size_t n) { return std::string_view(reinterpret_cast<const char*>(p), n); };
+    b.key = GzipBlockReuse::key_of(level_, b.last, view(b.in.get(), b.dict_len), view(b.data(), b.data_len));
+    const GzipBlockReuse::Block* hit = blocking_.reuse->find(b.key);
+    if (hit == nullptr) return false;
+    b.out_len = 0;
+    b.reserve_out(hit->deflated.size());
+    std::memcpy(b.out.get(), hit->deflated.data(), hit->deflated.size());
+    b.out_len = hit->deflated.size();
+    b.crc = hit->crc;
+    return true;
   }
 
   void worker_loop() {
@@ -323,8 +387,10 @@ class GzipCompressor final : public ByteSink {
       }
       std::exception_ptr err;
       try {
-        if (!deflater) deflater = std::make_unique<IsalDeflater>(level_);
-        deflater->compress(*b);
+        if (!reuse_block(*b)) {
+          if (!deflater) deflater = std::make_unique<IsalDeflater>(level_);
+          deflater->compress(*b);
+        }
       } catch (...) {
         err = std::current_exception();
       }
@@ -341,9 +407,12 @@ class GzipCompressor final : public ByteSink {
   const int level_;
   std::size_t max_threads_;
   const std::size_t max_in_flight_;
+  const GzipBlocking blocking_;
 
   // Touched only by the calling thread.
   std::unique_ptr<GzipBlock> cur_;
+  bool cur_ended_ = false;   // cur_ is complete: dispatched when more data comes
+  std::uint64_t gear_ = 0;   // content-defined cuts: the rolling hash in cur_
   std::deque<std::unique_ptr<GzipBlock>> in_flight_;  // dispatch order
   std::vector<std::unique_ptr<GzipBlock>> free_;      // recycled buffers
   std::vector<std::thread> workers_;
@@ -470,7 +539,8 @@ std::string_view compression_name(Compression c) {
   return "unknown";
 }
 
-std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options, ByteSink& downstream) {
+std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options, ByteSink& downstream,
+                                          GzipBlocking blocking) {
   if (options.threads < 0) {
     throw Error("compression threads must be 0 (one per CPU) or more, got " +
                 std::to_string(options.threads));
@@ -483,7 +553,7 @@ std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options, Byt
       return std::make_unique<PassThrough>(downstream);
     case Compression::kGzip:
       return std::make_unique<GzipCompressor>(
-          checked_level("gzip", options.level, kDefaultGzipLevel, 1, 3), threads, downstream);
+          checked_level("gzip", options.level, kDefaultGzipLevel, 1, 3), threads, downstream, blocking);
     case Compression::kZstd:
       return std::make_unique<ZstdCompressor>(
           checked_level("zstd", options.level, kDefaultZstdLevel, 1, 19), threads, downstream);

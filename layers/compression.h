@@ -25,13 +25,27 @@ struct CompressionOptions {
   int threads = 0;
 };
 
+class GzipBlockReuse;
+
+/// How gzip cuts a layer into blocks (zstd and none ignore it).
+struct GzipBlocking {
+  /// false: fixed 1 MiB blocks. true: a block ends where a rolling hash of
+  /// the last 64 bytes says (64 KiB to 1 MiB, ~190 KiB on average), so an
+  /// edit changes the blocks around it and not those after. Either way the
+  /// bytes depend on the content only.
+  bool content_defined = false;
+  /// Blocks compressed before, taken instead of compressing again, and
+  /// where this layer's blocks are recorded; may be null.
+  GzipBlockReuse* reuse = nullptr;
+};
+
 /// A sink that compresses what it is given and writes the result to
 /// `downstream` (which must outlive it). finish() writes the trailer and calls
 /// downstream.finish(). gzip output is one RFC 1952 member (any gunzip reads
-/// it) made of independently compressed 1 MiB blocks, each primed with the
-/// previous 32 KiB as dictionary, joined with sync flushes, like pigz.
-/// kNone passes bytes through.
-std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options,
-                                          ByteSink& downstream);
+/// it) made of independently compressed blocks (`blocking`), each primed
+/// with the previous 32 KiB as dictionary, joined with sync flushes, like
+/// pigz. kNone passes bytes through.
+std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options, ByteSink& downstream,
+                                          GzipBlocking blocking = {});
 
 }  // namespace dockless

@@ -33,8 +33,8 @@ namespace {
 /// Runs `produce_tar` into the compressor feeding `out`; the layer's
 /// diffID, sizes and media type (its digest is the caller's).
 LayerBlob compress_tar(const std::function<void(ByteSink&)>& produce_tar, const CompressionOptions& compression,
-                       ByteSink& out) {
-  auto compressor = make_compressor(compression, out);
+                       ByteSink& out, GzipBlocking blocking) {
+  auto compressor = make_compressor(compression, out, blocking);
   HashingSink tar_hash(compressor.get());
   produce_tar(tar_hash);
   if (!tar_hash.finished()) throw Error("layer producer ended without finishing its tar stream");
@@ -48,19 +48,19 @@ LayerBlob compress_tar(const std::function<void(ByteSink&)>& produce_tar, const 
 }  // namespace
 
 LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
-                      const CompressionOptions& compression, const BlobStore& store) {
+                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking) {
   BlobWriter blob(store);
   BlobSink blob_sink(blob);
-  LayerBlob layer = compress_tar(produce_tar, compression, blob_sink);
+  LayerBlob layer = compress_tar(produce_tar, compression, blob_sink, blocking);
   layer.descriptor.size = static_cast<std::int64_t>(blob.size());
   layer.descriptor.digest = blob.commit();
   return layer;
 }
 
 LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
-                         const CompressionOptions& compression, ByteSink& out) {
+                         const CompressionOptions& compression, ByteSink& out, GzipBlocking blocking) {
   HashingSink blob_hash(&out);
-  LayerBlob layer = compress_tar(produce_tar, compression, blob_hash);
+  LayerBlob layer = compress_tar(produce_tar, compression, blob_hash, blocking);
   layer.descriptor.size = static_cast<std::int64_t>(blob_hash.size());
   layer.descriptor.digest = blob_hash.digest();
   return layer;

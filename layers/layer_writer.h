@@ -27,11 +27,11 @@ std::string layer_media_type(Compression c);
 /// Runs `produce_tar`, which must write a whole tar to the sink it is given
 /// and call finish() on it, and stores the compressed result in `store`.
 LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
-                      const CompressionOptions& compression, const BlobStore& store);
+                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking = {});
 
 /// The same pipeline into `out` instead of a store (a buffer the caller
 /// stores later): the layer as write_layer would describe it.
 LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
-                         const CompressionOptions& compression, ByteSink& out);
+                         const CompressionOptions& compression, ByteSink& out, GzipBlocking blocking = {});
 
 }  // namespace dockless

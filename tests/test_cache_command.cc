@@ -255,6 +255,22 @@ TEST_CASE("inventory: a hard-linked file counts once", "[cache_command]") {
   CHECK(total == venv + uv_dirs);
 }
 
+TEST_CASE("inventory: a source memo's kept gzip blocks go with it", "[cache_command]") {
+  TempDir tmp;
+  write_text(tmp / "source-stat" / "abc.memo", "sha256:1 sha256:2 trusted\n");
+  write_text(tmp / "source-stat" / "abc.blocks", std::string(5000, 'b'));
+  write_text(tmp / "source-stat" / "def.blocks", "orphan");  // its memo is gone
+  CacheInventory inv = dockless::take_cache_inventory(tmp.path());
+  auto items = by_name(inv);
+  REQUIRE(items.count("source-stat/abc.memo"));
+  const auto& paths = items["source-stat/abc.memo"]->paths;
+  REQUIRE(paths.size() == 2);
+  CHECK(paths[0].string() == (tmp / "source-stat" / "abc.memo").string());
+  CHECK(paths[1].string() == (tmp / "source-stat" / "abc.blocks").string());
+  CHECK(items.count("source-stat/abc.blocks") == 0);
+  CHECK(items.count("source-stat/def.blocks") == 1);
+}
+
 TEST_CASE("inventory: a missing cache dir is empty", "[cache_command]") {
   TempDir tmp;
   CacheInventory inv = dockless::take_cache_inventory(tmp / "nothing-here");

@@ -273,6 +273,9 @@ class PlatformBuild::Impl {
   void hash_source() {
     s_.source_layer = source_hashing_.get();  // rethrows the hashing's Error
     inputs_.source_tar = s_.source_layer->tar_digest();
+    if (s_.source_layer->made())
+      s_.note("source tree edited: its layer made at once, " + std::to_string(s_.source_layer->reused_blocks()) +
+              " gzip blocks taken from its last build");
   }
 
   /// What the steps' bind mounts hold, for their keys; the contexts and

@@ -121,7 +121,9 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
   }
   const TreeStat stat = stat_directory_tree(tree_, tar_);
   // Not named by a bare digest: its content does not hash to its name.
-  const fs::path memo = memo_dir / (sha256_of(memo_identity(source)).hex() + ".memo");
+  const std::string memo_name = sha256_of(memo_identity(source)).hex();
+  const fs::path memo = memo_dir / (memo_name + ".memo");
+  blocks_file_ = memo_dir / (memo_name + ".blocks");
   // "<stat digest> <tar digest> trusted|racy"; none, or an unreadable one,
   // is a first build of this tree here.
   std::string last_stat, last_tar, trust;
@@ -158,7 +160,11 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
 
 void SourceLayer::compress_tree(const CompressionOptions& compression) {
   BoundedCopy out(std::size_t{256} << 20);
-  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, out);
+  blocks_ = std::make_unique<GzipBlockReuse>();
+  blocks_->load(blocks_file_);
+  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, out,
+                         GzipBlocking{true, blocks_.get()});
+  reused_blocks_ = blocks_->reused();
   made_with_ = compression;
   tar_digest_ = made_->diff_id.str();
   // Too big to keep (over the copy's bound): write() makes it again.
@@ -201,9 +207,14 @@ std::optional<std::pair<LayerBlob, std::shared_ptr<const std::string>>> SourceLa
 LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobStore& store) const {
   if (auto made = made_in_memory(compression)) {
     store.put(*made->second, made->first.descriptor.digest);
+    // Kept here, not while the build waited for the layer.
+    if (blocks_) blocks_->save(blocks_file_);
     return made->first;
   }
-  return write_layer(
+  // Without a memo (--no-cache) the blocks are cut the same way, and not kept.
+  GzipBlockReuse reuse;
+  if (!blocks_file_.empty()) reuse.load(blocks_file_);
+  LayerBlob layer = write_layer(
       [this](ByteSink& sink) {
         if (copy_ && copy_->complete()) {
           sink.write(copy_->bytes().data(), copy_->bytes().size());
@@ -212,13 +223,16 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
           write_directory_tar(tree_, tar_, sink);
         }
       },
-      compression, store);
+      compression, store, GzipBlocking{true, blocks_file_.empty() ? nullptr : &reuse});
+  if (!blocks_file_.empty()) reuse.save(blocks_file_);
+  return layer;
 }
 
 void SourceLayer::drop_copy() {
   copy_.reset();
   compressed_.reset();
   made_.reset();
+  blocks_.reset();
 }
 
 }  // namespace dockless

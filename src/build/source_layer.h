@@ -11,6 +11,7 @@
 #include <string>
 
 #include "layers/compression.h"
+#include "layers/gzip_block_reuse.h"
 #include "layers/ignore_rules.h"
 #include "layers/layer_writer.h"
 #include "layers/tar_writer.h"
@@ -46,6 +47,8 @@ class BoundedCopy;
 ///     (the store gets it in write(), once the build is past its checks);
 ///   - no memo (a first build here): the tar is hashed and kept in memory,
 ///     and compressed only if no cache has the layer (write()).
+/// Its gzip blocks are content-defined (GzipBlocking) and kept beside the
+/// memo, so that an edit compresses again only the blocks around it.
 class SourceLayer {
  public:
   /// `memo_dir` empty: no memo is read or written (--no-cache). `on_edit`,
@@ -71,6 +74,9 @@ class SourceLayer {
       const CompressionOptions& compression) const;
   /// Frees what is kept in memory (a cache has the layer).
   void drop_copy();
+  /// Of an edited tree's layer: how many gzip blocks came from its last
+  /// version (GzipBlockReuse) instead of being compressed again.
+  std::size_t reused_blocks() const { return reused_blocks_; }
 
  private:
   std::string memo_identity(const ProjectSource& source) const;
@@ -86,6 +92,10 @@ class SourceLayer {
   std::shared_ptr<const std::string> compressed_;  ///< its bytes, for write()
   std::unique_ptr<BoundedCopy> copy_;        ///< the tar, hashed only (no memo)
   std::string tar_digest_;
+  /// The gzip blocks of the last layer of this tree, beside its memo; "" without one.
+  std::filesystem::path blocks_file_;
+  std::unique_ptr<GzipBlockReuse> blocks_;  ///< an edited tree's, saved by write()
+  std::size_t reused_blocks_ = 0;
 };
 
 }  // namespace dockless

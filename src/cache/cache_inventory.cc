@@ -163,7 +163,7 @@ class Lister {
     for (const char* sub : {"tools", "registry-schemes", "source-stat"})
       for (const auto& name : list_dir(root_ / sub)) {
         if (is_temp(name)) leftover(sub, {name}, "unfinished write");
-        else add(CacheCategory::kRecord, sub, name);
+        else if (!is_memo_part(sub, name)) add(CacheCategory::kRecord, sub, name, with_memo_parts(sub, name), name);
       }
     for (const auto& name : list_dir(root_ / "work")) leftover("work", {name}, "build scratch");
     std::stable_sort(items_.begin(), items_.end(), [](const CacheItem& a, const CacheItem& b) {
@@ -192,6 +192,20 @@ class Lister {
 
   CacheItem& add(CacheCategory c, const std::string& sub, const std::string& name) {
     return add(c, sub, name, {name}, name);
+  }
+
+  /// A source memo's kept gzip blocks (NAME.blocks beside NAME.memo) go with it.
+  bool is_memo_part(const std::string& sub, const std::string& name) const {
+    return sub == "source-stat" && name.ends_with(".blocks") &&
+           lstat_of(root_ / sub / (name.substr(0, name.size() - 7) + ".memo"));
+  }
+  std::vector<std::string> with_memo_parts(const std::string& sub, const std::string& name) const {
+    std::vector<std::string> parts = {name};
+    if (sub == "source-stat" && name.ends_with(".memo")) {
+      std::string blocks = name.substr(0, name.size() - 5) + ".blocks";
+      if (lstat_of(root_ / sub / blocks)) parts.push_back(blocks);
+    }
+    return parts;
   }
 
   /// name, and name.lock beside it when there is one.

@@ -19,6 +19,8 @@ class CacheKey {
   CacheKey& add(std::string_view field, std::string_view value);
   CacheKey& add(std::string_view field, const std::vector<std::string>& values);
   CacheKey& add(std::string_view field, bool value);
+  /// A literal is text: without this, "abc" would convert to bool.
+  CacheKey& add(std::string_view field, const char* value) { return add(field, std::string_view(value)); }
 
   /// Hex SHA-256 of everything added, in order.
   std::string hex() const;

@@ -132,8 +132,8 @@ CacheKey cache_key(const KeyInputs& in) {
     case KeyKind::kVenv:
       k.add("environment", in.environment_key);
       break;
-    case KeyKind::kSource:
-      k.add("tar", in.source_tar);
+    case KeyKind::kSource:  // its gzip blocks are content-defined (source_layer.h)
+      k.add("tar", in.source_tar).add("gzip-blocks", "content-defined");
       break;
     case KeyKind::kProject:
       k.add("environment", in.environment_key)

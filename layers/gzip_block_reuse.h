@@ -1,0 +1,58 @@
+// Compressed gzip blocks of a layer, kept to make its next version: a block
+// whose input (its dictionary, its data, the level, whether it is the last)
+// is unchanged is not compressed again. With content-defined blocks
+// (compression.h) an edit changes only the blocks around it, so a source
+// tree's layer after a one-file edit costs the compression of one or two
+// blocks instead of the whole tree.
+//
+// Reuse never changes a layer's bytes: ISA-L's output is a function of the
+// block's input (the version of ISA-L is part of the file), so a reused
+// block is the block compression would give.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace dockless {
+
+class GzipBlockReuse {
+ public:
+  struct Block {
+    std::uint32_t crc = 0;  ///< CRC-32 of the block's data
+    std::string deflated;
+  };
+
+  /// The key of a block's input.
+  static std::string key_of(int level, bool last, std::string_view dict, std::string_view data);
+
+  /// Takes the blocks save() wrote to `file`; a missing, damaged or foreign
+  /// one (another format, another ISA-L) gives none. Not thread-safe.
+  void load(const std::filesystem::path& file);
+  /// Replaces `file` with the blocks recorded since (not synced: a hint,
+  /// checked whole when loaded). Nothing is written when the recorded
+  /// blocks went over the bound, or none were.
+  void save(const std::filesystem::path& file) const;
+
+  /// A loaded block with this key, or null. Thread-safe once loaded.
+  const Block* find(const std::string& key) const;
+  /// A block of the layer being made, in order; on one thread.
+  void record(const std::string& key, std::uint32_t crc, const std::uint8_t* deflated, std::size_t size);
+
+  /// How many find() calls found their block.
+  std::size_t reused() const { return reused_.load(); }
+
+ private:
+  std::unordered_map<std::string, Block> loaded_;
+  std::vector<std::pair<std::string, Block>> recorded_;
+  std::size_t recorded_bytes_ = 0;
+  bool over_bound_ = false;
+  mutable std::atomic<std::size_t> reused_{0};
+};
+
+}  // namespace dockless
