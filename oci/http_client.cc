@@ -254,8 +254,9 @@ class CurlHttpClient : public HttpClient {
       curl_easy_setopt(curl_, CURLOPT_READDATA, &t);
       curl_easy_setopt(curl_, CURLOPT_SEEKFUNCTION, on_seek);
       curl_easy_setopt(curl_, CURLOPT_SEEKDATA, &t);
-      curl_off_t size = req.body_reader ? static_cast<curl_off_t>(req.body_size)
-                                        : static_cast<curl_off_t>(req.body.size());
+      curl_off_t size = req.body_size_unknown ? curl_off_t{-1}  // chunked
+                        : req.body_reader     ? static_cast<curl_off_t>(req.body_size)
+                                              : static_cast<curl_off_t>(req.body.size());
       curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, size);
       // Blob bodies in 1 MiB reads instead of curl's 64 KiB: 16 times fewer
       // read callbacks, preads and send calls for the same bytes.

@@ -32,6 +32,9 @@ struct HttpRequest {
   /// the bytes written (0 only at the end). Used for blob uploads.
   std::function<std::size_t(char* buf, std::size_t size)> body_reader;
   std::uint64_t body_size = 0;
+  /// body_reader's size is not known before it ends: the body goes with
+  /// chunked transfer encoding (a blob streamed as it is made).
+  bool body_size_unknown = false;
   /// Called once before the first body byte of a 2xx answer goes to the
   /// sink, with the status and headers (a resumed download checks 206).
   std::function<void(long status, const HttpHeaders& headers)> on_body_start;

@@ -396,13 +396,21 @@ void RegistryClient::upload_chunked(const std::string& repo,
       offset = 0;
     }
   }
-  HttpResponse r = transport_.send(what, scopes, [&](const std::string&) {
-    HttpRequest req;
-    req.method = "PUT";
-    req.url = with_query(location, "digest=" + blob.digest.str());
-    req.headers.emplace_back("Content-Type", "application/octet-stream");
-    return req;
-  });
+  finish_session(what, scopes, location, blob, /*retry=*/true);
+}
+
+void RegistryClient::finish_session(const std::string& what, const std::vector<std::string>& scopes,
+                                    const std::string& session, const Descriptor& blob, bool retry) {
+  HttpResponse r = transport_.send(
+      what, scopes,
+      [&](const std::string&) {
+        HttpRequest req;
+        req.method = "PUT";
+        req.url = with_query(session, "digest=" + blob.digest.str());
+        req.headers.emplace_back("Content-Type", "application/octet-stream");
+        return req;
+      },
+      retry);
   if (r.status != 201 && r.status != 204) fail(what, r);
 }
 
@@ -488,6 +496,34 @@ void RegistryClient::upload_bytes(const std::string& repo, const Descriptor& blo
 
 std::string RegistryClient::open_upload(const std::string& repo) {
   return start_upload(repo, {"repository:" + repo + ":pull,push"}, nullptr);
+}
+
+std::string RegistryClient::stream_into(const std::string& repo, const std::string& session, const BlobReader& body,
+                                       std::uint64_t* received) {
+  std::string what = "stream blob to " + repo;
+  HttpResponse r = transport_.send(
+      what, {"repository:" + repo + ":pull,push"},
+      [&](const std::string&) {
+        HttpRequest req;
+        req.method = "PATCH";
+        req.url = session;
+        req.headers.emplace_back("Content-Type", "application/octet-stream");
+        req.body_reader = body;
+        req.body_size_unknown = true;
+        return req;
+      },
+      /*retry=*/false);
+  if (r.status != 202) fail(what, r);
+  auto location = r.header("Location");
+  auto end = range_end(r);
+  if (!location || !end) throw Error("registry " + registry() + ": " + what + ": 202 without a Location or Range");
+  *received = *end + 1;
+  return resolve_url(session, *location);
+}
+
+void RegistryClient::commit_upload(const std::string& repo, const std::string& session, const Descriptor& blob) {
+  finish_session("finish upload of blob " + blob.digest.short_hex() + " to " + repo,
+                 {"repository:" + repo + ":pull,push"}, session, blob, /*retry=*/false);
 }
 
 void RegistryClient::cancel_upload(const std::string& repo, const std::string& session) {

@@ -110,6 +110,14 @@ class RegistryClient {
   std::string open_upload(const std::string& repo);
   /// Closes a session that will not be used (DELETE, best effort).
   void cancel_upload(const std::string& repo, const std::string& session);
+  /// Sends into `session` everything `body` gives until it returns 0, in
+  /// one PATCH of unknown length (chunked), as the bytes are made. Returns
+  /// the session's next location; `received` gets the byte count the
+  /// registry says it holds. Not retried: the caller uploads again instead.
+  std::string stream_into(const std::string& repo, const std::string& session, const BlobReader& body,
+                          std::uint64_t* received);
+  /// Ends a session holding all of `blob`'s bytes: PUT ?digest= with no body.
+  void commit_upload(const std::string& repo, const std::string& session, const Descriptor& blob);
 
   /// Uploads a blob whose bytes come from `open` (called once per try, e.g.
   /// a stream from another registry) as one monolithic upload, retried like
@@ -144,6 +152,9 @@ class RegistryClient {
   void upload_chunked(const std::string& repo, const std::vector<std::string>& scopes,
                       std::string location, const Descriptor& blob, const BlobOpener& open,
                       std::uint64_t chunk_size);
+  /// PUT ?digest= with no body: the session's bytes become `blob`.
+  void finish_session(const std::string& what, const std::vector<std::string>& scopes, const std::string& session,
+                      const Descriptor& blob, bool retry);
   /// DELETEs an upload session, best effort.
   void cancel_session(const std::vector<std::string>& scopes, const std::string& session);
   [[noreturn]] void fail(const std::string& what, const HttpResponse& r) const;

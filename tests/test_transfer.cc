@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "oci/blob_store.h"
+#include "oci/streamed_upload.h"
 #include "src/transfer/blob_pusher.h"
 #include "src/transfer/transfer.h"
 #include "tests/fake_registry.h"
@@ -246,8 +247,8 @@ TEST_CASE("a build's pusher asks no HEAD for blobs of the image its tag names, a
   std::set<std::string> pushed;
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
-    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "old", &store, "", "", false, nullptr});
-    pusher.add(PushItem{edited_layer, "new", &store, "", "", false, nullptr});
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "old", &store, "", "", false, nullptr, nullptr});
+    pusher.add(PushItem{edited_layer, "new", &store, "", "", false, nullptr, nullptr});
     pushed = pusher.finish();
   }
   CHECK(pushed.size() == 4);
@@ -268,20 +269,28 @@ TEST_CASE("a build's pusher to a new tag checks every blob", "[transfer]") {
   ImageTransfer transfer(s.transfer_options());
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:2")}, store, 2, std::chrono::steady_clock::now());
-    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "l", &store, "", "", false, nullptr});
+    for (std::size_t i = 1; i < s.descriptors.size(); ++i) pusher.add(PushItem{s.descriptors[i], "l", &store, "", "", false, nullptr, nullptr});
     CHECK(pusher.finish().size() == 3);
   }
   for (std::size_t i = 1; i < s.descriptors.size(); ++i) CHECK(s.http.count("HEAD", s.blob_url("app", i)) == 1);
   CHECK(s.http.count("POST", kBase) == 0);  // all were there: nothing uploaded
 }
 
+/// A registry holding app:1 (TransferSetup's image) and a store with its blobs: a rebuild's pusher.
+struct PusherSetup : TransferSetup {
+  FakeRegistry registry{http};
+  BlobStore store{dir / "store"};
+  PusherSetup() {
+    publish(registry);
+    stock(store);
+  }
+};
+
 TEST_CASE("a build's pusher uploads a blob it holds in memory into a session opened ahead, and closes unused ones",
           "[transfer]") {
-  TransferSetup s;
-  FakeRegistry registry(s.http);
-  s.publish(registry);
-  BlobStore store(s.dir / "store");
-  s.stock(store);
+  PusherSetup s;
+  FakeRegistry& registry = s.registry;
+  BlobStore& store = s.store;
   auto bytes = std::make_shared<const std::string>(std::string(5000, '7'));  // an edit's source layer, not stored yet
   const Descriptor layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", *bytes);
 
@@ -291,7 +300,7 @@ TEST_CASE("a build's pusher uploads a blob it holds in memory into a session ope
     // the layer's upload finds one of them, the other is left over.
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
     pusher.open_sessions(2);
-    pusher.add(PushItem{layer, "source", &store, "", "", /*fresh=*/true, bytes});
+    pusher.add(PushItem{layer, "source", &store, "", "", /*fresh=*/true, bytes, nullptr});
     CHECK(pusher.finish().count(layer.digest.str()) == 1);
   }
   CHECK_FALSE(store.contains(layer.digest));
@@ -299,6 +308,75 @@ TEST_CASE("a build's pusher uploads a blob it holds in memory into a session ope
   CHECK(s.http.count("HEAD", kBase + "/v2/app/blobs/" + layer.digest.str()) == 0);
   CHECK(s.http.count("POST", kBase + "/v2/app/blobs/uploads/") == 2);  // the two sessions, none more
   CHECK(s.http.count("DELETE", kBase + "/v2/app/blobs/uploads/") == 1);  // the unused one, closed
+}
+
+TEST_CASE("a streamed upload sends a blob as it is made and makes it a blob only when committed", "[transfer]") {
+  TransferSetup s;
+  FakeRegistry registry(s.http);
+  ImageTransfer transfer(s.transfer_options());
+  dockless::RegistryClient& client = transfer.client("reg.test");
+  const std::string bytes = std::string(3000, 'a') + std::string(4000, 'b');
+  const Descriptor blob = describe("application/vnd.oci.image.layer.v1.tar+gzip", bytes);
+  const std::string sessions = kBase + "/v2/app/blobs/uploads/";
+
+  SECTION("fed in pieces, committed: one PATCH, then a PUT with no body") {
+    {
+      dockless::StreamedUpload up(client, "app");
+      up.feed(bytes.data(), 3000);
+      up.feed(bytes.data() + 3000, 4000);
+      up.end();
+      CHECK_FALSE(registry.has_blob("app", blob.digest));  // still a session
+      CHECK(up.commit(blob));
+    }
+    CHECK(registry.has_blob("app", blob.digest));
+    CHECK(s.http.count("PATCH", sessions) == 1);
+    CHECK(s.http.count("DELETE", sessions) == 0);
+  }
+  SECTION("a descriptor the bytes do not match is not committed") {
+    dockless::StreamedUpload up(client, "app");
+    up.feed(bytes.data(), 3000);
+    up.end();
+    CHECK_FALSE(up.commit(blob));  // 3000 bytes sent, the blob has 7000
+  }
+  SECTION("abandoned (the producer failed), or fed past its bound: no blob, the session closed") {
+    {
+      dockless::StreamedUpload up(client, "app");
+      up.feed(bytes.data(), 3000);
+      up.abandon();
+      CHECK_FALSE(up.commit(blob));
+    }
+    {
+      dockless::StreamedUpload up(client, "app", /*bound=*/1000);
+      up.feed(bytes.data(), 3000);  // more than the registry has taken: given up, not waited for
+      up.end();
+      CHECK_FALSE(up.commit(blob));
+    }
+    CHECK_FALSE(registry.has_blob("app", blob.digest));
+    CHECK(s.http.count("DELETE", sessions) == 2);
+  }
+}
+
+TEST_CASE("a build's pusher commits a blob streamed to its destination instead of sending it again",
+          "[transfer]") {
+  PusherSetup s;
+  FakeRegistry& registry = s.registry;
+  BlobStore& store = s.store;
+  auto bytes = std::make_shared<const std::string>(std::string(9000, '8'));
+  const Descriptor layer = describe("application/vnd.oci.image.layer.v1.tar+gzip", *bytes);
+
+  ImageTransfer transfer(s.transfer_options());
+  auto streamed = std::make_shared<dockless::StreamedUpload>(transfer.client("reg.test"), "app");
+  streamed->feed(bytes->data(), bytes->size());
+  streamed->end();
+  {
+    BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
+    pusher.add(PushItem{layer, "source", &store, "", "", /*fresh=*/true, bytes, streamed});
+    CHECK(pusher.finish().count(layer.digest.str()) == 1);
+  }
+  CHECK(registry.has_blob("app", layer.digest));
+  CHECK(s.http.count("POST", kBase + "/v2/app/blobs/uploads/") == 1);  // the stream's session only
+  CHECK(s.http.count("PATCH", kBase + "/v2/app/blobs/uploads/") == 1);
+  CHECK(s.http.count("PUT", kBase + "/v2/app/blobs/uploads/") == 1);
 }
 
 TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, and the push reads the tag once",
@@ -317,8 +395,8 @@ TEST_CASE("a build's pusher uploads a small blob it just made without a HEAD, an
   std::map<std::string, TagContents> tags;
   {
     BlobPusher pusher(transfer, {Reference::parse("reg.test/app:1")}, store, 2, std::chrono::steady_clock::now());
-    pusher.add(PushItem{made_layer, "source", &store, "", "", /*fresh=*/true, nullptr});
-    pusher.add(PushItem{old_layer, "cached", &store, "", "", false, nullptr});
+    pusher.add(PushItem{made_layer, "source", &store, "", "", /*fresh=*/true, nullptr, nullptr});
+    pusher.add(PushItem{old_layer, "cached", &store, "", "", false, nullptr, nullptr});
     CHECK(pusher.finish().size() == 2);
     tags = pusher.tags_read();
   }

@@ -73,12 +73,17 @@ class PlatformBuild::Impl {
 
   Descriptor build(const Platform& platform) {
     choose_platform(platform);
+    // An edited tree's layer streams to the first --push repository as it is
+    // made (its client made here: ImageTransfer's are made on this thread).
+    if (opt().push && !dest_.tags.empty()) stream_client_ = &s_.transfer.client(dest_.tags.front().registry);
     start_hashing_source();  // reads the tree while the base and the tag come over the network
     select_environments();
     fetch_base();
     // The base's layers go first, while the build goes on. The config is
-    // always uploaded; an edited source tree's layer most likely too.
-    start_push_pipeline(s_, dest_.tags, source_edited_ ? 2 : 1);
+    // always uploaded, into a session opened now; an edited source tree's
+    // layer streams into its own (and with several repositories, the others
+    // get one opened now too).
+    start_push_pipeline(s_, dest_.tags, 1 + (source_edited_ && dest_.tags.size() > 1 ? 1 : 0));
     find_uv();
     collect_passthrough_env(s_.passthrough, s_.extra_binds);
     prepare_foreign(s_);
@@ -263,8 +268,12 @@ class PlatformBuild::Impl {
       // would ever match it, and each would stay behind.
       bool memo = !opt().no_cache && s_.source.git_url.empty();
       fs::path memo_dir = memo ? s_.cache_dir / "source-stat" : fs::path();
-      auto layer = std::make_unique<SourceLayer>(s_.source, s_.clamp, memo_dir, opt().compression,
-                                                 [this] { source_edited_ = true; });
+      auto layer = std::make_unique<SourceLayer>(
+          s_.source, s_.clamp, memo_dir, opt().compression, [this]() -> std::shared_ptr<StreamedUpload> {
+            source_edited_ = true;
+            if (stream_client_ == nullptr) return nullptr;
+            return std::make_shared<StreamedUpload>(*stream_client_, dest_.tags.front().repository);
+          });
       source_seconds_ = seconds_since(t);
       return layer;
     });
@@ -354,7 +363,8 @@ class PlatformBuild::Impl {
         // An edited tree's layer goes from memory while write() stores it.
         if (slot.kind == SlotKind::kSource)
           if (auto m = s_.source_layer->made_in_memory(opt().compression))
-            push_layer_ahead(s_, CachedLayer{slot.name, m->first, {}}, /*made_now=*/true, m->second);
+            push_layer_ahead(s_, CachedLayer{slot.name, m->first, {}}, /*made_now=*/true, m->second,
+                             s_.source_layer->streamed());
         auto t = Clock::now();
         MadeAhead made{build_slot(s_.plan.slots[i]), 0, 0};
         made.seconds = seconds_since(t);
@@ -423,6 +433,7 @@ class PlatformBuild::Impl {
   std::future<std::unique_ptr<SourceLayer>> source_hashing_;
   double source_seconds_ = 0;  ///< written by the hashing thread, read after get()
   std::atomic<bool> source_edited_{false};  ///< the hashing thread saw an edit (SourceLayer's on_edit)
+  RegistryClient* stream_client_ = nullptr;  ///< where an edited tree's layer streams (--push)
 };
 
 PlatformBuild::PlatformBuild(const BuildOptions& options) : impl_(std::make_unique<Impl>(options)) {}

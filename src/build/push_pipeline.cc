@@ -11,13 +11,13 @@ void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags, int 
   int n = 0;
   for (const auto& l : s.base.layers)
     s.pusher->add(PushItem{l.descriptor, "base layer " + std::to_string(++n), &s.store,
-                           s.base.image.source_registry, s.base.image.source_repo, false, nullptr});
+                           s.base.image.source_registry, s.base.image.source_repo, false, nullptr, nullptr});
 }
 
 void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now,
-                      std::shared_ptr<const std::string> bytes) {
+                      std::shared_ptr<const std::string> bytes, std::shared_ptr<StreamedUpload> streamed) {
   if (!s.pusher || !s.plan.ships(layer)) return;
-  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", "", made_now, std::move(bytes)};
+  PushItem item{layer.blob.descriptor, layer.name, &s.store, "", "", made_now, std::move(bytes), std::move(streamed)};
   // A layer left in a registry cache (--cache-from): mounted from there.
   if (!s.store.contains(layer.blob.descriptor.digest)) {
     auto remote = s.cache.remote_blobs();
@@ -31,7 +31,7 @@ void push_config_ahead(BuildState& s, const Descriptor& manifest) {
   if (!s.pusher) return;
   const Manifest m = Manifest::parse(s.store.read(manifest.digest));
   // A config is new whenever a layer is, and a few KiB sent again otherwise.
-  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true, nullptr});
+  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true, nullptr, nullptr});
 }
 
 void finish_push_pipeline(BuildState& s) {

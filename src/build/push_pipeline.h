@@ -24,9 +24,11 @@ void start_push_pipeline(BuildState& s, const std::vector<Reference>& tags, int 
 /// Hands a layer the image ships to the uploads (no-op without --push).
 /// `made_now`: this build made it (no cache had it), so the registry most
 /// likely lacks it too (PushItem::fresh). Throws a failed upload's Error.
-/// `bytes`: the layer's bytes, held by the build (uploaded from there).
+/// `bytes`: the layer's bytes, held by the build (uploaded from there);
+/// `streamed`: an upload they were sent into as they were made.
 void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now = false,
-                      std::shared_ptr<const std::string> bytes = nullptr);
+                      std::shared_ptr<const std::string> bytes = nullptr,
+                      std::shared_ptr<StreamedUpload> streamed = nullptr);
 
 /// Hands the config of the assembled image `manifest` (in the build's
 /// store) to the uploads: it goes beside the last layers' (a registry takes

@@ -87,7 +87,8 @@ std::int64_t realtime_ns() {
 }  // namespace
 
 SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const fs::path& memo_dir,
-                         const CompressionOptions& compression, const std::function<void()>& on_edit)
+                         const CompressionOptions& compression,
+                         const std::function<std::shared_ptr<StreamedUpload>()>& on_edit)
     : tree_(source.tree), rules_(source.ignore) {
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
@@ -144,8 +145,7 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     // it is compressed in the same pass, into memory: the store gets it in
     // write(), once the build is past its checks (a build that fails
     // before leaves the cache as it was).
-    if (on_edit) on_edit();
-    compress_tree(compression);
+    compress_tree(compression, on_edit ? on_edit() : nullptr);
   } else {
     // A first build here (its layer may be in a registry cache) or one
     // changed a moment before the last: hashed, compressed only if missed.
@@ -158,12 +158,33 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
   write_file_replacing(memo, stat.digest.str() + " " + tar_digest_ + (trusted ? " trusted\n" : " racy\n"));
 }
 
-void SourceLayer::compress_tree(const CompressionOptions& compression) {
+void SourceLayer::compress_tree(const CompressionOptions& compression, std::shared_ptr<StreamedUpload> streamed) {
   BoundedCopy out(std::size_t{256} << 20);
   blocks_ = std::make_unique<GzipBlockReuse>();
   blocks_->load(blocks_file_);
-  made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, out,
-                         GzipBlocking{true, blocks_.get()});
+  // The bytes go to memory and, as they come, to the upload.
+  class Tee : public ByteSink {
+   public:
+    Tee(ByteSink& a, StreamedUpload* b) : a_(a), b_(b) {}
+    void write(const void* data, std::size_t size) override {
+      a_.write(data, size);
+      if (b_) b_->feed(data, size);
+    }
+    void finish() override { a_.finish(); }
+
+   private:
+    ByteSink& a_;
+    StreamedUpload* b_;
+  } tee(out, streamed.get());
+  try {
+    made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, tee,
+                           GzipBlocking{true, blocks_.get()});
+  } catch (...) {
+    if (streamed) streamed->abandon();
+    throw;
+  }
+  if (streamed) streamed->end();
+  streamed_ = std::move(streamed);
   reused_blocks_ = blocks_->reused();
   made_with_ = compression;
   tar_digest_ = made_->diff_id.str();
@@ -233,6 +254,7 @@ void SourceLayer::drop_copy() {
   compressed_.reset();
   made_.reset();
   blocks_.reset();
+  streamed_.reset();  // closes its session
 }
 
 }  // namespace dockless

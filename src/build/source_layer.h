@@ -16,6 +16,7 @@
 #include "layers/layer_writer.h"
 #include "layers/tar_writer.h"
 #include "oci/blob_store.h"
+#include "oci/streamed_upload.h"
 #include "src/build/build_command.h"
 #include "src/build/build_spec.h"
 
@@ -53,9 +54,11 @@ class SourceLayer {
  public:
   /// `memo_dir` empty: no memo is read or written (--no-cache). `on_edit`,
   /// when set, is called on this thread as soon as the stat walk shows an
-  /// edit, before the layer is made (a push can get ready for it).
+  /// edit, before the layer is made; the upload it may return (a --push
+  /// build's) gets the layer's bytes as they are made.
   SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const std::filesystem::path& memo_dir,
-              const CompressionOptions& compression, const std::function<void()>& on_edit = nullptr);
+              const CompressionOptions& compression,
+              const std::function<std::shared_ptr<StreamedUpload>()>& on_edit = nullptr);
   ~SourceLayer();
   SourceLayer(const SourceLayer&) = delete;
   SourceLayer& operator=(const SourceLayer&) = delete;
@@ -72,6 +75,8 @@ class SourceLayer {
   /// bytes: an upload can start from memory before write() stores them.
   std::optional<std::pair<LayerBlob, std::shared_ptr<const std::string>>> made_in_memory(
       const CompressionOptions& compression) const;
+  /// The upload on_edit returned, fed the made layer's bytes (null if none).
+  std::shared_ptr<StreamedUpload> streamed() const { return streamed_; }
   /// Frees what is kept in memory (a cache has the layer).
   void drop_copy();
   /// Of an edited tree's layer: how many gzip blocks came from its last
@@ -81,7 +86,7 @@ class SourceLayer {
  private:
   std::string memo_identity(const ProjectSource& source) const;
   void hash_tree();
-  void compress_tree(const CompressionOptions& compression);
+  void compress_tree(const CompressionOptions& compression, std::shared_ptr<StreamedUpload> streamed);
 
   std::filesystem::path tree_;
   IgnoreRules rules_;
@@ -95,6 +100,7 @@ class SourceLayer {
   /// The gzip blocks of the last layer of this tree, beside its memo; "" without one.
   std::filesystem::path blocks_file_;
   std::unique_ptr<GzipBlockReuse> blocks_;  ///< an edited tree's, saved by write()
+  std::shared_ptr<StreamedUpload> streamed_;
   std::size_t reused_blocks_ = 0;
 };
 

@@ -162,6 +162,9 @@ bool BlobPusher::push_one(const PushItem& item, Destination& d) {
     const bool unasked = item.fresh && b.size <= kFreshUploadLimit;  // sent without a HEAD
     if (at_tag) {
       // In the repository already.
+    } else if (item.streamed && item.streamed->registry() == d.ref.registry &&
+               item.streamed->repository() == d.ref.repository && item.streamed->commit(b)) {
+      outcome = BlobPushOutcome::kUploaded;
     } else if (item.bytes) {
       if (unasked || !d.client->blob_exists(d.ref.repository, b.digest)) {
         d.client->upload_bytes(d.ref.repository, b, *item.bytes, update, take_session(d));

@@ -24,6 +24,7 @@
 #include "oci/blob_store.h"
 #include "oci/descriptor.h"
 #include "oci/reference.h"
+#include "oci/streamed_upload.h"
 #include "src/transfer/tag_contents.h"
 #include "src/transfer/transfer.h"
 
@@ -54,6 +55,9 @@ struct PushItem {
   /// The blob's bytes, when the build holds them (an edited source tree's
   /// layer): uploaded from here, without waiting for `store` to have them.
   std::shared_ptr<const std::string> bytes;
+  /// Its bytes already sent, as they were made, into a session of one
+  /// destination: committed there instead of sent again.
+  std::shared_ptr<StreamedUpload> streamed;
 };
 
 /// A fresh blob bigger than this is HEAD-checked all the same: another

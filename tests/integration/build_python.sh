@@ -161,6 +161,19 @@ check_podman_42 "podman pulls and runs the pushed image" "$REGISTRY_HOST/pipe:1"
 check_eq "its main venv runs (links into the uv cache resolve)" "3.11.2" \
   "$(podman --runtime runc run --rm --network none "$REGISTRY_HOST/pipe:1" /opt/venv/bin/python \
     -c 'import sys, common_a; print(sys.version.split()[0])' 2>&1 | tail -n 1)"
+# An edit: the source layer goes into its upload session as it is made (a
+# PATCH while it is compressed), committed once the build is past its checks.
+printf 'print("v3")\n' >"$P/app/main.py"
+EDIT_MARK=$(registry_log_mark)
+CACHE=$T/cache-push build 8 --tag "$REGISTRY_HOST/pipe:1" --push
+check "the edited source layer was streamed into its upload session (one PATCH)" \
+  bash -c '[[ $(grep -c "\"PATCH /v2/pipe/blobs/uploads/" <<<"$1") == 1 ]]' _ "$(registry_log_since "$EDIT_MARK")"
+check_eq "the registry has the edited image" "$(report_get "$T/r8.json" 'd["digest"]')" \
+  "$(remote_digest "$REGISTRY_HOST/pipe:1")"
+check_eq "podman runs the edited source from it" "v3" \
+  "$(podman pull -q --tls-verify=false "$REGISTRY_HOST/pipe:1" >/dev/null 2>&1
+     podman --runtime runc run --rm --network none "$REGISTRY_HOST/pipe:1" /opt/venv/bin/python /app/app/main.py 2>&1 |
+       tail -n 1)"
 start_proxy pipe reg
 set_rules '[{"method": "PUT", "path": "/blobs/uploads/", "action": "status", "status": 400, "times": -1}]'
 check_build_fails "an upload fails: the build fails" "$T/bad-push" 1 'pipe-fail|blob|upload' -- \

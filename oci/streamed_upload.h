@@ -1,0 +1,75 @@
+// A blob upload that starts before the blob is whole: the bytes fed to it
+// as they are made go, on a thread of its own, into one upload session (a
+// PATCH with a chunked body). The blob becomes a blob of the repository
+// only when commit() says so (a PUT with its digest and no body), once the
+// caller knows it is to be pushed; until then the registry holds an upload
+// session, which the destructor closes.
+//
+// Feeding never waits for the network: when the registry falls behind by
+// more than the bound, or anything fails, the upload gives up, and the
+// caller sends the blob the usual way (commit() returns false).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "oci/descriptor.h"
+#include "oci/registry_client.h"
+
+namespace dockless {
+
+class StreamedUpload {
+ public:
+  /// Opens the session and starts sending on its own thread.
+  StreamedUpload(RegistryClient& client, std::string repo, std::size_t bound = std::size_t{32} << 20);
+  /// Waits for the thread; closes a session not committed (best effort).
+  ~StreamedUpload();
+  StreamedUpload(const StreamedUpload&) = delete;
+  StreamedUpload& operator=(const StreamedUpload&) = delete;
+
+  /// The next bytes of the blob (the producer's thread).
+  void feed(const void* data, std::size_t size);
+  /// Every byte was fed (the producer's thread).
+  void end();
+  /// The bytes will not all come (the producer failed).
+  void abandon();
+
+  /// Waits for the bytes to be sent; then, when every byte fed reached the
+  /// session and they are `blob.size` bytes, makes them `blob` in the
+  /// repository. False when the upload gave up or failed (nothing thrown):
+  /// the blob is to be sent again the usual way.
+  bool commit(const Descriptor& blob);
+
+  const std::string& registry() const { return client_.registry(); }
+  const std::string& repository() const { return repo_; }
+
+ private:
+  void run();
+  /// The PATCH's body: blocks until bytes come, 0 at the end.
+  std::size_t read(char* buf, std::size_t cap);
+
+  RegistryClient& client_;
+  const std::string repo_;
+  const std::size_t bound_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<std::string> pending_;  ///< fed, not sent yet
+  std::size_t pending_bytes_ = 0;
+  std::size_t offset_ = 0;           ///< into pending_.front()
+  std::uint64_t fed_ = 0;
+  bool ended_ = false;
+  bool gave_up_ = false;             ///< abandoned, over the bound, or failed
+  bool sent_ = false;                ///< the PATCH is over (or failed)
+  std::string session_;              ///< the session's location after the PATCH ("" on failure)
+  std::uint64_t received_ = 0;
+  bool committed_ = false;
+  std::thread thread_;
+};
+
+}  // namespace dockless
