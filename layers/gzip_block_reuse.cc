@@ -53,6 +53,11 @@ std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, 
 
 void GzipBlockReuse::load(const std::filesystem::path& file) {
   loaded_.clear();
+  // Bounded like what save() writes (deflated bytes plus 76-byte heads):
+  // a file grown past that is not ours to load whole.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec || size > 2 * kMaxRecordedBytes) return;
   std::string bytes;
   try {
     bytes = read_file(file);

@@ -13,11 +13,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "base/byte_pipe.h"
 #include "oci/descriptor.h"
 #include "oci/registry_client.h"
 
@@ -50,18 +50,15 @@ class StreamedUpload {
 
  private:
   void run();
-  /// The PATCH's body: blocks until bytes come, 0 at the end.
-  std::size_t read(char* buf, std::size_t cap);
+  /// Ends the stream with an error (under mu_): the PATCH stops.
+  void give_up();
 
   RegistryClient& client_;
   const std::string repo_;
-  const std::size_t bound_;
+  BytePipe pipe_;  ///< fed, not sent yet; its capacity is the bound
 
   std::mutex mu_;
   std::condition_variable changed_;
-  std::deque<std::string> pending_;  ///< fed, not sent yet
-  std::size_t pending_bytes_ = 0;
-  std::size_t offset_ = 0;           ///< into pending_.front()
   std::uint64_t fed_ = 0;
   bool ended_ = false;
   bool gave_up_ = false;             ///< abandoned, over the bound, or failed

@@ -1,78 +1,15 @@
 #include "src/transfer/blob_stream.h"
 
-#include <algorithm>
-#include <condition_variable>
-#include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <thread>
-#include <vector>
 
+#include "base/byte_pipe.h"
 #include "base/error.h"
 
 namespace dockless {
 
 namespace {
-
-/// A bounded byte pipe between one writer and one reader thread.
-class BytePipe {
- public:
-  explicit BytePipe(std::size_t capacity) : buf_(capacity) {}
-
-  /// Blocks while full; throws when the reader has gone (the upload failed).
-  void write(const char* data, std::size_t n) {
-    while (n > 0) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return used_ < buf_.size() || cancelled_; });
-      if (cancelled_) throw Error("upload cancelled");
-      std::size_t tail = (head_ + used_) % buf_.size();
-      std::size_t k = std::min({n, buf_.size() - used_, buf_.size() - tail});
-      std::memcpy(buf_.data() + tail, data, k);
-      used_ += k;
-      data += k;
-      n -= k;
-      cv_.notify_all();
-    }
-  }
-
-  /// Blocks while empty; 0 at the end; rethrows the writer's failure.
-  std::size_t read(char* out, std::size_t cap) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return used_ > 0 || closed_; });
-    if (used_ == 0) {
-      if (error_) std::rethrow_exception(error_);
-      return 0;
-    }
-    std::size_t k = std::min({cap, used_, buf_.size() - head_});
-    std::memcpy(out, buf_.data() + head_, k);
-    head_ = (head_ + k) % buf_.size();
-    used_ -= k;
-    cv_.notify_all();
-    return k;
-  }
-
-  void close(std::exception_ptr error) {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    error_ = std::move(error);
-    cv_.notify_all();
-  }
-
-  void cancel() {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancelled_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<char> buf_;
-  std::size_t head_ = 0, used_ = 0;
-  bool closed_ = false, cancelled_ = false;
-  std::exception_ptr error_;
-};
 
 constexpr std::size_t kPipeBytes = 8 << 20;
 
