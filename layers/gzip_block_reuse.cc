@@ -53,43 +53,48 @@ std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, 
 
 void GzipBlockReuse::load(const std::filesystem::path& file) {
   loaded_.clear();
+  loaded_bytes_ = 0;
+  file_.clear();
   // Bounded like what save() writes (deflated bytes plus 76-byte heads):
   // a file grown past that is not ours to load whole.
   std::error_code ec;
   const auto size = std::filesystem::file_size(file, ec);
   if (ec || size > 2 * kMaxRecordedBytes) return;
-  std::string bytes;
   try {
-    bytes = read_file(file);
+    file_ = read_file(file);
   } catch (const Error&) {
     return;  // none yet
   }
-  std::string_view in(bytes);
-  if (!in.starts_with(kHeader)) return;
+  // The blocks are views into file_, not copies (a layer's worth of bytes).
+  std::string_view in(file_);
+  if (!in.starts_with(kHeader)) return file_.clear();
   in.remove_prefix(kHeader.size());
   // Records: key, CRC-32 of the data, size, CRC-32 of the deflated bytes,
   // the deflated bytes. A torn or damaged file is taken all or nothing.
   std::unordered_map<std::string, Block> blocks;
+  std::size_t total = 0;
   while (!in.empty()) {
-    if (in.size() < kRecordHead) return;
+    if (in.size() < kRecordHead) return file_.clear();
     std::string key(in.substr(0, 64));
     const std::uint32_t crc = get_le32(in.substr(64, 4));
     const std::uint32_t size = get_le32(in.substr(68, 4));
     const std::uint32_t check = get_le32(in.substr(72, 4));
     in.remove_prefix(kRecordHead);
-    if (in.size() < size || crc_of(in.substr(0, size)) != check) return;
-    blocks[key] = Block{crc, std::string(in.substr(0, size))};
+    if (in.size() < size || crc_of(in.substr(0, size)) != check) return file_.clear();
+    blocks[key] = Block{crc, in.substr(0, size)};
+    total += size;
     in.remove_prefix(size);
   }
   loaded_ = std::move(blocks);
+  loaded_bytes_ = total;
 }
 
 void GzipBlockReuse::save(const std::filesystem::path& file) const {
   if (over_bound_ || recorded_.empty()) return;
   std::string out = kHeader;
   out.reserve(kHeader.size() + recorded_bytes_ + recorded_.size() * kRecordHead);
-  for (const auto& [key, block] : recorded_) {
-    out += key;
+  for (const auto& block : recorded_) {
+    out += block.key;
     put_le32(out, block.crc);
     put_le32(out, static_cast<std::uint32_t>(block.deflated.size()));
     put_le32(out, crc_of(block.deflated));
@@ -114,7 +119,7 @@ void GzipBlockReuse::record(const std::string& key, std::uint32_t crc, const std
     recorded_.clear();
     return;
   }
-  recorded_.emplace_back(key, Block{crc, std::string(reinterpret_cast<const char*>(deflated), size)});
+  recorded_.push_back(Recorded{key, crc, std::string(reinterpret_cast<const char*>(deflated), size)});
 }
 
 }  // namespace dockless

@@ -24,8 +24,8 @@ namespace dockless {
 class GzipBlockReuse {
  public:
   struct Block {
-    std::uint32_t crc = 0;  ///< CRC-32 of the block's data
-    std::string deflated;
+    std::uint32_t crc = 0;        ///< CRC-32 of the block's data
+    std::string_view deflated;  ///< in the loaded file's bytes
   };
 
   /// The key of a block's input.
@@ -46,10 +46,19 @@ class GzipBlockReuse {
 
   /// How many find() calls found their block.
   std::size_t reused() const { return reused_.load(); }
+  /// The deflated bytes loaded: about the size of the layer they came from.
+  std::size_t loaded_bytes() const { return loaded_bytes_; }
 
  private:
+  struct Recorded {
+    std::string key;
+    std::uint32_t crc = 0;
+    std::string deflated;
+  };
+  std::string file_;  ///< what load() read; loaded_'s blocks point into it
   std::unordered_map<std::string, Block> loaded_;
-  std::vector<std::pair<std::string, Block>> recorded_;
+  std::size_t loaded_bytes_ = 0;
+  std::vector<Recorded> recorded_;
   std::size_t recorded_bytes_ = 0;
   bool over_bound_ = false;
   mutable std::atomic<std::size_t> reused_{0};

@@ -40,6 +40,8 @@
 #        UV                 the uv binary both tools use (default /usr/local/bin/uv)
 #        BENCH_KEEP=1       keep the run's scratch directory (logs, dockless's reports)
 #        BENCH_VERIFY=0     skip the (untimed) podman check that the four images work
+#        BENCH_FS=ext4      each tool works on a fresh ext4 of its own each repetition
+#                           (scripts/bench/lib.sh fresh_fs: a journal, as users have)
 set -euo pipefail
 export LC_ALL=C
 if [[ ${1:-} == --steps ]]; then exec bash "$(dirname "$0")/steps.sh"; fi
@@ -78,6 +80,8 @@ cleanup() {
   [[ -n $index_pid ]] && kill "$index_pid" 2>/dev/null || true
   bash "$root/tests/registry/registry.sh" stop-all >/dev/null 2>&1 || true
   reset_buildah || true
+  drop_fs "$bh_root" || true
+  drop_fs "$run/dockless-cache" || true
   unmount_under "$run" || true
   [[ ${BENCH_KEEP:-0} == 1 ]] || retire "$run"
   purge_retired || true
@@ -165,6 +169,10 @@ print(sum(d["size"] for d in new["layers"] + [new["config"]] if d["digest"] not 
 PY
 }
 
+reset_dockless_cache() {  # an empty --cache-dir (on a fresh file system of its own with BENCH_FS=ext4)
+  if [[ ${BENCH_FS:-} == ext4 ]]; then fresh_fs "$run/dockless-cache"; else retire "$run/dockless-cache"; fi
+}
+
 dl() {  # dl PHASE REP LOG [dockless build args...]: timed dockless build + push
   local phase=$1 rep=$2 logf=$3 s e
   shift 3
@@ -205,7 +213,7 @@ for rep in $(seq 1 "$repeat"); do
   "$dockless" push "oci:$run/base:py" "$REGISTRY_HOST/debian-py:12" --cache-dir "$run/base-push-cache" -q >/dev/null
 
   log "1. cold build (empty caches): dockless"
-  retire "$run/dockless-cache"
+  reset_dockless_cache
   dl cold "$rep" "$out/dl-cold.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push
   log "1. cold build (empty caches): buildah"
   reset_buildah
@@ -252,7 +260,7 @@ for rep in $(seq 1 "$repeat"); do
     --build-context "tools=$run/tools" -f "$root/scripts/bench/build.Containerfile" \
     --build-arg "BASE_IMAGE=$REGISTRY_HOST/debian-py:12" -t "$REGISTRY_HOST/bench-buildah:full" \
     --cache-to "$REGISTRY_HOST/bench-buildah-cache" "$project"
-  retire "$run/dockless-cache"
+  reset_dockless_cache
   dl fresh "$rep" "$out/dl-fresh.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push \
     --cache-from "$REGISTRY_HOST/bench-dockless-cache:latest"
   reset_buildah
@@ -326,6 +334,7 @@ pkgs=$(python3 -c 'import json,sys; p = json.load(open(sys.argv[1])); print("%d 
 
 echo
 echo "dockless build benchmark: dockless vs buildah bud ($(buildah --version | awk '{print $3}'), --isolation chroot --layers, overlay)"
+echo "storage: $([[ ${BENCH_FS:-} == ext4 ]] && echo "each tool on a fresh ext4 (journal) per repetition" || echo "$(findmnt -n -o FSTYPE --target "$bench") at $bench")"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); load average before: $load_before"
 echo "uv: $("$uv_bin" --version); dockless: $("$dockless" --version 2>/dev/null || echo '?')"
 echo "project: main venv + 3 worker venvs (vllm, sglang share bench-infer-common; mcore) + cache-only extra automodel"

@@ -47,11 +47,37 @@ settle_inodes() {  # waits until inodes freed by an earlier purge are handed out
   fi
 }
 
+# BENCH_FS=ext4: each tool's working storage (dockless's --cache-dir,
+# buildah's --root/--runroot) is a fresh ext4 file system of its own, with
+# mkfs.ext4's defaults (a journal, as on a user's machine), on a sparse file
+# under the scratch dir, made again for each repetition. ext4's slow path
+# for freshly freed inodes (above) applies only without a journal, and a
+# file system per tool keeps one tool's deletions from the other's creates.
+fresh_fs() {  # DIR: a new, empty, mounted ext4 at DIR (BENCH_FS=ext4), else just DIR
+  local dir=$1 img
+  if [[ ${BENCH_FS:-} != ext4 ]]; then mkdir -p "$dir"; return 0; fi
+  drop_fs "$dir"
+  img=$bench/.fs/$(basename "$dir").img
+  mkdir -p "$bench/.fs" "$dir"
+  rm -f "$img"
+  truncate -s 64G "$img"
+  mkfs.ext4 -q -F "$img" >/dev/null
+  mount -o loop,noinit_itable "$img" "$dir"  # no zeroing of inode tables behind the runs
+}
+drop_fs() {  # DIR: unmounts DIR's file system (fresh_fs) and deletes its image
+  local dir=$1
+  [[ ${BENCH_FS:-} == ext4 ]] || return 0
+  unmount_under "$dir"
+  if mountpoint -q "$dir"; then umount "$dir" 2>/dev/null || umount -l "$dir"; fi
+  rm -f "$bench/.fs/$(basename "$dir").img"
+}
+
 reset_buildah() {  # an empty buildah storage, nothing of it left mounted
-  [[ -d $bh_root ]] || return 0
-  "${BH[@]}" rm --all >/dev/null 2>&1 || true
-  unmount_under "$bh_root"
-  retire "$bh_root"
+  if [[ -d $bh_root ]]; then
+    "${BH[@]}" rm --all >/dev/null 2>&1 || true
+    unmount_under "$bh_root"
+  fi
+  if [[ ${BENCH_FS:-} == ext4 ]]; then fresh_fs "$bh_root"; elif [[ -d $bh_root ]]; then retire "$bh_root"; fi
 }
 
 # Functions a benchmark adds to run at exit, before the scratch dir goes.
@@ -82,6 +108,7 @@ bench_init() {  # RUN-NAME: checks, a fresh scratch dir, the exit trap
   [[ $(id -u) -eq 0 ]] || die "run as root (buildah --isolation chroot and the debootstrap base need it)"
   [[ -x $dockless ]] || die "no dockless at $dockless (run scripts/build.sh build)"
   [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (run scripts/setup.sh: package time)"
+  [[ -z ${BENCH_FS:-} ]] || die "BENCH_FS is for scripts/bench/build.sh only"
   index_pid=
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM

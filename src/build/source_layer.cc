@@ -49,6 +49,9 @@ ProjectSource load_project_source(const BuildOptions& opt, const fs::path& cache
 class BoundedCopy : public ByteSink {
  public:
   explicit BoundedCopy(std::size_t limit) : limit_(limit) {}
+  /// Room for about `size` bytes up front: growing by doubling would copy
+  /// and touch each page about twice.
+  void expect(std::size_t size) { bytes_.reserve(std::min(size, limit_)); }
   void write(const void* data, std::size_t size) override {
     if (!complete_) return;
     if (bytes_.size() + size > limit_) {
@@ -162,6 +165,8 @@ void SourceLayer::compress_tree(const CompressionOptions& compression, std::shar
   BoundedCopy out(std::size_t{256} << 20);
   blocks_ = std::make_unique<GzipBlockReuse>();
   blocks_->load(blocks_file_);
+  // The last layer's blocks are about its size; an edit seldom adds much.
+  if (blocks_->loaded_bytes() > 0) out.expect(blocks_->loaded_bytes() + blocks_->loaded_bytes() / 8 + (64 << 10));
   // The bytes go to memory and, as they come, to the upload.
   class Tee : public ByteSink {
    public:
