@@ -10,25 +10,31 @@ namespace dockless {
 
 namespace {
 
-// What a file holds is only as good as the ISA-L that made it: another
+// An index is only as good as the ISA-L that made its layer: another
 // version may compress the same input to other bytes.
-const std::string kHeader = "dockless gzip blocks 2 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
+const std::string kHeader = "dockless gzip blocks 3 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
                             std::to_string(ISAL_MINOR_VERSION) + "." + std::to_string(ISAL_PATCH_VERSION) +
                             "\n";
 
-// Past this, a layer's blocks are not kept (the source layer in memory has
-// the same bound).
-constexpr std::size_t kMaxRecordedBytes = std::size_t{256} << 20;
+// Past this, a layer's blocks are not kept: the layer would be read whole
+// to reuse them (the source layer in memory has the same bound).
+constexpr std::size_t kMaxLayerBytes = std::size_t{256} << 20;
+
+// What the compressor puts around the blocks (compression.cc): a 10-byte
+// gzip header, and an 8-byte trailer.
+constexpr std::size_t kGzipHeader = 10;
+constexpr std::size_t kGzipTrailer = 8;
 
 void put_le32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// A record's key (64 hex digits) and three 32-bit numbers.
-constexpr std::size_t kRecordHead = 64 + 4 + 4 + 4;
+// A record: a block's key (64 hex digits), the CRC-32 of its data, the
+// size and CRC-32 of its deflated bytes.
+constexpr std::size_t kRecord = 64 + 4 + 4 + 4;
 
-// Checks the file against torn writes and bit rot, not against a forger:
-// the cache directory is the user's own, like the blob store beside it.
+// Checks against torn writes and bit rot, not against a forger: the cache
+// directory is the user's own, like the blob store beside it.
 std::uint32_t crc_of(std::string_view bytes) {
   return crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
@@ -51,56 +57,72 @@ std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, 
   return h.finish().hex();
 }
 
-void GzipBlockReuse::load(const std::filesystem::path& file) {
+void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& blob_path) {
   loaded_.clear();
   loaded_bytes_ = 0;
-  file_.clear();
-  // Bounded like what save() writes (deflated bytes plus 76-byte heads):
-  // a file grown past that is not ours to load whole.
+  layer_.clear();
+  // Header, the layer's digest, the records, and a CRC-32 of all before it:
+  // a torn or damaged index is taken all or nothing.
   std::error_code ec;
-  const auto size = std::filesystem::file_size(file, ec);
-  if (ec || size > 2 * kMaxRecordedBytes) return;
+  const auto index_size = std::filesystem::file_size(index, ec);
+  if (ec || index_size > kHeader.size() + 80 + (kMaxLayerBytes / (64 << 10) + 1) * kRecord + 4) return;
+  std::string text;
   try {
-    file_ = read_file(file);
+    text = read_file(index);
   } catch (const Error&) {
     return;  // none yet
   }
-  // The blocks are views into file_, not copies (a layer's worth of bytes).
-  std::string_view in(file_);
-  if (!in.starts_with(kHeader)) return file_.clear();
+  std::string_view in(text);
+  if (!in.starts_with(kHeader) || in.size() < kHeader.size() + 4) return;
+  if (crc_of(in.substr(0, in.size() - 4)) != get_le32(in.substr(in.size() - 4))) return;
+  in.remove_suffix(4);
   in.remove_prefix(kHeader.size());
-  // Records: key, CRC-32 of the data, size, CRC-32 of the deflated bytes,
-  // the deflated bytes. A torn or damaged file is taken all or nothing.
-  std::unordered_map<std::string, Block> blocks;
-  std::size_t total = 0;
-  while (!in.empty()) {
-    if (in.size() < kRecordHead) return file_.clear();
-    std::string key(in.substr(0, 64));
-    const std::uint32_t crc = get_le32(in.substr(64, 4));
-    const std::uint32_t size = get_le32(in.substr(68, 4));
-    const std::uint32_t check = get_le32(in.substr(72, 4));
-    in.remove_prefix(kRecordHead);
-    if (in.size() < size || crc_of(in.substr(0, size)) != check) return file_.clear();
-    blocks[key] = Block{crc, in.substr(0, size)};
-    total += size;
-    in.remove_prefix(size);
+  const std::size_t eol = in.find('\n');
+  if (eol == std::string_view::npos) return;
+  std::filesystem::path blob;
+  try {
+    blob = blob_path(Digest::parse(in.substr(0, eol)));
+  } catch (const Error&) {
+    return;
   }
+  in.remove_prefix(eol + 1);
+  if (in.size() % kRecord != 0) return;
+
+  const auto blob_size = std::filesystem::file_size(blob, ec);
+  if (ec || blob_size > kMaxLayerBytes) return;  // pruned since, or too big to read whole
+  try {
+    layer_ = read_file(blob);
+  } catch (const Error&) {
+    return;
+  }
+  // The blocks are views into layer_, not copies.
+  std::unordered_map<std::string, Block> blocks;
+  std::size_t at = kGzipHeader;
+  for (; !in.empty(); in.remove_prefix(kRecord)) {
+    const std::uint32_t size = get_le32(in.substr(68, 4));
+    if (layer_.size() < at + size + kGzipTrailer) return layer_.clear();
+    const std::string_view deflated = std::string_view(layer_).substr(at, size);
+    if (crc_of(deflated) != get_le32(in.substr(72, 4))) return layer_.clear();
+    blocks[std::string(in.substr(0, 64))] = Block{get_le32(in.substr(64, 4)), deflated};
+    at += size;
+  }
+  if (at + kGzipTrailer != layer_.size()) return layer_.clear();  // not this layer's blocks
   loaded_ = std::move(blocks);
-  loaded_bytes_ = total;
+  loaded_bytes_ = at - kGzipHeader;
 }
 
-void GzipBlockReuse::save(const std::filesystem::path& file) const {
+void GzipBlockReuse::save(const std::filesystem::path& index, const Digest& layer) const {
   if (over_bound_ || recorded_.empty()) return;
-  std::string out = kHeader;
-  out.reserve(kHeader.size() + recorded_bytes_ + recorded_.size() * kRecordHead);
+  std::string out = kHeader + layer.str() + "\n";
+  out.reserve(out.size() + recorded_.size() * kRecord + 4);
   for (const auto& block : recorded_) {
     out += block.key;
     put_le32(out, block.crc);
-    put_le32(out, static_cast<std::uint32_t>(block.deflated.size()));
-    put_le32(out, crc_of(block.deflated));
-    out += block.deflated;
+    put_le32(out, block.size);
+    put_le32(out, block.deflated_crc);
   }
-  write_file_replacing(file, out);
+  put_le32(out, crc_of(out));
+  write_file_replacing(index, out);
 }
 
 const GzipBlockReuse::Block* GzipBlockReuse::find(const std::string& key) const {
@@ -114,12 +136,13 @@ void GzipBlockReuse::record(const std::string& key, std::uint32_t crc, const std
                             std::size_t size) {
   if (over_bound_) return;
   recorded_bytes_ += size;
-  if (recorded_bytes_ > kMaxRecordedBytes) {
+  if (recorded_bytes_ > kMaxLayerBytes) {
     over_bound_ = true;
     recorded_.clear();
     return;
   }
-  recorded_.push_back(Recorded{key, crc, std::string(reinterpret_cast<const char*>(deflated), size)});
+  const std::string_view bytes(reinterpret_cast<const char*>(deflated), size);
+  recorded_.push_back(Recorded{key, crc, static_cast<std::uint32_t>(size), crc_of(bytes)});
 }
 
 }  // namespace dockless

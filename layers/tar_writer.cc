@@ -82,11 +82,12 @@ std::uint64_t emit_parents(TarStreamWriter& out, const std::string& prefix, cons
 /// The walk of write_directory_tar: every entry it writes, in its order
 /// (names sorted bytewise, parents first), `include` and `descend_excluded`
 /// applied. `visit(tar_name, host_path, st, dirfd, name)` gets each entry;
-/// dirfd and name locate a non-directory's data (-1 and "" for a directory).
+/// dirfd and name locate a non-directory's data (-1 and "" for a directory);
+/// depth is 0 for the destination itself, 1 for the tree's top level.
 class DirectoryWalk {
  public:
   using Visit = std::function<void(const std::string& tar_name, const std::string& host_path,
-                                   const struct stat& st, int dirfd, const std::string& name)>;
+                                   const struct stat& st, int dirfd, const std::string& name, std::uint32_t depth)>;
   DirectoryWalk(const TarOptions& options, Visit visit) : opt_(options), visit_(std::move(visit)) {}
 
   /// The destination directory itself (when not "/") comes first, with the
@@ -98,15 +99,15 @@ class DirectoryWalk {
     if (::fstat(root.get(), &st) != 0) throw_errno("cannot stat " + dir.string());
     std::string prefix = normalise_name(opt_.dest);
     if (!prefix.empty()) {
-      visit_(prefix, dir.string(), st, -1, "");
+      visit_(prefix, dir.string(), st, -1, "", 0);
       prefix += '/';
     }
-    walk(root.get(), dir.string(), "", prefix);
+    walk(root.get(), dir.string(), "", prefix, 1);
   }
 
  private:
   void walk(int dirfd, const std::string& host_dir, const std::string& rel_dir,
-            const std::string& tar_dir) {
+            const std::string& tar_dir, std::uint32_t depth) {
     std::vector<std::string> names = list_directory_sorted(dirfd, host_dir);
     for (const auto& name : names) {
       std::string host_path = host_dir + "/" + name;
@@ -120,21 +121,21 @@ class DirectoryWalk {
       if (opt_.include && !opt_.include(rel, is_dir)) {
         if (!is_dir || !opt_.descend_excluded || !opt_.descend_excluded(rel)) continue;
         // Written only if something below it is.
-        pending_.push_back(Pending{tar_name, host_path, st});
+        pending_.push_back(Pending{tar_name, host_path, st, depth});
         UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) throw_errno("cannot open directory " + host_path);
-        walk(sub.get(), host_path, rel, tar_name + "/");
+        walk(sub.get(), host_path, rel, tar_name + "/", depth + 1);
         if (!pending_.empty() && pending_.back().tar_name == tar_name) pending_.pop_back();
         continue;
       }
       flush_pending();
       if (is_dir) {
-        visit_(tar_name, host_path, st, -1, "");
+        visit_(tar_name, host_path, st, -1, "", depth);
         UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) throw_errno("cannot open directory " + host_path);
-        walk(sub.get(), host_path, rel, tar_name + "/");
+        walk(sub.get(), host_path, rel, tar_name + "/", depth + 1);
       } else {
-        visit_(tar_name, host_path, st, dirfd, name);
+        visit_(tar_name, host_path, st, dirfd, name, depth);
       }
     }
   }
@@ -143,9 +144,10 @@ class DirectoryWalk {
   struct Pending {
     std::string tar_name, host_path;
     struct stat st;
+    std::uint32_t depth;
   };
   void flush_pending() {
-    for (const auto& p : pending_) visit_(p.tar_name, p.host_path, p.st, -1, "");
+    for (const auto& p : pending_) visit_(p.tar_name, p.host_path, p.st, -1, "", p.depth);
     pending_.clear();
   }
   std::vector<Pending> pending_;
@@ -181,7 +183,7 @@ TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions&
   if (std::string prefix = normalise_name(options.dest); !prefix.empty())
     parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
   DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path,
-                                  const struct stat& st, int dirfd, const std::string& name) {
+                                  const struct stat& st, int dirfd, const std::string& name, std::uint32_t) {
     entries.write(tar_name, host_path, st, dirfd, name);
   });
   walk.run(dir);
@@ -192,12 +194,55 @@ TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions&
   return stats;
 }
 
-TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options) {
+TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& walked, const TarOptions& options,
+                           ByteSink& out) {
+  TarStreamWriter archive_out(out);
+  TarEntryWriter entries(entry_options(options), archive_out);
+  std::uint64_t parents = 0;
+  if (std::string prefix = normalise_name(options.dest); !prefix.empty())
+    parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
+  // dirs[d]: the open directory whose entries are at depth d + 1, opened
+  // down from `dir` by name as the walk did.
+  std::vector<UniqueFd> dirs;
+  dirs.emplace_back(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dirs.back()) throw_errno("cannot open directory " + dir.string());
+  for (const auto& e : walked.entries) {
+    if (e.depth == 0) {  // the destination itself: a header only
+      entries.write(e.tar_name, e.host_path, e.st, -1, "");
+      continue;
+    }
+    if (e.depth > dirs.size()) throw Error("cannot archive " + e.host_path + ": its directory was not walked");
+    const int dirfd = dirs[e.depth - 1].get();
+    const std::string name = e.host_path.substr(e.host_path.rfind('/') + 1);
+    if (!S_ISDIR(e.st.st_mode)) {
+      entries.write(e.tar_name, e.host_path, e.st, dirfd, name);
+      continue;
+    }
+    entries.write(e.tar_name, e.host_path, e.st, -1, "");
+    UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub) throw_errno("cannot open directory " + e.host_path);
+    struct stat now;
+    if (::fstat(sub.get(), &now) != 0) throw_errno("cannot stat " + e.host_path);
+    if (now.st_ino != e.st.st_ino || now.st_dev != e.st.st_dev)
+      throw Error("cannot archive " + e.host_path + ": it was replaced while the tree was read");
+    dirs.resize(e.depth);
+    dirs.push_back(std::move(sub));
+  }
+  archive_out.close();
+  out.finish();
+  TarStats stats = entries.stats;
+  stats.entries += parents;
+  return stats;
+}
+
+TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options, WalkedTree* walked) {
   Sha256 hash;
   TreeStat out;
   std::string record;
-  DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string&, const struct stat& st, int,
-                                  const std::string&) {
+  if (walked != nullptr) walked->entries.clear();
+  DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path, const struct stat& st,
+                                  int, const std::string&, std::uint32_t depth) {
+    if (walked != nullptr) walked->entries.push_back(WalkedTree::Entry{tar_name, host_path, st, depth});
     record.assign(tar_name);
     record.push_back('\0');
     for (auto v : {std::uint64_t(st.st_mode), std::uint64_t(st.st_uid), std::uint64_t(st.st_gid),

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "layers/byte_sink.h"
 #include "layers/tar_entry_writer.h"
@@ -64,7 +65,29 @@ struct TreeStat {
   std::int64_t newest_change_ns = 0;  ///< since the epoch
   std::uint64_t entries = 0;
 };
-TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options);
+
+/// The entries a walk found, in write_directory_tar's order, with their
+/// stat: write_walked_tree writes the tar from them without walking again.
+struct WalkedTree {
+  struct Entry {
+    std::string tar_name, host_path;
+    struct stat st;
+    std::uint32_t depth = 0;  ///< 0: the destination itself; 1: the tree's top level; ...
+  };
+  std::vector<Entry> entries;
+};
+
+/// `walked`, when given, gets the entries (what an edit's tar is then
+/// written from: one walk of the tree instead of two).
+TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options,
+                             WalkedTree* walked = nullptr);
+
+/// The tar write_directory_tar would write, from a walk's entries: the
+/// headers carry the walk's stat, and each file is read from its directory
+/// as the walk opened it (no symlink followed). A directory replaced since
+/// the walk, or a file that shrank, is an Error.
+TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& walked, const TarOptions& options,
+                           ByteSink& out);
 
 /// Re-writes an existing tar (plain, gzip, zstd, xz, bzip2) with the same
 /// normalisation (mtime clamp, owners, names), keeping its entry order.

@@ -59,7 +59,7 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
   CompressionOptions gzip;
   const ProjectSource source = project_at(tree);
 
-  SourceLayer first(source, 0, memo, gzip);
+  SourceLayer first(source, 0, memo, store, gzip);
   CHECK(first.read_tree());
   CHECK_FALSE(first.made());
   CHECK(files_in(store.blob_dir()) == 0);
@@ -69,14 +69,14 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
   CHECK(store.contains(made.descriptor.digest));
 
   SECTION("an unchanged tree is not read, and its layer is the same") {
-    SourceLayer again(source, 0, memo, gzip);
+    SourceLayer again(source, 0, memo, store, gzip);
     CHECK_FALSE(again.read_tree());
     CHECK(again.tar_digest() == first.tar_digest());
     CHECK(again.write(gzip, store).descriptor.digest == made.descriptor.digest);
   }
   SECTION("an ignored file changing does not count") {
     write_text(tree / "run.log", "more noise");
-    SourceLayer again(source, 0, memo, gzip);
+    SourceLayer again(source, 0, memo, store, gzip);
     CHECK_FALSE(again.read_tree());
   }
   SECTION("an edit that keeps the size and the mtime is read, and gets no memo while it is fresh") {
@@ -85,7 +85,7 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
     write_text(tree / "app/util.py", "X = 2\n");
     struct timespec times[2] = {before.st_atim, before.st_mtim};
     REQUIRE(::utimensat(AT_FDCWD, (tree / "app/util.py").c_str(), times, 0) == 0);
-    SourceLayer edited(source, 0, memo, gzip);
+    SourceLayer edited(source, 0, memo, store, gzip);
     CHECK(edited.made());
     CHECK(edited.tar_digest() != first.tar_digest());
     CHECK(files_in(store.blob_dir()) == 1);  // compressed in memory: stored only by write()
@@ -96,34 +96,34 @@ TEST_CASE("the source layer's digest comes from a stat memo when nothing changed
     CHECK(files_in(memo, ".memo") == 1);
     // Changed a moment ago, so not trusted yet (a second write within one
     // tick could keep its ctime): read again, but only hashed.
-    SourceLayer again(source, 0, memo, gzip);
+    SourceLayer again(source, 0, memo, store, gzip);
     CHECK(again.read_tree());
     CHECK_FALSE(again.made());
     CHECK(again.tar_digest() == edited.tar_digest());
     ::usleep(1200000);
-    SourceLayer later(source, 0, memo, gzip);
+    SourceLayer later(source, 0, memo, store, gzip);
     CHECK(later.read_tree());  // this walk finds it old enough, and trusts it from now on
-    SourceLayer settled(source, 0, memo, gzip);
+    SourceLayer settled(source, 0, memo, store, gzip);
     CHECK_FALSE(settled.read_tree());
     CHECK(settled.tar_digest() == edited.tar_digest());
   }
   SECTION("another mtime clamp or destination is another memo") {
-    SourceLayer clamped(source, 1000, memo, gzip);
+    SourceLayer clamped(source, 1000, memo, store, gzip);
     CHECK(clamped.read_tree());
     CHECK(clamped.tar_digest() != first.tar_digest());
     ProjectSource moved = source;
     moved.spec.source.dest = "/srv/app";
-    SourceLayer elsewhere(moved, 0, memo, gzip);
+    SourceLayer elsewhere(moved, 0, memo, store, gzip);
     CHECK(elsewhere.read_tree());
   }
   SECTION("without a memo directory (--no-cache) the tree is always read") {
-    SourceLayer uncached(source, 0, fs::path(), gzip);
+    SourceLayer uncached(source, 0, fs::path(), store, gzip);
     CHECK(uncached.read_tree());
     CHECK(uncached.tar_digest() == first.tar_digest());
   }
   SECTION("a damaged memo is read past, not trusted") {
     for (const auto& e : fs::directory_iterator(memo)) write_text(e.path(), "sha256:not-a-digest x trusted\n");
-    SourceLayer again(source, 0, memo, gzip);
+    SourceLayer again(source, 0, memo, store, gzip);
     CHECK(again.read_tree());
     CHECK_FALSE(again.made());
     CHECK(again.tar_digest() == first.tar_digest());
@@ -152,38 +152,60 @@ TEST_CASE("an edited tree's layer compresses again only the gzip blocks around t
   CompressionOptions gzip;
   const ProjectSource source = project_at(tree);
   BlobStore store(tmp / "store");
-  SourceLayer first(source, 0, memo, gzip);
+  SourceLayer first(source, 0, memo, store, gzip);
   first.write(gzip, store);  // a first build here: its blocks are kept beside the memo
   REQUIRE(files_in(memo, ".blocks") == 1);
 
   // One file in the middle edited.
   write_text(tree / "pkg/mod130.py", "def edited():\n    return 1\n");
-  SourceLayer edited(source, 0, memo, gzip);
+  SourceLayer edited(source, 0, memo, store, gzip);
   REQUIRE(edited.made());
   const dockless::LayerBlob layer = edited.write(gzip, store);
   CHECK(edited.reused_blocks() >= 3);  // the blocks before the edit, and after it once the cuts agree again
 
   // The same tree without a memo (--no-cache) compresses every block: same bytes.
   BlobStore fresh_store(tmp / "fresh");
-  SourceLayer uncached(source, 0, fs::path(), gzip);
+  SourceLayer uncached(source, 0, fs::path(), store, gzip);
   const dockless::LayerBlob fresh = uncached.write(gzip, fresh_store);
   CHECK(uncached.reused_blocks() == 0);
   CHECK(fresh.descriptor.digest == layer.descriptor.digest);
   CHECK(fresh.diff_id == layer.diff_id);
 
-  SECTION("damaged kept blocks are not used, and change nothing") {
-    for (const auto& e : fs::directory_iterator(memo)) {
-      if (e.path().extension() != ".blocks") continue;
-      std::string bytes = dockless::read_file(e.path());
-      bytes[bytes.size() / 2] ^= 0x5a;
-      write_text(e.path(), bytes);
-    }
+  // What is kept beside the memo is an index into the layer in the store,
+  // not the layer's bytes again.
+  fs::path index;
+  for (const auto& e : fs::directory_iterator(memo))
+    if (e.path().extension() == ".blocks") index = e.path();
+  REQUIRE(!index.empty());
+  CHECK(fs::file_size(index) < 2048);
+  CHECK(fs::file_size(index) * 100 < std::uintmax_t(layer.descriptor.size));
+
+  // Each way the kept blocks can go bad, the next edit compresses every
+  // block again, to the bytes a build without a memo makes.
+  auto edit_again = [&] {
     write_text(tree / "pkg/mod131.py", "def edited_too():\n    return 2\n");
-    SourceLayer again(source, 0, memo, gzip);
+    SourceLayer again(source, 0, memo, store, gzip);
     REQUIRE(again.made());
     const dockless::LayerBlob redone = again.write(gzip, store);
     CHECK(again.reused_blocks() == 0);
-    SourceLayer check(source, 0, fs::path(), gzip);
+    SourceLayer check(source, 0, fs::path(), store, gzip);
     CHECK(check.write(gzip, fresh_store).descriptor.digest == redone.descriptor.digest);
+  };
+  SECTION("a damaged index is not used, and changes nothing") {
+    std::string bytes = dockless::read_file(index);
+    bytes[bytes.size() / 2] ^= 0x5a;
+    write_text(index, bytes);
+    edit_again();
+  }
+  SECTION("a damaged layer in the store is not used") {
+    const fs::path blob = store.path_of(layer.descriptor.digest);
+    std::string bytes = dockless::read_file(blob);
+    bytes[bytes.size() / 3] ^= 0x5a;
+    write_text(blob, bytes);
+    edit_again();
+  }
+  SECTION("a layer pruned from the store since is not needed") {
+    fs::remove(store.path_of(layer.descriptor.digest));
+    edit_again();
   }
 }

@@ -1047,3 +1047,59 @@ TEST_CASE("stat_directory_tree changes with what the tar would hold, and only wi
     CHECK(dockless::stat_directory_tree(tmp.path(), elsewhere).digest != first.digest);
   }
 }
+
+TEST_CASE("a tree written from its stat walk's entries is the tar a fresh walk writes", "[tar_writer]") {
+  TempDir tmp;
+  const fs::path src = tmp / "src";
+  make_tree(src);
+  fs::create_symlink("a/z", src / "s");
+  fs::create_hard_link(src / "b.txt", src / "hl");
+  write_text(src / "skip" / "deep" / "keep.py", "kept below an excluded directory\n");
+  write_text(src / "skip" / "other.log", "left out\n");
+  write_text(src / "gone" / "x.log", "a directory with nothing written\n");
+  TarOptions opt;
+  opt.dest = "/opt/app";
+  // Everything under skip/ and gone/ is left out, except skip/deep/keep.py.
+  opt.include = [](const std::string& rel, bool) {
+    if (rel == "skip/deep/keep.py") return true;
+    return rel.rfind("skip", 0) != 0 && rel.rfind("gone", 0) != 0;
+  };
+  opt.descend_excluded = [](const std::string& rel) { return rel == "skip" || rel == "skip/deep" || rel == "gone"; };
+
+  dockless::WalkedTree walked;
+  const dockless::TreeStat stat = dockless::stat_directory_tree(src, opt, &walked);
+  CHECK(stat.digest == dockless::stat_directory_tree(src, opt).digest);  // listing changes nothing
+  CHECK(walked.entries.size() == stat.entries);
+  StringSink sink;
+  const TarStats from_walk = dockless::write_walked_tree(src, walked, opt, sink);
+  CHECK(sink.finishes == 1);
+  TarStats fresh_stats;
+  const std::string fresh = tar_of(src, opt, &fresh_stats);
+  CHECK(sink.bytes == fresh);
+  CHECK(from_walk.entries == fresh_stats.entries);
+  CHECK(from_walk.file_bytes == fresh_stats.file_bytes);
+  const auto names = paths_of(read_tar(sink.bytes));
+  CHECK(std::count(names.begin(), names.end(), "opt/app/skip/deep/keep.py") == 1);
+  CHECK(std::count(names.begin(), names.end(), "opt/app/skip/other.log") == 0);
+  CHECK(std::count(names.begin(), names.end(), "opt/app/gone") == 0);
+
+  SECTION("a directory replaced since the walk is an error, not a tar of something else") {
+    fs::rename(src / "a", tmp / "a-old");
+    fs::create_directories(src / "a" / "y");
+    write_text(src / "a" / "z", "zed\n");
+    StringSink again;
+    CHECK_THROWS_WITH(dockless::write_walked_tree(src, walked, opt, again),
+                      Catch::Contains("a") && Catch::Contains("replaced while the tree was read"));
+  }
+  SECTION("a file that shrank since the walk is an error") {
+    write_text(src / "b.txt", "b");
+    StringSink again;
+    CHECK_THROWS_WITH(dockless::write_walked_tree(src, walked, opt, again), Catch::Contains("shrank"));
+  }
+  SECTION("a directory swapped for a symlink since the walk is not followed") {
+    fs::rename(src / "a", tmp / "a-old");
+    fs::create_directory_symlink(tmp / "a-old", src / "a");
+    StringSink again;
+    CHECK_THROWS_AS(dockless::write_walked_tree(src, walked, opt, again), Error);
+  }
+}

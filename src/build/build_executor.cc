@@ -269,7 +269,7 @@ class PlatformBuild::Impl {
       bool memo = !opt().no_cache && s_.source.git_url.empty();
       fs::path memo_dir = memo ? s_.cache_dir / "source-stat" : fs::path();
       auto layer = std::make_unique<SourceLayer>(
-          s_.source, s_.clamp, memo_dir, opt().compression, [this]() -> std::shared_ptr<StreamedUpload> {
+          s_.source, s_.clamp, memo_dir, s_.store, opt().compression, [this]() -> std::shared_ptr<StreamedUpload> {
             source_edited_ = true;
             if (stream_client_ == nullptr) return nullptr;
             return std::make_shared<StreamedUpload>(*stream_client_, dest_.tags.front().repository);

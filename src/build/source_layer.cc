@@ -90,9 +90,9 @@ std::int64_t realtime_ns() {
 }  // namespace
 
 SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const fs::path& memo_dir,
-                         const CompressionOptions& compression,
+                         const BlobStore& store, const CompressionOptions& compression,
                          const std::function<std::shared_ptr<StreamedUpload>()>& on_edit)
-    : tree_(source.tree), rules_(source.ignore) {
+    : tree_(source.tree), rules_(source.ignore), blob_path_([&store](const Digest& d) { return store.path_of(d); }) {
   tar_.mtime_clamp = mtime_clamp;
   tar_.dest = source.spec.source.dest;
   bool keep_git = source.spec.source.keep_git_dir;
@@ -123,7 +123,10 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     hash_tree();
     return;
   }
-  const TreeStat stat = stat_directory_tree(tree_, tar_);
+  // The walk's entries are kept: an edit's tar is written from them, and
+  // the tree is not walked twice.
+  auto walked = std::make_unique<WalkedTree>();
+  const TreeStat stat = stat_directory_tree(tree_, tar_, walked.get());
   // Not named by a bare digest: its content does not hash to its name.
   const std::string memo_name = sha256_of(memo_identity(source)).hex();
   const fs::path memo = memo_dir / (memo_name + ".memo");
@@ -143,6 +146,7 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     mark_used(memo);
     return;
   }
+  walked_ = std::move(walked);
   if (!last_stat.empty() && last_stat != stat.digest.str()) {
     // Changed since its last build here: the layer is almost surely new, so
     // it is compressed in the same pass, into memory: the store gets it in
@@ -164,7 +168,7 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
 void SourceLayer::compress_tree(const CompressionOptions& compression, std::shared_ptr<StreamedUpload> streamed) {
   BoundedCopy out(std::size_t{256} << 20);
   blocks_ = std::make_unique<GzipBlockReuse>();
-  blocks_->load(blocks_file_);
+  blocks_->load(blocks_file_, blob_path_);
   // The last layer's blocks are about its size; an edit seldom adds much.
   if (blocks_->loaded_bytes() > 0) out.expect(blocks_->loaded_bytes() + blocks_->loaded_bytes() / 8 + (64 << 10));
   // The bytes go to memory and, as they come, to the upload.
@@ -182,7 +186,7 @@ void SourceLayer::compress_tree(const CompressionOptions& compression, std::shar
     StreamedUpload* b_;
   } tee(out, streamed.get());
   try {
-    made_ = compress_layer([this](ByteSink& sink) { write_directory_tar(tree_, tar_, sink); }, compression, tee,
+    made_ = compress_layer([this](ByteSink& sink) { write_tree(sink); }, compression, tee,
                            GzipBlocking{true, blocks_.get()});
   } catch (...) {
     if (streamed) streamed->abandon();
@@ -200,8 +204,18 @@ void SourceLayer::compress_tree(const CompressionOptions& compression, std::shar
 void SourceLayer::hash_tree() {
   copy_ = std::make_unique<BoundedCopy>(std::size_t{256} << 20);
   HashingSink probe(copy_.get());
-  write_directory_tar(tree_, tar_, probe);
+  write_tree(probe);
   tar_digest_ = probe.digest().str();
+}
+
+void SourceLayer::write_tree(ByteSink& sink) {
+  if (walked_) {
+    // Right after the stat walk: its entries, not a second walk.
+    auto walked = std::move(walked_);
+    write_walked_tree(tree_, *walked, tar_, sink);
+  } else {
+    write_directory_tar(tree_, tar_, sink);
+  }
 }
 
 SourceLayer::~SourceLayer() = default;
@@ -234,12 +248,12 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
   if (auto made = made_in_memory(compression)) {
     store.put(*made->second, made->first.descriptor.digest);
     // Kept here, not while the build waited for the layer.
-    if (blocks_) blocks_->save(blocks_file_);
+    if (blocks_) blocks_->save(blocks_file_, made->first.descriptor.digest);
     return made->first;
   }
   // Without a memo (--no-cache) the blocks are cut the same way, and not kept.
   GzipBlockReuse reuse;
-  if (!blocks_file_.empty()) reuse.load(blocks_file_);
+  if (!blocks_file_.empty()) reuse.load(blocks_file_, blob_path_);
   LayerBlob layer = write_layer(
       [this](ByteSink& sink) {
         if (copy_ && copy_->complete()) {
@@ -250,7 +264,7 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
         }
       },
       compression, store, GzipBlocking{true, blocks_file_.empty() ? nullptr : &reuse});
-  if (!blocks_file_.empty()) reuse.save(blocks_file_);
+  if (!blocks_file_.empty()) reuse.save(blocks_file_, layer.descriptor.digest);
   return layer;
 }
 

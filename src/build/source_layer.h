@@ -57,7 +57,7 @@ class SourceLayer {
   /// edit, before the layer is made; the upload it may return (a --push
   /// build's) gets the layer's bytes as they are made.
   SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, const std::filesystem::path& memo_dir,
-              const CompressionOptions& compression,
+              const BlobStore& store, const CompressionOptions& compression,
               const std::function<std::shared_ptr<StreamedUpload>()>& on_edit = nullptr);
   ~SourceLayer();
   SourceLayer(const SourceLayer&) = delete;
@@ -86,6 +86,8 @@ class SourceLayer {
  private:
   std::string memo_identity(const ProjectSource& source) const;
   void hash_tree();
+  /// The tree's tar: from the stat walk's entries, once, else a walk.
+  void write_tree(ByteSink& sink);
   void compress_tree(const CompressionOptions& compression, std::shared_ptr<StreamedUpload> streamed);
 
   std::filesystem::path tree_;
@@ -96,9 +98,12 @@ class SourceLayer {
   CompressionOptions made_with_;
   std::shared_ptr<const std::string> compressed_;  ///< its bytes, for write()
   std::unique_ptr<BoundedCopy> copy_;        ///< the tar, hashed only (no memo)
+  std::unique_ptr<WalkedTree> walked_;       ///< the stat walk's entries, until the tar is written
   std::string tar_digest_;
-  /// The gzip blocks of the last layer of this tree, beside its memo; "" without one.
+  /// The index of the gzip blocks of the last layer of this tree, beside
+  /// its memo ("" without one), and the store that has that layer.
   std::filesystem::path blocks_file_;
+  GzipBlockReuse::BlobPath blob_path_;
   std::unique_ptr<GzipBlockReuse> blocks_;  ///< an edited tree's, saved by write()
   std::shared_ptr<StreamedUpload> streamed_;
   std::size_t reused_blocks_ = 0;
