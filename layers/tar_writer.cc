@@ -173,20 +173,15 @@ void append_int(std::string& out, T v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-}  // namespace
-
-TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
-                             ByteSink& out) {
+/// A tar to `out` with `options`: the destination's parents, then what
+/// `write` gives the entry writer; closed and finished. Its stats.
+TarStats write_tar(const TarOptions& options, ByteSink& out, const std::function<void(TarEntryWriter&)>& write) {
   TarStreamWriter archive_out(out);
   TarEntryWriter entries(entry_options(options), archive_out);
   std::uint64_t parents = 0;
   if (std::string prefix = normalise_name(options.dest); !prefix.empty())
     parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
-  DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path,
-                                  const struct stat& st, int dirfd, const std::string& name, std::uint32_t) {
-    entries.write(tar_name, host_path, st, dirfd, name);
-  });
-  walk.run(dir);
+  write(entries);
   archive_out.close();
   out.finish();
   TarStats stats = entries.stats;
@@ -194,45 +189,50 @@ TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions&
   return stats;
 }
 
+}  // namespace
+
+TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
+                             ByteSink& out) {
+  return write_tar(options, out, [&](TarEntryWriter& entries) {
+    DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path,
+                                    const struct stat& st, int dirfd, const std::string& name, std::uint32_t) {
+      entries.write(tar_name, host_path, st, dirfd, name);
+    });
+    walk.run(dir);
+  });
+}
+
 TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& walked, const TarOptions& options,
                            ByteSink& out) {
-  TarStreamWriter archive_out(out);
-  TarEntryWriter entries(entry_options(options), archive_out);
-  std::uint64_t parents = 0;
-  if (std::string prefix = normalise_name(options.dest); !prefix.empty())
-    parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
-  // dirs[d]: the open directory whose entries are at depth d + 1, opened
-  // down from `dir` by name as the walk did.
-  std::vector<UniqueFd> dirs;
-  dirs.emplace_back(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dirs.back()) throw_errno("cannot open directory " + dir.string());
-  for (const auto& e : walked.entries) {
-    if (e.depth == 0) {  // the destination itself: a header only
+  return write_tar(options, out, [&](TarEntryWriter& entries) {
+    // dirs[d]: the open directory whose entries are at depth d + 1, opened
+    // down from `dir` by name as the walk did.
+    std::vector<UniqueFd> dirs;
+    dirs.emplace_back(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dirs.back()) throw_errno("cannot open directory " + dir.string());
+    for (const auto& e : walked.entries) {
+      if (e.depth == 0) {  // the destination itself: a header only
+        entries.write(e.tar_name, e.host_path, e.st, -1, "");
+        continue;
+      }
+      if (e.depth > dirs.size()) throw Error("cannot archive " + e.host_path + ": its directory was not walked");
+      const int dirfd = dirs[e.depth - 1].get();
+      const std::string name = e.host_path.substr(e.host_path.rfind('/') + 1);
+      if (!S_ISDIR(e.st.st_mode)) {
+        entries.write(e.tar_name, e.host_path, e.st, dirfd, name);
+        continue;
+      }
       entries.write(e.tar_name, e.host_path, e.st, -1, "");
-      continue;
+      UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub) throw_errno("cannot open directory " + e.host_path);
+      struct stat now;
+      if (::fstat(sub.get(), &now) != 0) throw_errno("cannot stat " + e.host_path);
+      if (now.st_ino != e.st.st_ino || now.st_dev != e.st.st_dev)
+        throw Error("cannot archive " + e.host_path + ": it was replaced while the tree was read");
+      dirs.resize(e.depth);
+      dirs.push_back(std::move(sub));
     }
-    if (e.depth > dirs.size()) throw Error("cannot archive " + e.host_path + ": its directory was not walked");
-    const int dirfd = dirs[e.depth - 1].get();
-    const std::string name = e.host_path.substr(e.host_path.rfind('/') + 1);
-    if (!S_ISDIR(e.st.st_mode)) {
-      entries.write(e.tar_name, e.host_path, e.st, dirfd, name);
-      continue;
-    }
-    entries.write(e.tar_name, e.host_path, e.st, -1, "");
-    UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub) throw_errno("cannot open directory " + e.host_path);
-    struct stat now;
-    if (::fstat(sub.get(), &now) != 0) throw_errno("cannot stat " + e.host_path);
-    if (now.st_ino != e.st.st_ino || now.st_dev != e.st.st_dev)
-      throw Error("cannot archive " + e.host_path + ": it was replaced while the tree was read");
-    dirs.resize(e.depth);
-    dirs.push_back(std::move(sub));
-  }
-  archive_out.close();
-  out.finish();
-  TarStats stats = entries.stats;
-  stats.entries += parents;
-  return stats;
+  });
 }
 
 TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options, WalkedTree* walked) {
