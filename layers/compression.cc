@@ -13,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -96,6 +97,10 @@ struct GzipBlock {
   std::size_t out_len = 0;
   std::uint32_t crc = 0;
   std::string key;  // GzipBlockReuse's, when reusing
+  // With GzipResumable: where the block ends in the tar, and the tar's hash
+  // at the last 64-byte boundary before that (the next point's).
+  std::uint64_t tar_end = 0;
+  Sha256::State tar_state;
   std::exception_ptr error;
   bool done = false;  // guarded by GzipCompressor::mu_
 
@@ -180,6 +185,17 @@ class IsalDeflater {
   std::unique_ptr<std::uint8_t[]> level_buf_;
 };
 
+/// Feeds p[0, n) to h; returns h's state at the last 64-byte boundary at
+/// or before the end of these bytes (a GzipResumePoint's hash).
+Sha256::State hash_noting_state(Sha256& h, const std::uint8_t* p, std::size_t n) {
+  const std::uint64_t aligned = (h.size() + n) / 64 * 64;
+  const std::size_t before = aligned > h.size() ? static_cast<std::size_t>(aligned - h.size()) : 0;
+  h.update(p, before);
+  Sha256::State state = h.block_state();
+  h.update(p + before, n - before);
+  return state;
+}
+
 [[noreturn]] void rethrow_as_error(const std::exception_ptr& e, const char* what) {
   try {
     std::rethrow_exception(e);
@@ -200,7 +216,32 @@ class GzipCompressor final : public ByteSink {
   GzipCompressor(int level, unsigned threads, ByteSink& downstream, GzipBlocking blocking)
       : down_(downstream), level_(level), max_threads_(threads),
         max_in_flight_(2 * static_cast<std::size_t>(threads)), blocking_(blocking),
-        cur_(std::make_unique<GzipBlock>()) {}
+        cur_(std::make_unique<GzipBlock>()) {
+    GzipResumable* r = blocking_.resumable;
+    if (r == nullptr) return;
+    if (!blocking_.content_defined) throw Error("gzip: resume points need content-defined blocks");
+    tar_hash_.emplace();
+    blob_hash_.emplace();
+    r->points.clear();
+    if (r->from == nullptr) return;
+    // Start as if the blocks before the point had just been written.
+    const GzipResumePoint& at = *r->from;
+    const std::uint64_t tar_tail = at.tar_offset - at.tar_hash.bytes;
+    if (at.block < 1 || r->dict.size() != kDictSize || at.tar_offset < kDictSize || tar_tail >= 64 ||
+        at.tar_hash.bytes > at.tar_offset || at.blob_hash.bytes > at.blob_offset ||
+        r->blob_tail.size() != at.blob_offset - at.blob_hash.bytes)
+      throw Error("gzip: inconsistent resume point");
+    tar_hash_.emplace(at.tar_hash);
+    tar_hash_->update(r->dict.substr(kDictSize - tar_tail));
+    blob_hash_.emplace(at.blob_hash);
+    blob_hash_->update(r->blob_tail);
+    std::memcpy(cur_->in.get(), r->dict.data(), kDictSize);
+    cur_->dict_len = kDictSize;
+    crc_ = at.crc;
+    total_in_ = at.tar_offset;
+    next_index_ = at.block;
+    header_written_ = true;
+  }
 
   ~GzipCompressor() override {
     {
@@ -251,6 +292,13 @@ class GzipCompressor final : public ByteSink {
       put_le32(trailer, crc_);
       put_le32(trailer + 4, static_cast<std::uint32_t>(total_in_));
       down_.write(trailer, sizeof trailer);
+      if (GzipResumable* r = blocking_.resumable) {
+        blob_hash_->update(trailer, sizeof trailer);
+        r->tar_size = tar_hash_->size();
+        r->tar_digest = tar_hash_->finish();
+        r->blob_size = blob_hash_->size();
+        r->blob_digest = blob_hash_->finish();
+      }
       down_.finish();
     } catch (...) {
       failed_ = true;
@@ -312,6 +360,12 @@ class GzipCompressor final : public ByteSink {
     }
     cur_->last = last;
     cur_->index = next_index_++;
+    if (tar_hash_) {
+      // Here, in order and on the caller's thread, like a HashingSink.
+      cur_->tar_end = total_in_;
+      if (last) tar_hash_->update(cur_->data(), cur_->data_len);
+      else cur_->tar_state = hash_noting_state(*tar_hash_, cur_->data(), cur_->data_len);
+    }
     cur_->error = nullptr;
     cur_->done = false;
     GzipBlock* raw = cur_.get();
@@ -349,13 +403,32 @@ class GzipCompressor final : public ByteSink {
         // mtime 0, no flags, XFL 0, OS 3 (Unix): fixed bytes, reproducible.
         static constexpr std::uint8_t kHeader[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
         down_.write(kHeader, sizeof kHeader);
+        if (blob_hash_) blob_hash_->update(kHeader, sizeof kHeader);
         header_written_ = true;
       }
       down_.write(b.out.get(), b.out_len);
       if (blocking_.reuse != nullptr) blocking_.reuse->record(b.key, b.crc, b.out.get(), b.out_len);
       crc_ = static_cast<std::uint32_t>(crc32_combine(crc_, b.crc, static_cast<z_off_t>(b.data_len)));
+      if (blob_hash_) note_point(b);
       free_.push_back(std::move(owned));
     }
+  }
+
+  /// Hashes a written block's bytes and, after any but the last, notes the
+  /// point where the next block starts.
+  void note_point(const GzipBlock& b) {
+    if (b.last) {
+      blob_hash_->update(b.out.get(), b.out_len);
+      return;
+    }
+    GzipResumePoint p;
+    p.block = b.index + 1;
+    p.tar_offset = b.tar_end;
+    p.crc = crc_;
+    p.tar_hash = b.tar_state;
+    p.blob_hash = hash_noting_state(*blob_hash_, b.out.get(), b.out_len);
+    p.blob_offset = blob_hash_->size();
+    blocking_.resumable->points.push_back(p);
   }
 
   /// Takes the block's output from blocking_.reuse when it has this very
@@ -419,6 +492,8 @@ class GzipCompressor final : public ByteSink {
   std::uint32_t crc_ = 0;
   std::uint64_t total_in_ = 0;
   std::int64_t next_index_ = 0;
+  // With GzipResumable: the tar's and the blob's hashes.
+  std::optional<Sha256> tar_hash_, blob_hash_;
   bool header_written_ = false;
   bool finished_ = false;
   bool failed_ = false;

@@ -2,10 +2,13 @@
 // (libzstd's own workers), as ByteSinks that feed their output downstream.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "layers/byte_sink.h"
+#include "oci/digest.h"
 
 namespace dockless {
 
@@ -27,6 +30,41 @@ struct CompressionOptions {
 
 class GzipBlockReuse;
 
+/// Where a content-defined gzip layer can be taken up again: the start of
+/// one of its blocks after the first. A later version of the layer whose
+/// tar is the same up to tar_offset starts there: the blob up to
+/// blob_offset is the old one's, and the tar before it is not read again.
+struct GzipResumePoint {
+  std::int64_t block = 0;  ///< the index of the block that starts here
+  std::uint64_t tar_offset = 0;
+  std::uint64_t blob_offset = 0;  ///< gzip header included
+  std::uint32_t crc = 0;          ///< CRC-32 of the tar before tar_offset
+  /// The hashes of the tar and the blob at the last 64-byte boundary at or
+  /// before the offsets (the bytes between are fed again on resume).
+  Sha256::State tar_hash, blob_hash;
+  friend bool operator==(const GzipResumePoint&, const GzipResumePoint&) = default;
+};
+
+/// Set in GzipBlocking: the compressor hashes the tar and the blob itself
+/// (no HashingSink around it) and notes a GzipResumePoint at each block
+/// boundary; it can also start at such a point instead of the beginning.
+struct GzipResumable {
+  /// In: start at this point of an earlier version (null: the beginning).
+  /// The caller has written that version's blob up to from->blob_offset
+  /// downstream already.
+  const GzipResumePoint* from = nullptr;
+  std::string_view dict;       ///< the tar's 32 KiB before from->tar_offset
+  std::string_view blob_tail;  ///< the blob's bytes from from->blob_hash.bytes to from->blob_offset
+  /// Out, after finish(): the points of this version (from `from` on).
+  std::vector<GzipResumePoint> points;
+  Digest tar_digest, blob_digest;
+  std::uint64_t tar_size = 0, blob_size = 0;
+};
+
+/// The dictionary a resumed gzip layer needs: the tar's bytes just before
+/// the point (deflate's window).
+inline constexpr std::size_t kGzipResumeDictSize = std::size_t{32} << 10;
+
 /// How gzip cuts a layer into blocks (zstd and none ignore it).
 struct GzipBlocking {
   /// false: fixed 1 MiB blocks. true: a block ends where a rolling hash of
@@ -37,6 +75,8 @@ struct GzipBlocking {
   /// Blocks compressed before, taken instead of compressing again, and
   /// where this layer's blocks are recorded; may be null.
   GzipBlockReuse* reuse = nullptr;
+  /// Hashes and resume points (content-defined blocks only); may be null.
+  GzipResumable* resumable = nullptr;
 };
 
 /// A sink that compresses what it is given and writes the result to

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <string_view>
 
 #include "layers/byte_sink.h"
 #include "layers/compression.h"
@@ -33,5 +34,16 @@ LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
 /// stores later): the layer as write_layer would describe it.
 LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
                          const CompressionOptions& compression, ByteSink& out, GzipBlocking blocking = {});
+
+/// compress_layer for a layer whose tar is the same as its last version's
+/// up to `point` (a gzip resume point of that version): `blob_prefix`, the
+/// last version's blob up to point.blob_offset, is written to `out` as it
+/// is, and `produce_tar` writes the tar only from `tar_start` on (at or
+/// before point.tar_offset - kGzipResumeDictSize, which the bytes up to
+/// the point only prime). `blocking.resumable` must be set; it gets the
+/// new version's points from `point` on.
+LayerBlob resume_layer(const std::function<void(ByteSink&)>& produce_tar, std::uint64_t tar_start,
+                       const GzipResumePoint& point, std::string_view blob_prefix,
+                       const CompressionOptions& compression, ByteSink& out, GzipBlocking blocking);
 
 }  // namespace dockless

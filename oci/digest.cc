@@ -1,3 +1,8 @@
+// The low-level SHA256_* calls are deprecated in OpenSSL 3 in favour of EVP,
+// which has no way to export or import a hash's state (Sha256::State). They
+// run the same code (SHA-NI included); the state's layout is checked by
+// unit tests against hashing in one go.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "oci/digest.h"
 
 #include "base/error.h"
@@ -40,23 +45,36 @@ Digest Digest::from_sha256_bytes(const unsigned char* bytes) {
   return d;
 }
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(ctx_);
-    throw Error("cannot initialise SHA-256 (OpenSSL)");
-  }
+Sha256::Sha256() {
+  if (SHA256_Init(&ctx_) != 1) throw Error("cannot initialise SHA-256 (OpenSSL)");
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+Sha256::Sha256(const State& state) : Sha256() {
+  if (state.bytes % SHA256_CBLOCK != 0) throw Error("SHA-256 state not at a block boundary");
+  for (std::size_t i = 0; i < 8; ++i) ctx_.h[i] = state.h[i];
+  // Nl/Nh count bits, as a 64-bit number split in two.
+  const std::uint64_t bits = state.bytes * 8;
+  ctx_.Nl = static_cast<SHA_LONG>(bits & 0xffffffffu);
+  ctx_.Nh = static_cast<SHA_LONG>(bits >> 32);
+  ctx_.num = 0;
+}
 
 void Sha256::update(const void* data, std::size_t size) {
-  if (size > 0 && EVP_DigestUpdate(ctx_, data, size) != 1) throw Error("SHA-256 update failed");
+  if (size > 0 && SHA256_Update(&ctx_, data, size) != 1) throw Error("SHA-256 update failed");
+}
+
+std::uint64_t Sha256::size() const { return ((std::uint64_t(ctx_.Nh) << 32) | ctx_.Nl) / 8; }
+
+Sha256::State Sha256::block_state() const {
+  State s;
+  for (std::size_t i = 0; i < 8; ++i) s.h[i] = ctx_.h[i];
+  s.bytes = size() - ctx_.num;
+  return s;
 }
 
 Digest Sha256::finish() {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx_, out, &len) != 1 || len != 32) throw Error("SHA-256 final failed");
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  if (SHA256_Final(out, &ctx_) != 1) throw Error("SHA-256 final failed");
   return Digest::from_sha256_bytes(out);
 }
 

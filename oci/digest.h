@@ -1,9 +1,11 @@
 // Content digests (`sha256:<64 hex>`) and a streaming SHA-256 hasher.
 #pragma once
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -30,21 +32,37 @@ class Digest {
   std::string hex_;
 };
 
-/// Incremental SHA-256 (OpenSSL EVP; uses the CPU's SHA instructions).
+/// Incremental SHA-256 (OpenSSL; uses the CPU's SHA instructions).
 class Sha256 {
  public:
+  /// Where a hash stood after a whole number of 64-byte blocks: enough to
+  /// take it up again in another process (a layer made again from where its
+  /// last version stops matching, without hashing the bytes before).
+  struct State {
+    std::array<std::uint32_t, 8> h{};
+    std::uint64_t bytes = 0;  ///< hashed so far; a multiple of 64
+    friend bool operator==(const State&, const State&) = default;
+  };
+
   Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
+  /// Takes up a hash from `state` (Error if its byte count is not a
+  /// multiple of 64).
+  explicit Sha256(const State& state);
+  Sha256(const Sha256&) = default;
+  Sha256& operator=(const Sha256&) = default;
 
   void update(const void* data, std::size_t size);
   void update(std::string_view data) { update(data.data(), data.size()); }
+  /// How many bytes were fed.
+  std::uint64_t size() const;
+  /// The state at the last 64-byte boundary fed: floor(size() / 64) * 64
+  /// bytes. The bytes after it are the caller's to feed again on resume.
+  State block_state() const;
   /// The digest of everything fed so far. The hasher cannot be used after.
   Digest finish();
 
  private:
-  EVP_MD_CTX* ctx_;
+  SHA256_CTX ctx_;
 };
 
 /// The SHA-256 digest of a byte string.

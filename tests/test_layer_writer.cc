@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -316,4 +317,106 @@ TEST_CASE("an empty directory is a valid layer", "[layer_writer]") {
       CHECK(layer.descriptor.size == static_cast<std::int64_t>(blob.size()));
     }
   }
+}
+
+namespace {
+
+/// A producer of `tar`'s bytes from `start` on, in uneven pieces (as a tar
+/// writer's are).
+std::function<void(ByteSink&)> bytes_from(const std::string& tar, std::uint64_t start) {
+  return [&tar, start](ByteSink& sink) {
+    std::size_t pos = static_cast<std::size_t>(start), piece = 5000;
+    while (pos < tar.size()) {
+      std::size_t n = std::min(piece, tar.size() - pos);
+      sink.write(tar.data() + pos, n);
+      pos += n;
+      piece = piece * 3 % 70001 + 1;
+    }
+    sink.finish();
+  };
+}
+
+}  // namespace
+
+TEST_CASE("a content-defined gzip layer taken up from any of its points is the layer made from the start",
+          "[layer_writer]") {
+  using dockless::GzipBlocking;
+  using dockless::GzipResumable;
+  using dockless::GzipResumePoint;
+  const std::string tar = payload(3 << 20, 7);
+  CompressionOptions gz;
+  gz.kind = Compression::kGzip;
+  gz.threads = 2;
+
+  // Made from the start, with and without the compressor's own hashes.
+  StringSink plain_out;
+  LayerBlob plain = dockless::compress_layer(bytes_from(tar, 0), gz, plain_out, GzipBlocking{true, nullptr});
+  GzipResumable first;
+  StringSink first_out;
+  LayerBlob made = dockless::compress_layer(bytes_from(tar, 0), gz, first_out, GzipBlocking{true, nullptr, &first});
+  CHECK(first_out.bytes == plain_out.bytes);
+  CHECK(made.descriptor.digest == plain.descriptor.digest);
+  CHECK(made.descriptor.digest == sha256_of(first_out.bytes));
+  CHECK(made.descriptor.size == static_cast<std::int64_t>(first_out.bytes.size()));
+  CHECK(made.diff_id == sha256_of(tar));
+  CHECK(made.uncompressed_size == tar.size());
+  CHECK(gunzip(first_out.bytes) == tar);
+  // ~190 KiB blocks: a point at each boundary after the first block.
+  REQUIRE(first.points.size() >= 8);
+  for (std::size_t i = 0; i < first.points.size(); ++i) {
+    const GzipResumePoint& p = first.points[i];
+    CHECK(p.block == static_cast<std::int64_t>(i) + 1);
+    CHECK(p.tar_hash.bytes == p.tar_offset / 64 * 64);
+    CHECK(p.blob_hash.bytes == p.blob_offset / 64 * 64);
+    CHECK(p.crc == crc32(0, reinterpret_cast<const Bytef*>(tar.data()), static_cast<uInt>(p.tar_offset)));
+  }
+
+  for (std::size_t i = 0; i < first.points.size(); i += 3) {
+    const GzipResumePoint& p = first.points[i];
+    INFO("resumed at block " << p.block);
+    const std::string_view prefix(first_out.bytes.data(), p.blob_offset);
+    // The producer starts anywhere at or before the dictionary.
+    const std::uint64_t start = p.tar_offset - dockless::kGzipResumeDictSize - (i % 2 == 0 ? 0 : 1234);
+
+    GzipResumable again;
+    StringSink out;
+    LayerBlob resumed = dockless::resume_layer(bytes_from(tar, start), start, p, prefix, gz, out,
+                                               GzipBlocking{true, nullptr, &again});
+    CHECK(out.bytes == first_out.bytes);
+    CHECK(resumed.descriptor.digest == made.descriptor.digest);
+    CHECK(resumed.descriptor.size == made.descriptor.size);
+    CHECK(resumed.diff_id == made.diff_id);
+    CHECK(resumed.uncompressed_size == made.uncompressed_size);
+    // The points from there on are the first version's.
+    CHECK(std::vector<GzipResumePoint>(first.points.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                       first.points.end()) == again.points);
+
+    // An edit after the point: the same layer as one made from the start.
+    std::string edited = tar;
+    edited.insert(std::min<std::size_t>(edited.size(), p.tar_offset + 70000), "an edit\n");
+    GzipResumable fresh_points;
+    StringSink fresh_out;
+    LayerBlob fresh = dockless::compress_layer(bytes_from(edited, 0), gz, fresh_out,
+                                               GzipBlocking{true, nullptr, &fresh_points});
+    GzipResumable edit_points;
+    StringSink edit_out;
+    LayerBlob edit = dockless::resume_layer(bytes_from(edited, start), start, p, prefix, gz, edit_out,
+                                            GzipBlocking{true, nullptr, &edit_points});
+    CHECK(edit_out.bytes == fresh_out.bytes);
+    CHECK(edit.descriptor.digest == fresh.descriptor.digest);
+    CHECK(edit.diff_id == sha256_of(edited));
+    CHECK(edit.uncompressed_size == edited.size());
+    CHECK(std::vector<GzipResumePoint>(fresh_points.points.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                       fresh_points.points.end()) == edit_points.points);
+  }
+
+  // A tar that ends before the point is an error, not a layer.
+  const GzipResumePoint& last = first.points.back();
+  const std::string cut_short = tar.substr(0, last.tar_offset - 10);
+  GzipResumable r;
+  StringSink out;
+  CHECK_THROWS_AS(dockless::resume_layer(bytes_from(cut_short, 0), 0, last,
+                                         std::string_view(first_out.bytes.data(), last.blob_offset), gz, out,
+                                         GzipBlocking{true, nullptr, &r}),
+                  Error);
 }
