@@ -42,6 +42,13 @@ void TarStreamWriter::data(const void* buf, std::size_t size, const std::string&
   if (n < 0 || static_cast<std::size_t>(n) != size) fail("cannot write tar data for " + name);
 }
 
+std::uint64_t TarStreamWriter::offset() {
+  // An entry's padding is written when it is finished (else with the next
+  // header); the first filter counts all the format wrote, buffered or not.
+  if (archive_write_finish_entry(a_.get()) < ARCHIVE_WARN) fail("cannot finish tar entry");
+  return static_cast<std::uint64_t>(archive_filter_bytes(a_.get(), 0));
+}
+
 void TarStreamWriter::close() {
   if (archive_write_close(a_.get()) != ARCHIVE_OK) fail("cannot finish tar stream");
 }

@@ -48,6 +48,9 @@ class TarStreamWriter {
   /// `name` only words errors.
   void header(archive_entry* e, const std::string& name);
   void data(const void* buf, std::size_t size, const std::string& name);
+  /// The bytes written so far, the current entry's padding included: where
+  /// the next header starts.
+  std::uint64_t offset();
   /// Writes the end-of-archive blocks (the sink is not finished: its owner
   /// decides when).
   void close();

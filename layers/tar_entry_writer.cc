@@ -224,6 +224,10 @@ void TarEntryWriter::write(const std::string& tar_name, const std::string& host_
   copy_data(fd.get(), static_cast<std::uint64_t>(st.st_size), host_path);
 }
 
+void TarEntryWriter::note_written(const std::string& tar_name, const struct stat& st) {
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1) hardlinks_.emplace(std::make_pair(st.st_dev, st.st_ino), tar_name);
+}
+
 void TarEntryWriter::copy_data(int fd, std::uint64_t size, const std::string& host_path) {
   if (buffer_.empty()) buffer_.resize(1 << 20);
   std::uint64_t left = size;

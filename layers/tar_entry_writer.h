@@ -95,6 +95,10 @@ class TarEntryWriter {
   void write(const std::string& tar_name, const std::string& host_path, const struct stat& st,
              int dirfd, const std::string& name);
 
+  /// Notes a file written earlier in the same tar (by another writer), so
+  /// that a later link to it is written as a hardlink, as write() would.
+  void note_written(const std::string& tar_name, const struct stat& st);
+
   /// Writes an empty regular file (a whiteout `.wh.NAME` or an opaque marker
   /// `.wh..wh..opq`): mode 0644, owner 0:0, mtime min(mtime, clamp).
   void write_marker(const std::string& tar_name, std::int64_t mtime);

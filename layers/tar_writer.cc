@@ -173,19 +173,21 @@ void append_int(std::string& out, T v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-/// A tar to `out` with `options`: the destination's parents, then what
-/// `write` gives the entry writer; closed and finished. Its stats.
-TarStats write_tar(const TarOptions& options, ByteSink& out, const std::function<void(TarEntryWriter&)>& write) {
+/// A tar to `out` with `options`: the destination's parents (unless not
+/// `parents`), then what `write` gives the entry writer; closed and
+/// finished. Its stats.
+TarStats write_tar(const TarOptions& options, ByteSink& out, bool parents,
+                   const std::function<void(TarEntryWriter&, TarStreamWriter&)>& write) {
   TarStreamWriter archive_out(out);
   TarEntryWriter entries(entry_options(options), archive_out);
-  std::uint64_t parents = 0;
-  if (std::string prefix = normalise_name(options.dest); !prefix.empty())
-    parents = emit_parents(archive_out, prefix, options, /*include_self=*/false);
-  write(entries);
+  std::uint64_t parent_entries = 0;
+  if (std::string prefix = normalise_name(options.dest); parents && !prefix.empty())
+    parent_entries = emit_parents(archive_out, prefix, options, /*include_self=*/false);
+  write(entries, archive_out);
   archive_out.close();
   out.finish();
   TarStats stats = entries.stats;
-  stats.entries += parents;
+  stats.entries += parent_entries;
   return stats;
 }
 
@@ -193,7 +195,7 @@ TarStats write_tar(const TarOptions& options, ByteSink& out, const std::function
 
 TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions& options,
                              ByteSink& out) {
-  return write_tar(options, out, [&](TarEntryWriter& entries) {
+  return write_tar(options, out, true, [&](TarEntryWriter& entries, TarStreamWriter&) {
     DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path,
                                     const struct stat& st, int dirfd, const std::string& name, std::uint32_t) {
       entries.write(tar_name, host_path, st, dirfd, name);
@@ -203,27 +205,18 @@ TarStats write_directory_tar(const std::filesystem::path& dir, const TarOptions&
 }
 
 TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& walked, const TarOptions& options,
-                           ByteSink& out) {
-  return write_tar(options, out, [&](TarEntryWriter& entries) {
+                           ByteSink& out, const WalkedTreeWrite& how) {
+  const std::size_t from = how.from.value_or(0);
+  if (from > walked.entries.size()) throw Error("cannot archive " + dir.string() + ": no such entry in its walk");
+  return write_tar(options, out, !how.from, [&](TarEntryWriter& entries, TarStreamWriter& archive_out) {
     // dirs[d]: the open directory whose entries are at depth d + 1, opened
     // down from `dir` by name as the walk did.
     std::vector<UniqueFd> dirs;
     dirs.emplace_back(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dirs.back()) throw_errno("cannot open directory " + dir.string());
-    for (const auto& e : walked.entries) {
-      if (e.depth == 0) {  // the destination itself: a header only
-        entries.write(e.tar_name, e.host_path, e.st, -1, "");
-        continue;
-      }
-      if (e.depth > dirs.size()) throw Error("cannot archive " + e.host_path + ": its directory was not walked");
-      const int dirfd = dirs[e.depth - 1].get();
+    auto open_dir = [&dirs](const WalkedTree::Entry& e) {
       const std::string name = e.host_path.substr(e.host_path.rfind('/') + 1);
-      if (!S_ISDIR(e.st.st_mode)) {
-        entries.write(e.tar_name, e.host_path, e.st, dirfd, name);
-        continue;
-      }
-      entries.write(e.tar_name, e.host_path, e.st, -1, "");
-      UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd sub(::openat(dirs[e.depth - 1].get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub) throw_errno("cannot open directory " + e.host_path);
       struct stat now;
       if (::fstat(sub.get(), &now) != 0) throw_errno("cannot stat " + e.host_path);
@@ -231,7 +224,41 @@ TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& w
         throw Error("cannot archive " + e.host_path + ": it was replaced while the tree was read");
       dirs.resize(e.depth);
       dirs.push_back(std::move(sub));
+    };
+    // Before `from`: what a hardlink may point to, and which directories
+    // lead to it (opened only then: the others are never read).
+    std::vector<const WalkedTree::Entry*> chain;  // chain[d]: the directory whose entries are at depth d + 1
+    for (std::size_t i = 0; i < from; ++i) {
+      const auto& e = walked.entries[i];
+      entries.note_written(e.tar_name, e.st);
+      if (S_ISDIR(e.st.st_mode) && e.depth > 0) {
+        chain.resize(e.depth);
+        chain.push_back(&e);
+      }
     }
+    if (from < walked.entries.size())
+      for (std::uint32_t d = 1; d < walked.entries[from].depth; ++d) {
+        if (d >= chain.size() || chain[d] == nullptr)
+          throw Error("cannot archive " + walked.entries[from].host_path + ": its directory was not walked");
+        open_dir(*chain[d]);
+      }
+    for (std::size_t i = from; i < walked.entries.size(); ++i) {
+      const auto& e = walked.entries[i];
+      if (how.offsets) how.offsets->push_back(archive_out.offset());
+      if (e.depth == 0) {  // the destination itself: a header only
+        entries.write(e.tar_name, e.host_path, e.st, -1, "");
+        continue;
+      }
+      if (e.depth > dirs.size()) throw Error("cannot archive " + e.host_path + ": its directory was not walked");
+      if (!S_ISDIR(e.st.st_mode)) {
+        const std::string name = e.host_path.substr(e.host_path.rfind('/') + 1);
+        entries.write(e.tar_name, e.host_path, e.st, dirs[e.depth - 1].get(), name);
+        continue;
+      }
+      entries.write(e.tar_name, e.host_path, e.st, -1, "");
+      open_dir(e);
+    }
+    if (how.offsets) how.offsets->push_back(archive_out.offset());
   });
 }
 

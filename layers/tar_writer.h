@@ -82,12 +82,23 @@ struct WalkedTree {
 TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options,
                              WalkedTree* walked = nullptr);
 
+/// What of a walked tree write_walked_tree writes, and what it notes.
+struct WalkedTreeWrite {
+  /// Set: only the tar from this entry's header on, as the whole tar has
+  /// it (no parents of the destination; the entries before are known only
+  /// as what a later hardlink may point to).
+  std::optional<std::size_t> from;
+  /// Gets the offset of each written entry's header in the bytes written,
+  /// then the offset of the end-of-archive blocks.
+  std::vector<std::uint64_t>* offsets = nullptr;
+};
+
 /// The tar write_directory_tar would write, from a walk's entries: the
 /// headers carry the walk's stat, and each file is read from its directory
 /// as the walk opened it (no symlink followed). A directory replaced since
 /// the walk, or a file that shrank, is an Error.
 TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& walked, const TarOptions& options,
-                           ByteSink& out);
+                           ByteSink& out, const WalkedTreeWrite& how = {});
 
 /// Re-writes an existing tar (plain, gzip, zstd, xz, bzip2) with the same
 /// normalisation (mtime clamp, owners, names), keeping its entry order.

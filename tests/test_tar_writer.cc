@@ -1083,6 +1083,33 @@ TEST_CASE("a tree written from its stat walk's entries is the tar a fresh walk w
   CHECK(std::count(names.begin(), names.end(), "opt/app/skip/other.log") == 0);
   CHECK(std::count(names.begin(), names.end(), "opt/app/gone") == 0);
 
+  SECTION("the tar from any entry on is the whole tar's bytes from that entry's header") {
+    std::vector<std::uint64_t> offsets;
+    StringSink whole;
+    dockless::write_walked_tree(src, walked, opt, whole, dockless::WalkedTreeWrite{std::nullopt, &offsets});
+    CHECK(whole.bytes == fresh);
+    REQUIRE(offsets.size() == walked.entries.size() + 1);
+    CHECK(offsets.front() == 512);  // after the destination's parent, opt/
+    CHECK(offsets.back() == fresh.size() - 1024);  // the end-of-archive blocks
+    for (std::size_t k = 0; k < walked.entries.size(); ++k) {
+      INFO("from entry " << k << ", " << walked.entries[k].tar_name);
+      std::vector<std::uint64_t> rest;
+      StringSink part;
+      dockless::write_walked_tree(src, walked, opt, part, dockless::WalkedTreeWrite{k, &rest});
+      CHECK(part.bytes == fresh.substr(offsets[k]));
+      REQUIRE(rest.size() == offsets.size() - k);
+      for (std::size_t i = 0; i < rest.size(); ++i) CHECK(rest[i] + offsets[k] == offsets[k + i]);
+    }
+    // The hardlink (hl, to b.txt) stays a hardlink when b.txt is before the start.
+    std::size_t hl = 0;
+    while (walked.entries[hl].tar_name != "opt/app/hl") ++hl;
+    StringSink part;
+    dockless::write_walked_tree(src, walked, opt, part, dockless::WalkedTreeWrite{hl, nullptr});
+    const auto from_hl = read_tar(part.bytes);
+    REQUIRE(!from_hl.empty());
+    CHECK(from_hl.front().path == "opt/app/hl");
+    CHECK(from_hl.front().hardlink == "opt/app/b.txt");
+  }
   SECTION("a directory replaced since the walk is an error, not a tar of something else") {
     fs::rename(src / "a", tmp / "a-old");
     fs::create_directories(src / "a" / "y");
