@@ -598,6 +598,8 @@ int checked_level(const char* kind, int level, int def, int lo, int hi) {
 
 void detail::gzip_fail_block_for_testing(std::int64_t index) { g_fail_block.store(index); }
 
+int gzip_level(int level) { return checked_level("gzip", level, kDefaultGzipLevel, 1, 3); }
+
 Compression parse_compression(std::string_view name) {
   if (name == "gzip") return Compression::kGzip;
   if (name == "zstd") return Compression::kZstd;
@@ -628,7 +630,7 @@ std::unique_ptr<ByteSink> make_compressor(const CompressionOptions& options, Byt
       return std::make_unique<PassThrough>(downstream);
     case Compression::kGzip:
       return std::make_unique<GzipCompressor>(
-          checked_level("gzip", options.level, kDefaultGzipLevel, 1, 3), threads, downstream, blocking);
+          gzip_level(options.level), threads, downstream, blocking);
     case Compression::kZstd:
       return std::make_unique<ZstdCompressor>(
           checked_level("zstd", options.level, kDefaultZstdLevel, 1, 19), threads, downstream);

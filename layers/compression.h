@@ -28,6 +28,10 @@ struct CompressionOptions {
   int threads = 0;
 };
 
+/// The ISA-L level gzip compresses at for `level` (0: the default);
+/// throws Error when out of range.
+int gzip_level(int level);
+
 class GzipBlockReuse;
 
 /// Where a content-defined gzip layer can be taken up again: the start of

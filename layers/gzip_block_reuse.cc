@@ -2,6 +2,8 @@
 
 #include <isa-l.h>
 
+#include <cstdio>
+
 #include "base/error.h"
 #include "base/file_util.h"
 #include "oci/digest.h"
@@ -12,7 +14,7 @@ namespace {
 
 // An index is only as good as the ISA-L that made its layer: another
 // version may compress the same input to other bytes.
-const std::string kHeader = "dockless gzip blocks 3 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
+const std::string kHeader = "dockless gzip blocks 4 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
                             std::to_string(ISAL_MINOR_VERSION) + "." + std::to_string(ISAL_PATCH_VERSION) +
                             "\n";
 
@@ -45,6 +47,64 @@ std::uint32_t get_le32(std::string_view in) {
   return v;
 }
 
+void put_le64(std::string& out, std::uint64_t v) {
+  put_le32(out, static_cast<std::uint32_t>(v));
+  put_le32(out, static_cast<std::uint32_t>(v >> 32));
+}
+
+std::uint64_t get_le64(std::string_view in) { return get_le32(in) | std::uint64_t{get_le32(in.substr(4))} << 32; }
+
+// A point: block, tar and blob offsets, CRC, the two hash states (8 words
+// and a byte count each), entries, their digest (32 bytes), start entry and
+// its offset.
+constexpr std::size_t kHashState = 8 * 4 + 8;
+constexpr std::size_t kPoint = 8 + 8 + 8 + 4 + 2 * kHashState + 8 + 32 + 8 + 8;
+
+void put_state(std::string& out, const Sha256::State& s) {
+  for (auto w : s.h) put_le32(out, w);
+  put_le64(out, s.bytes);
+}
+
+Sha256::State get_state(std::string_view in) {
+  Sha256::State s;
+  for (std::size_t i = 0; i < 8; ++i) s.h[i] = get_le32(in.substr(4 * i));
+  s.bytes = get_le64(in.substr(32));
+  return s;
+}
+
+void put_point(std::string& out, const GzipBlockReuse::Point& p) {
+  put_le64(out, static_cast<std::uint64_t>(p.gzip.block));
+  put_le64(out, p.gzip.tar_offset);
+  put_le64(out, p.gzip.blob_offset);
+  put_le32(out, p.gzip.crc);
+  put_state(out, p.gzip.tar_hash);
+  put_state(out, p.gzip.blob_hash);
+  put_le64(out, p.entries);
+  for (std::size_t i = 0; i < 32; ++i)
+    out.push_back(static_cast<char>(std::stoi(p.entries_digest.hex().substr(2 * i, 2), nullptr, 16)));
+  put_le64(out, p.start_entry);
+  put_le64(out, p.start_offset);
+}
+
+GzipBlockReuse::Point get_point(std::string_view in) {
+  GzipBlockReuse::Point p;
+  p.gzip.block = static_cast<std::int64_t>(get_le64(in));
+  p.gzip.tar_offset = get_le64(in.substr(8));
+  p.gzip.blob_offset = get_le64(in.substr(16));
+  p.gzip.crc = get_le32(in.substr(24));
+  p.gzip.tar_hash = get_state(in.substr(28));
+  p.gzip.blob_hash = get_state(in.substr(28 + kHashState));
+  p.entries = get_le64(in.substr(28 + 2 * kHashState));
+  p.entries_digest =
+      Digest::from_sha256_bytes(reinterpret_cast<const unsigned char*>(in.data() + 36 + 2 * kHashState));
+  p.start_entry = get_le64(in.substr(68 + 2 * kHashState));
+  p.start_offset = get_le64(in.substr(76 + 2 * kHashState));
+  return p;
+}
+
+// The most blocks (and points) a layer within the bound has.
+constexpr std::size_t kMaxBlocks = kMaxLayerBytes / (64 << 10) + 1;
+
 }  // namespace
 
 std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, std::string_view data) {
@@ -59,13 +119,16 @@ std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, 
 
 void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& blob_path) {
   loaded_.clear();
+  loaded_order_.clear();
+  points_.clear();
   loaded_bytes_ = 0;
   layer_.clear();
-  // Header, the layer's digest, the records, and a CRC-32 of all before it:
-  // a torn or damaged index is taken all or nothing.
+  // Header, the layer's digest, a line of counts, the block records, the
+  // points, and a CRC-32 of all before it: a torn or damaged index is taken
+  // all or nothing.
   std::error_code ec;
   const auto index_size = std::filesystem::file_size(index, ec);
-  if (ec || index_size > kHeader.size() + 80 + (kMaxLayerBytes / (64 << 10) + 1) * kRecord + 4) return;
+  if (ec || index_size > kHeader.size() + 80 + 120 + kMaxBlocks * (kRecord + kPoint) + 4) return;
   std::string text;
   try {
     text = read_file(index);
@@ -86,7 +149,23 @@ void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& bl
     return;
   }
   in.remove_prefix(eol + 1);
-  if (in.size() % kRecord != 0) return;
+  // "blocks N points N level N walked N"
+  const std::size_t eol2 = in.find('\n');
+  if (eol2 == std::string_view::npos) return;
+  std::size_t blocks_count = 0, points_count = 0;
+  int level = 0;
+  long long walked = 0;
+  if (std::sscanf(std::string(in.substr(0, eol2)).c_str(), "blocks %zu points %zu level %d walked %lld",
+                  &blocks_count, &points_count, &level, &walked) != 4)
+    return;
+  in.remove_prefix(eol2 + 1);
+  if (blocks_count > kMaxBlocks || points_count > kMaxBlocks ||
+      in.size() != blocks_count * kRecord + points_count * kPoint)
+    return;
+  std::vector<Point> points;
+  for (std::size_t i = 0; i < points_count; ++i)
+    points.push_back(get_point(in.substr(blocks_count * kRecord + i * kPoint, kPoint)));
+  in = in.substr(0, blocks_count * kRecord);
 
   const auto blob_size = std::filesystem::file_size(blob, ec);
   if (ec || blob_size > kMaxLayerBytes) return;  // pruned since, or too big to read whole
@@ -97,6 +176,9 @@ void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& bl
   }
   // The blocks are views into layer_, not copies.
   std::unordered_map<std::string, Block> blocks;
+  std::vector<Recorded> order;
+  // Where each block starts in the blob: a point must be at one of them.
+  std::vector<std::size_t> starts;
   std::size_t at = kGzipHeader;
   for (; !in.empty(); in.remove_prefix(kRecord)) {
     const std::uint32_t size = get_le32(in.substr(68, 4));
@@ -104,25 +186,53 @@ void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& bl
     const std::string_view deflated = std::string_view(layer_).substr(at, size);
     if (crc_of(deflated) != get_le32(in.substr(72, 4))) return layer_.clear();
     blocks[std::string(in.substr(0, 64))] = Block{get_le32(in.substr(64, 4)), deflated};
+    order.push_back(Recorded{std::string(in.substr(0, 64)), get_le32(in.substr(64, 4)), size, get_le32(in.substr(72, 4))});
+    starts.push_back(at);
     at += size;
   }
   if (at + kGzipTrailer != layer_.size()) return layer_.clear();  // not this layer's blocks
+  for (const Point& p : points) {
+    const auto b = static_cast<std::size_t>(p.gzip.block);
+    if (p.gzip.block < 1 || b >= starts.size() || starts[b] != p.gzip.blob_offset) {
+      points.clear();  // not this layer's points: its blocks are still good
+      break;
+    }
+  }
   loaded_ = std::move(blocks);
+  loaded_order_ = std::move(order);
   loaded_bytes_ = at - kGzipHeader;
+  points_ = std::move(points);
+  points_level_ = level;
+  points_walked_ns_ = walked;
 }
 
 void GzipBlockReuse::save(const std::filesystem::path& index, const Digest& layer) const {
   if (over_bound_ || recorded_.empty()) return;
-  std::string out = kHeader + layer.str() + "\n";
-  out.reserve(out.size() + recorded_.size() * kRecord + 4);
+  std::string out = kHeader + layer.str() + "\n" + "blocks " + std::to_string(recorded_.size()) + " points " +
+                    std::to_string(new_points_.size()) + " level " + std::to_string(new_level_) + " walked " +
+                    std::to_string(new_walked_ns_) + "\n";
+  out.reserve(out.size() + recorded_.size() * kRecord + new_points_.size() * kPoint + 4);
   for (const auto& block : recorded_) {
     out += block.key;
     put_le32(out, block.crc);
     put_le32(out, block.size);
     put_le32(out, block.deflated_crc);
   }
+  for (const auto& p : new_points_) put_point(out, p);
   put_le32(out, crc_of(out));
   write_file_replacing(index, out);
+}
+
+void GzipBlockReuse::take_up_from(const Point& point) {
+  recorded_.assign(loaded_order_.begin(), loaded_order_.begin() + point.gzip.block);
+  recorded_bytes_ = 0;
+  for (const auto& r : recorded_) recorded_bytes_ += r.size;
+}
+
+void GzipBlockReuse::set_points(std::vector<Point> points, int level, std::int64_t walked_ns) {
+  new_points_ = std::move(points);
+  new_level_ = level;
+  new_walked_ns_ = walked_ns;
 }
 
 const GzipBlockReuse::Block* GzipBlockReuse::find(const std::string& key) const {

@@ -262,6 +262,22 @@ TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& w
   });
 }
 
+namespace {
+
+/// What stat_directory_tree hashes of one entry: its name and stat.
+void stat_record(std::string& record, const std::string& tar_name, const struct stat& st) {
+  record.assign(tar_name);
+  record.push_back('\0');
+  for (auto v : {std::uint64_t(st.st_mode), std::uint64_t(st.st_uid), std::uint64_t(st.st_gid),
+                 std::uint64_t(st.st_size), std::uint64_t(st.st_ino), std::uint64_t(st.st_dev),
+                 std::uint64_t(st.st_nlink), std::uint64_t(st.st_rdev)})
+    append_int(record, v);
+  for (const struct timespec& t : {st.st_mtim, st.st_ctim})
+    append_int(record, std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec);
+}
+
+}  // namespace
+
 TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options, WalkedTree* walked) {
   Sha256 hash;
   TreeStat out;
@@ -270,22 +286,30 @@ TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions&
   DirectoryWalk walk(options, [&](const std::string& tar_name, const std::string& host_path, const struct stat& st,
                                   int, const std::string&, std::uint32_t depth) {
     if (walked != nullptr) walked->entries.push_back(WalkedTree::Entry{tar_name, host_path, st, depth});
-    record.assign(tar_name);
-    record.push_back('\0');
-    for (auto v : {std::uint64_t(st.st_mode), std::uint64_t(st.st_uid), std::uint64_t(st.st_gid),
-                   std::uint64_t(st.st_size), std::uint64_t(st.st_ino), std::uint64_t(st.st_dev),
-                   std::uint64_t(st.st_nlink), std::uint64_t(st.st_rdev)})
-      append_int(record, v);
-    for (const struct timespec& t : {st.st_mtim, st.st_ctim}) {
-      std::int64_t ns = std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
-      append_int(record, ns);
-      out.newest_change_ns = std::max(out.newest_change_ns, ns);
-    }
+    stat_record(record, tar_name, st);
+    for (const struct timespec& t : {st.st_mtim, st.st_ctim})
+      out.newest_change_ns = std::max(out.newest_change_ns, std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec);
     hash.update(record);
     ++out.entries;
   });
   walk.run(dir);
   out.digest = hash.finish();
+  return out;
+}
+
+std::vector<Digest> walked_prefix_digests(const WalkedTree& walked, const std::vector<std::uint64_t>& counts) {
+  std::vector<Digest> out;
+  Sha256 hash;
+  std::string record;
+  std::uint64_t hashed = 0;
+  for (std::uint64_t count : counts) {
+    if (count < hashed || count > walked.entries.size()) throw Error("internal error: bad walk prefix");
+    for (; hashed < count; ++hashed) {
+      stat_record(record, walked.entries[hashed].tar_name, walked.entries[hashed].st);
+      hash.update(record);
+    }
+    out.push_back(Sha256(hash).finish());
+  }
   return out;
 }
 

@@ -93,6 +93,11 @@ struct WalkedTreeWrite {
   std::vector<std::uint64_t>* offsets = nullptr;
 };
 
+/// For each count in `counts` (ascending, at most the entries walked): the
+/// digest stat_directory_tree gives for only the walk's first `count`
+/// entries (all of them: its digest).
+std::vector<Digest> walked_prefix_digests(const WalkedTree& walked, const std::vector<std::uint64_t>& counts);
+
 /// The tar write_directory_tar would write, from a walk's entries: the
 /// headers carry the walk's stat, and each file is read from its directory
 /// as the walk opened it (no symlink followed). A directory replaced since

@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "base/file_util.h"
@@ -118,7 +119,7 @@ SourceLayer::SourceLayer(const ProjectSource& source, std::int64_t mtime_clamp, 
     return !left_out(rel) && rules.may_reinclude_below(rel);
   };
 
-  std::int64_t walk_began = realtime_ns();
+  const std::int64_t walk_began = walk_began_ = realtime_ns();
   if (memo_dir.empty()) {  // --no-cache: hash only, as on a first build
     hash_tree();
     return;
@@ -185,20 +186,91 @@ void SourceLayer::compress_tree(const CompressionOptions& compression, std::shar
     ByteSink& a_;
     StreamedUpload* b_;
   } tee(out, streamed.get());
+  const bool gzip = compression.kind == Compression::kGzip;
+  GzipResumable resumable;
+  const GzipBlockReuse::Point* from = gzip ? resume_point(*blocks_, gzip_level(compression.level)) : nullptr;
   try {
-    made_ = compress_layer([this](ByteSink& sink) { write_tree(sink); }, compression, tee,
-                           GzipBlocking{true, blocks_.get()});
+    if (from != nullptr) {
+      // The tree is the same up to `from`: the last layer's bytes up to
+      // there are this one's, and the tar is written from a little before.
+      blocks_->take_up_from(*from);
+      made_ = resume_layer([this, from](ByteSink& sink) { write_tree(sink, from); }, from->start_offset, from->gzip,
+                           blocks_->layer_bytes().substr(0, from->gzip.blob_offset), compression, tee,
+                           GzipBlocking{true, blocks_.get(), &resumable});
+      resumed_at_ = from->gzip.tar_offset;
+    } else {
+      made_ = compress_layer([this](ByteSink& sink) { write_tree(sink); }, compression, tee,
+                             GzipBlocking{true, blocks_.get(), gzip ? &resumable : nullptr});
+    }
   } catch (...) {
     if (streamed) streamed->abandon();
     throw;
   }
   if (streamed) streamed->end();
   streamed_ = std::move(streamed);
-  reused_blocks_ = blocks_->reused();
+  if (gzip) blocks_->set_points(points_of(resumable, blocks_.get(), from), gzip_level(compression.level), walk_began_);
+  reused_blocks_ = blocks_->reused() + (from != nullptr ? static_cast<std::size_t>(from->gzip.block) : 0);
   made_with_ = compression;
   tar_digest_ = made_->diff_id.str();
   // Too big to keep (over the copy's bound): write() makes it again.
   if (out.complete()) compressed_ = std::make_shared<const std::string>(out.take());
+}
+
+const GzipBlockReuse::Point* SourceLayer::resume_point(const GzipBlockReuse& last, int level) const {
+  if (!walked_ || walked_written_ || last.points().empty() || last.points_level() != level) return nullptr;
+  const auto& points = last.points();
+  const auto& entries = walked_->entries;
+  std::vector<std::uint64_t> counts;
+  for (const auto& p : points) {
+    if (p.entries > entries.size() || (!counts.empty() && p.entries < counts.back())) break;
+    counts.push_back(p.entries);
+  }
+  const std::vector<Digest> digests = walked_prefix_digests(*walked_, counts);
+  // The last point whose entries before it are those of the last build,
+  // each older than that build's walk by the racy margin (a file written
+  // again within one timestamp tick keeps its stat).
+  const GzipBlockReuse::Point* best = nullptr;
+  std::int64_t newest = 0;
+  std::size_t seen = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    for (; seen < counts[i]; ++seen)
+      for (const struct timespec& t : {entries[seen].st.st_mtim, entries[seen].st.st_ctim})
+        newest = std::max(newest, std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec);
+    if (digests[i] != points[i].entries_digest || newest >= last.points_walked_ns() - kRacyMarginNs) break;
+    if (points[i].start_entry < points[i].entries) best = &points[i];
+  }
+  return best;
+}
+
+std::vector<GzipBlockReuse::Point> SourceLayer::points_of(const GzipResumable& made, const GzipBlockReuse* last,
+                                                          const GzipBlockReuse::Point* from) const {
+  std::vector<GzipBlockReuse::Point> points;
+  if (from != nullptr)
+    for (const auto& p : last->points())
+      if (p.gzip.block <= from->gzip.block) points.push_back(p);
+  if (!walked_ || offsets_.empty()) return points;
+  // offsets_ covers the entries from first_offset_entry_ on, then the end.
+  const auto headers_end = offsets_.end() - 1;
+  const std::uint64_t entries_end = offsets_.back();
+  std::vector<std::uint64_t> counts;
+  const std::size_t kept = points.size();
+  for (const GzipResumePoint& g : made.points) {
+    // Past the last entry the tar ends: nothing to take up.
+    if (g.tar_offset > entries_end) break;
+    const auto before = std::lower_bound(offsets_.begin(), headers_end, g.tar_offset);
+    const auto start = std::upper_bound(offsets_.begin(), headers_end, g.tar_offset - kGzipResumeDictSize);
+    if (start == offsets_.begin()) continue;  // no header early enough to write the dictionary from
+    GzipBlockReuse::Point p;
+    p.gzip = g;
+    p.entries = first_offset_entry_ + static_cast<std::uint64_t>(before - offsets_.begin());
+    p.start_entry = first_offset_entry_ + static_cast<std::uint64_t>(start - offsets_.begin() - 1);
+    p.start_offset = *(start - 1);
+    points.push_back(p);
+    counts.push_back(p.entries);
+  }
+  const std::vector<Digest> digests = walked_prefix_digests(*walked_, counts);
+  for (std::size_t i = 0; i < digests.size(); ++i) points[kept + i].entries_digest = digests[i];
+  return points;
 }
 
 void SourceLayer::hash_tree() {
@@ -208,11 +280,16 @@ void SourceLayer::hash_tree() {
   tar_digest_ = probe.digest().str();
 }
 
-void SourceLayer::write_tree(ByteSink& sink) {
-  if (walked_) {
+void SourceLayer::write_tree(ByteSink& sink, const GzipBlockReuse::Point* from) {
+  if (walked_ && !walked_written_) {
     // Right after the stat walk: its entries, not a second walk.
-    auto walked = std::move(walked_);
-    write_walked_tree(tree_, *walked, tar_, sink);
+    walked_written_ = true;
+    offsets_.clear();
+    first_offset_entry_ = from != nullptr ? from->start_entry : 0;
+    WalkedTreeWrite how{from != nullptr ? std::optional<std::size_t>(from->start_entry) : std::nullopt, &offsets_};
+    write_walked_tree(tree_, *walked_, tar_, sink, how);
+    if (from != nullptr)
+      for (auto& o : offsets_) o += from->start_offset;
   } else {
     write_directory_tar(tree_, tar_, sink);
   }
@@ -254,6 +331,10 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
   // Without a memo (--no-cache) the blocks are cut the same way, and not kept.
   GzipBlockReuse reuse;
   if (!blocks_file_.empty()) reuse.load(blocks_file_, blob_path_);
+  // The tar hashed from the walk is in memory: its resume points are kept.
+  const bool from_walk = copy_ && copy_->complete() && !offsets_.empty();
+  GzipResumable resumable;
+  const bool points = from_walk && !blocks_file_.empty() && compression.kind == Compression::kGzip;
   LayerBlob layer = write_layer(
       [this](ByteSink& sink) {
         if (copy_ && copy_->complete()) {
@@ -263,7 +344,9 @@ LayerBlob SourceLayer::write(const CompressionOptions& compression, const BlobSt
           write_directory_tar(tree_, tar_, sink);
         }
       },
-      compression, store, GzipBlocking{true, blocks_file_.empty() ? nullptr : &reuse});
+      compression, store,
+      GzipBlocking{true, blocks_file_.empty() ? nullptr : &reuse, points ? &resumable : nullptr});
+  if (points) reuse.set_points(points_of(resumable, nullptr, nullptr), gzip_level(compression.level), walk_began_);
   if (!blocks_file_.empty()) reuse.save(blocks_file_, layer.descriptor.digest);
   return layer;
 }

@@ -49,7 +49,10 @@ class BoundedCopy;
 ///   - no memo (a first build here): the tar is hashed and kept in memory,
 ///     and compressed only if no cache has the layer (write()).
 /// Its gzip blocks are content-defined (GzipBlocking) and kept beside the
-/// memo, so that an edit compresses again only the blocks around it.
+/// memo, so that an edit compresses again only the blocks around it; and
+/// the layer's resume points with them, so that an edit's layer starts at
+/// the last point before the first changed entry (the tree before it is
+/// neither read nor hashed again).
 class SourceLayer {
  public:
   /// `memo_dir` empty: no memo is read or written (--no-cache). `on_edit`,
@@ -82,12 +85,22 @@ class SourceLayer {
   /// Of an edited tree's layer: how many gzip blocks came from its last
   /// version (GzipBlockReuse) instead of being compressed again.
   std::size_t reused_blocks() const { return reused_blocks_; }
+  /// Of an edited tree's layer: the tar offset it was taken up from (its
+  /// last version's bytes before it kept as they were), or 0.
+  std::uint64_t resumed_at() const { return resumed_at_; }
 
  private:
   std::string memo_identity(const ProjectSource& source) const;
   void hash_tree();
-  /// The tree's tar: from the stat walk's entries, once, else a walk.
-  void write_tree(ByteSink& sink);
+  /// The tree's tar: from the stat walk's entries, once (from `from`'s
+  /// start entry when set), else a walk.
+  void write_tree(ByteSink& sink, const GzipBlockReuse::Point* from = nullptr);
+  /// The last build's point to take this layer up from, or null.
+  const GzipBlockReuse::Point* resume_point(const GzipBlockReuse& last, int level) const;
+  /// The points of the layer just made from the walk's tar, after those
+  /// of `last` up to `from` (when taken up from there).
+  std::vector<GzipBlockReuse::Point> points_of(const GzipResumable& made, const GzipBlockReuse* last,
+                                               const GzipBlockReuse::Point* from) const;
   void compress_tree(const CompressionOptions& compression, std::shared_ptr<StreamedUpload> streamed);
 
   std::filesystem::path tree_;
@@ -98,7 +111,13 @@ class SourceLayer {
   CompressionOptions made_with_;
   std::shared_ptr<const std::string> compressed_;  ///< its bytes, for write()
   std::unique_ptr<BoundedCopy> copy_;        ///< the tar, hashed only (no memo)
-  std::unique_ptr<WalkedTree> walked_;       ///< the stat walk's entries, until the tar is written
+  std::unique_ptr<WalkedTree> walked_;       ///< the stat walk's entries
+  bool walked_written_ = false;              ///< the tar was written from them (once only)
+  /// Where the tar written from them has each entry's header, from entry
+  /// first_offset_entry_ on, then the end-of-archive blocks.
+  std::vector<std::uint64_t> offsets_;
+  std::size_t first_offset_entry_ = 0;
+  std::int64_t walk_began_ = 0;
   std::string tar_digest_;
   /// The index of the gzip blocks of the last layer of this tree, beside
   /// its memo ("" without one), and the store that has that layer.
@@ -107,6 +126,7 @@ class SourceLayer {
   std::unique_ptr<GzipBlockReuse> blocks_;  ///< an edited tree's, saved by write()
   std::shared_ptr<StreamedUpload> streamed_;
   std::size_t reused_blocks_ = 0;
+  std::uint64_t resumed_at_ = 0;
 };
 
 }  // namespace dockless
