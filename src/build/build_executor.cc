@@ -104,8 +104,7 @@ class PlatformBuild::Impl {
     make_layers_ahead(env_base, {SlotKind::kVenv});
     write_layers(env_base, s_.plan.slots.size());
     list_layers();
-    Descriptor manifest = assemble_image(s_);
-    push_config_ahead(s_, manifest);
+    Descriptor manifest = assemble_image(s_);  // its config is pushed from there
     mark_image_used(s_, manifest);
     finish_push_pipeline(s_);  // every layer is in before a manifest goes out
     return manifest;

@@ -5,6 +5,7 @@
 #include "src/build/git_source.h"
 #include "src/build/image_builder.h"
 #include "src/build/image_settings.h"
+#include "src/build/push_pipeline.h"
 #include "src/build/sbom.h"
 #include "src/cache/last_used.h"
 
@@ -68,7 +69,12 @@ Descriptor assemble_image(BuildState& s) {
   if (s.base.layers_remote)
     for (const auto& l : s.base.layers)
       elsewhere[l.descriptor.digest.str()] = {s.base.image.source_registry, s.base.image.source_repo};
-  return image.store(s.store, [&elsewhere](const Digest& d) { return elsewhere.count(d.str()) > 0; });
+  // The config goes to the registries from memory while it is stored here.
+  return image.store(
+      s.store, [&elsewhere](const Digest& d) { return elsewhere.count(d.str()) > 0; },
+      [&s](const Descriptor& config, std::shared_ptr<const std::string> bytes) {
+        push_config_ahead(s, config, std::move(bytes));
+      });
 }
 
 void mark_image_used(BuildState& s, const Descriptor& manifest) {

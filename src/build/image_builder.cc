@@ -27,8 +27,9 @@ void ImageBuilder::add_layer(const LayerBlob& layer, const std::string& created_
   config_.history.push_back(std::move(h));
 }
 
-Descriptor ImageBuilder::store(const BlobStore& store,
-                               const std::function<bool(const Digest&)>& elsewhere) const {
+Descriptor ImageBuilder::store(
+    const BlobStore& store, const std::function<bool(const Digest&)>& elsewhere,
+    const std::function<void(const Descriptor&, std::shared_ptr<const std::string>)>& config_ready) const {
   if (layers_.size() != config_.diff_ids.size())
     throw Error("image has " + std::to_string(layers_.size()) + " layers but " +
                 std::to_string(config_.diff_ids.size()) + " diff_ids");
@@ -36,12 +37,14 @@ Descriptor ImageBuilder::store(const BlobStore& store,
     if (!store.contains(l.digest) && !(elsewhere && elsewhere(l.digest)))
       throw Error("layer " + l.digest.str() + " is missing from " + store.root().string());
 
-  std::string config_json = config_.to_json();
+  auto config_json = std::make_shared<const std::string>(config_.to_json());
   Manifest m;
   m.media_type = std::string(media_type::kOciManifest);
   m.config.media_type = std::string(media_type::kOciConfig);
-  m.config.size = static_cast<std::int64_t>(config_json.size());
-  m.config.digest = store.put(config_json);
+  m.config.size = static_cast<std::int64_t>(config_json->size());
+  m.config.digest = sha256_of(*config_json);
+  if (config_ready) config_ready(m.config, config_json);
+  store.put(*config_json, m.config.digest);
   m.layers = layers_;
   m.annotations = annotations_;
   std::string manifest_json = m.to_json();

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,11 @@ class ImageBuilder {
   /// Stores the config and the manifest in `store` (every layer must be
   /// there already, or be one that `elsewhere` says lives in a registry)
   /// and returns the manifest's descriptor, with platform.
-  Descriptor store(const BlobStore& store,
-                   const std::function<bool(const Digest&)>& elsewhere = nullptr) const;
+  /// `config_ready`, when set, gets the config's descriptor and bytes
+  /// before they are stored (an upload can start from memory).
+  Descriptor store(const BlobStore& store, const std::function<bool(const Digest&)>& elsewhere = nullptr,
+                   const std::function<void(const Descriptor&, std::shared_ptr<const std::string>)>& config_ready =
+                       nullptr) const;
 
   /// Annotations for the manifest (org.opencontainers.image.base.name, ...).
   std::map<std::string, std::string>& annotations() { return annotations_; }

@@ -1,6 +1,5 @@
 #include "src/build/push_pipeline.h"
 
-#include "oci/manifest.h"
 
 namespace dockless {
 
@@ -27,11 +26,10 @@ void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now,
   s.pusher->add(std::move(item));
 }
 
-void push_config_ahead(BuildState& s, const Descriptor& manifest) {
+void push_config_ahead(BuildState& s, const Descriptor& config, std::shared_ptr<const std::string> bytes) {
   if (!s.pusher) return;
-  const Manifest m = Manifest::parse(s.store.read(manifest.digest));
   // A config is new whenever a layer is, and a few KiB sent again otherwise.
-  s.pusher->add(PushItem{m.config, "config", &s.store, "", "", /*fresh=*/true, nullptr, nullptr});
+  s.pusher->add(PushItem{config, "config", &s.store, "", "", /*fresh=*/true, std::move(bytes), nullptr});
 }
 
 void finish_push_pipeline(BuildState& s) {

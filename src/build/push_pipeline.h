@@ -30,10 +30,10 @@ void push_layer_ahead(BuildState& s, const CachedLayer& layer, bool made_now = f
                       std::shared_ptr<const std::string> bytes = nullptr,
                       std::shared_ptr<StreamedUpload> streamed = nullptr);
 
-/// Hands the config of the assembled image `manifest` (in the build's
-/// store) to the uploads: it goes beside the last layers' (a registry takes
-/// ~20 ms to finish even a tiny blob's upload), not after them.
-void push_config_ahead(BuildState& s, const Descriptor& manifest);
+/// Hands the config of the image being assembled (its bytes, before they
+/// are stored) to the uploads: it goes beside the last layers' (a registry
+/// takes milliseconds to finish even a tiny blob's upload), not after them.
+void push_config_ahead(BuildState& s, const Descriptor& config, std::shared_ptr<const std::string> bytes);
 
 /// Waits for every upload (throws the first failure's Error) and keeps
 /// their timings and the blobs they pushed for the final push and the report.
