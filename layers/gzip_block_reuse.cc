@@ -3,6 +3,7 @@
 #include <isa-l.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "base/error.h"
 #include "base/file_util.h"
@@ -117,56 +118,77 @@ std::string GzipBlockReuse::key_of(int level, bool last, std::string_view dict, 
   return h.finish().hex();
 }
 
+namespace {
+
+/// An index file's parts, once its header and CRC-32 check out.
+struct IndexFile {
+  std::string text;
+  Digest layer;
+  std::string_view records;  ///< into text
+  std::vector<GzipBlockReuse::Point> points;
+  int level = 0;
+  long long walked_ns = 0;
+};
+
+/// Header, the layer's digest, a line of counts, the block records, the
+/// points, and a CRC-32 of all before it: a torn or damaged index is taken
+/// all or nothing (nullopt).
+std::optional<IndexFile> read_index(const std::filesystem::path& index) {
+  std::error_code ec;
+  const auto index_size = std::filesystem::file_size(index, ec);
+  if (ec || index_size > kHeader.size() + 80 + 120 + kMaxBlocks * (kRecord + kPoint) + 4) return std::nullopt;
+  IndexFile f;
+  try {
+    f.text = read_file(index);
+  } catch (const Error&) {
+    return std::nullopt;  // none yet
+  }
+  std::string_view in(f.text);
+  if (!in.starts_with(kHeader) || in.size() < kHeader.size() + 4) return std::nullopt;
+  if (crc_of(in.substr(0, in.size() - 4)) != get_le32(in.substr(in.size() - 4))) return std::nullopt;
+  in.remove_suffix(4);
+  in.remove_prefix(kHeader.size());
+  const std::size_t eol = in.find('\n');
+  if (eol == std::string_view::npos) return std::nullopt;
+  try {
+    f.layer = Digest::parse(in.substr(0, eol));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  in.remove_prefix(eol + 1);
+  const std::size_t eol2 = in.find('\n');
+  if (eol2 == std::string_view::npos) return std::nullopt;
+  std::size_t blocks = 0, points = 0;
+  if (std::sscanf(std::string(in.substr(0, eol2)).c_str(), "blocks %zu points %zu level %d walked %lld", &blocks,
+                  &points, &f.level, &f.walked_ns) != 4)
+    return std::nullopt;
+  in.remove_prefix(eol2 + 1);
+  if (blocks > kMaxBlocks || points > kMaxBlocks || in.size() != blocks * kRecord + points * kPoint)
+    return std::nullopt;
+  for (std::size_t i = 0; i < points; ++i) f.points.push_back(get_point(in.substr(blocks * kRecord + i * kPoint, kPoint)));
+  f.records = in.substr(0, blocks * kRecord);
+  return f;
+}
+
+}  // namespace
+
 void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& blob_path) {
   loaded_.clear();
   loaded_order_.clear();
   points_.clear();
   loaded_bytes_ = 0;
   layer_.clear();
-  // Header, the layer's digest, a line of counts, the block records, the
-  // points, and a CRC-32 of all before it: a torn or damaged index is taken
-  // all or nothing.
-  std::error_code ec;
-  const auto index_size = std::filesystem::file_size(index, ec);
-  if (ec || index_size > kHeader.size() + 80 + 120 + kMaxBlocks * (kRecord + kPoint) + 4) return;
-  std::string text;
-  try {
-    text = read_file(index);
-  } catch (const Error&) {
-    return;  // none yet
-  }
-  std::string_view in(text);
-  if (!in.starts_with(kHeader) || in.size() < kHeader.size() + 4) return;
-  if (crc_of(in.substr(0, in.size() - 4)) != get_le32(in.substr(in.size() - 4))) return;
-  in.remove_suffix(4);
-  in.remove_prefix(kHeader.size());
-  const std::size_t eol = in.find('\n');
-  if (eol == std::string_view::npos) return;
+  std::optional<IndexFile> file = read_index(index);
+  if (!file) return;
+  std::string_view in = file->records;
+  std::vector<Point> points = std::move(file->points);
   std::filesystem::path blob;
   try {
-    blob = blob_path(Digest::parse(in.substr(0, eol)));
+    blob = blob_path(file->layer);
   } catch (const Error&) {
     return;
   }
-  in.remove_prefix(eol + 1);
-  // "blocks N points N level N walked N"
-  const std::size_t eol2 = in.find('\n');
-  if (eol2 == std::string_view::npos) return;
-  std::size_t blocks_count = 0, points_count = 0;
-  int level = 0;
-  long long walked = 0;
-  if (std::sscanf(std::string(in.substr(0, eol2)).c_str(), "blocks %zu points %zu level %d walked %lld",
-                  &blocks_count, &points_count, &level, &walked) != 4)
-    return;
-  in.remove_prefix(eol2 + 1);
-  if (blocks_count > kMaxBlocks || points_count > kMaxBlocks ||
-      in.size() != blocks_count * kRecord + points_count * kPoint)
-    return;
-  std::vector<Point> points;
-  for (std::size_t i = 0; i < points_count; ++i)
-    points.push_back(get_point(in.substr(blocks_count * kRecord + i * kPoint, kPoint)));
-  in = in.substr(0, blocks_count * kRecord);
-
+  std::error_code ec;
   const auto blob_size = std::filesystem::file_size(blob, ec);
   if (ec || blob_size > kMaxLayerBytes) return;  // pruned since, or too big to read whole
   try {
@@ -191,10 +213,14 @@ void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& bl
     at += size;
   }
   if (at + kGzipTrailer != layer_.size()) return layer_.clear();  // not this layer's blocks
-  for (const Point& p : points) {
-    const auto b = static_cast<std::size_t>(p.gzip.block);
-    if (p.gzip.block < 1 || b >= starts.size() || starts[b] != p.gzip.blob_offset) {
-      points.clear();  // not this layer's points: its blocks are still good
+  // Each point at a block's start, in order: else not this layer's points
+  // (its blocks are still good).
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const GzipResumePoint& g = points[i].gzip;
+    const auto b = static_cast<std::size_t>(g.block);
+    if (g.block < 1 || b >= starts.size() || starts[b] != g.blob_offset ||
+        (i > 0 && (g.block <= points[i - 1].gzip.block || g.tar_offset <= points[i - 1].gzip.tar_offset))) {
+      points.clear();
       break;
     }
   }
@@ -202,8 +228,8 @@ void GzipBlockReuse::load(const std::filesystem::path& index, const BlobPath& bl
   loaded_order_ = std::move(order);
   loaded_bytes_ = at - kGzipHeader;
   points_ = std::move(points);
-  points_level_ = level;
-  points_walked_ns_ = walked;
+  points_level_ = file->level;
+  points_walked_ns_ = file->walked_ns;
 }
 
 void GzipBlockReuse::save(const std::filesystem::path& index, const Digest& layer) const {

@@ -191,6 +191,7 @@ TEST_CASE("an edited tree's layer compresses again only the gzip blocks around t
     REQUIRE(again.made());
     const dockless::LayerBlob redone = again.write(gzip, store);
     CHECK(again.reused_blocks() == 0);
+    CHECK(again.resumed_at() == 0);
     SourceLayer check(source, 0, fs::path(), store, gzip);
     CHECK(check.write(gzip, fresh_store).descriptor.digest == redone.descriptor.digest);
   };
