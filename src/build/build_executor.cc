@@ -281,9 +281,12 @@ class PlatformBuild::Impl {
   void hash_source() {
     s_.source_layer = source_hashing_.get();  // rethrows the hashing's Error
     inputs_.source_tar = s_.source_layer->tar_digest();
-    if (s_.source_layer->made())
+    if (s_.source_layer->made()) {
+      const std::uint64_t resumed = s_.source_layer->resumed_at();
       s_.note("source tree edited: its layer made at once, " + std::to_string(s_.source_layer->reused_blocks()) +
-              " gzip blocks taken from its last build");
+              " gzip blocks taken from its last build" +
+              (resumed > 0 ? " (the tree's first " + std::to_string(resumed) + " tar bytes not read again)" : ""));
+    }
   }
 
   /// What the steps' bind mounts hold, for their keys; the contexts and

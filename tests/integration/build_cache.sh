@@ -117,5 +117,45 @@ incheck lockchange "oci:$T/o7:app"
 check_eq "lock change: fixture packages in the shipped cache" \
   "$(sorted_words "${EXTRA_PACKAGES[@]}")" "$(cache_packages "$T/lockchange.cache")"
 
+section "a large source tree edited late: the layer starts from the last one's bytes before the edit"
+# ~1 MiB of generated modules (several gzip blocks): an edit to the last
+# one takes the last build's layer up from a point before it. The layer must
+# be the one a build without the cache makes, and its blob must hash and
+# unpack to the diff_id its config names (what a runtime checks on pull).
+python3 - "$PROJ/src/gen" <<'PY'
+import os, random, sys
+random.seed(7)
+os.makedirs(sys.argv[1], exist_ok=True)
+for i in range(48):
+    with open(os.path.join(sys.argv[1], "m%03d.py" % i), "w") as f:
+        while f.tell() < 22000:
+            name = "".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(random.randint(3, 14)))
+            f.write("def %s(a, b):\n    return a * %d + b\n" % (name, random.randint(0, 999)))
+PY
+sleep 1.2  # older than the racy margin: the next build's points can be trusted
+b 10 "build after adding 1 MiB of modules"
+printf '\n# edited late by build_cache.sh\n' >>"$PROJ/src/gen/m047.py"
+b 11 "build after editing the last module"
+check "late edit: the layer was taken up from the last build's (its first bytes not read again)" \
+  grep -q "tar bytes not read again" "$T/b11.err"
+check_build "the same tree without the cache (--no-cache)" "$T/b12" "$PROJ" --set "image.base=$BASE_REF" \
+  --output "oci:$T/o12:app" --report "$T/r12.json" --cache-dir "$T/cache-nc" --no-cache
+source_digest='[l["digest"] for l in d["layers"] if l["name"].startswith("source")][0]'
+check_eq "late edit: the source layer is the one a build without the cache makes" \
+  "$(report_get "$T/r12.json" "$source_digest")" "$(report_get "$T/r11.json" "$source_digest")"
+check_python "late edit: the layer's blob hashes to its digest and unpacks to its config's diff_id" "$T/r11.json" '
+import gzip, hashlib
+blobs = "'"$T"'/o11/blobs/sha256/"
+read = lambda digest: open(blobs + digest.split(":")[1], "rb").read()
+index = json.load(open("'"$T"'/o11/index.json"))
+manifest = json.loads(read(index["manifests"][0]["digest"]))
+config = json.loads(read(manifest["config"]["digest"]))
+digest = [l for l in d["layers"] if l["name"].startswith("source")][0]["digest"]
+i = [l["digest"] for l in manifest["layers"]].index(digest)
+blob = read(digest)
+assert "sha256:" + hashlib.sha256(blob).hexdigest() == digest, "blob digest"
+assert "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest() == config["rootfs"]["diff_ids"][i], "diff_id"'
+rm -rf "$PROJ/src/gen"
+
 section "times"
 echo "  cold build ${COLD}s; warm build ${WARM}s"
