@@ -257,6 +257,7 @@ std::vector<GzipBlockReuse::Point> SourceLayer::points_of(const GzipResumable& m
   for (const GzipResumePoint& g : made.points) {
     // Past the last entry the tar ends: nothing to take up.
     if (g.tar_offset > entries_end) break;
+    if (g.tar_offset < kGzipResumeDictSize) continue;
     const auto before = std::lower_bound(offsets_.begin(), headers_end, g.tar_offset);
     const auto start = std::upper_bound(offsets_.begin(), headers_end, g.tar_offset - kGzipResumeDictSize);
     if (start == offsets_.begin()) continue;  // no header early enough to write the dictionary from
@@ -281,6 +282,9 @@ void SourceLayer::hash_tree() {
 }
 
 void SourceLayer::write_tree(ByteSink& sink, const GzipBlockReuse::Point* from) {
+  // A tar taken up from a point must come from the walk that matched it.
+  if (from != nullptr && (!walked_ || walked_written_))
+    throw Error("internal error: the source tree's walk is gone before its layer was made");
   if (walked_ && !walked_written_) {
     // Right after the stat walk: its entries, not a second walk.
     walked_written_ = true;
