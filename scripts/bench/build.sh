@@ -193,9 +193,6 @@ bh() {  # bh PHASE REP LOG TAG [bud args...]: timed buildah bud + push
   m=$(now)
   run_logged "${logf%.log}.push.log" "${BH[@]}" push --tls-verify=false "$REGISTRY_HOST/$tag"
   e=$(now)
-  # buildah deletes its working containers as it goes: on ext4 without a
-  # journal the next tool's creates pay for that for a minute (lib.sh).
-  date +%s >"$bench/.inodes-freed-at"
   T[$phase,buildah,$rep]=$(elapsed "$s" "$e")
   T[$phase,buildah-bud,$rep]=$(elapsed "$s" "$m")
   T[$phase,buildah-push,$rep]=$(elapsed "$m" "$e")
@@ -217,13 +214,9 @@ for rep in $(seq 1 "$repeat"); do
 
   log "1. cold build (empty caches): dockless"
   reset_dockless_cache
-  # Neither cold build starts within a minute of the other tool's
-  # deletions (BENCH_FS=ext4 needs no wait: a file system per tool).
-  [[ ${BENCH_FS:-} == ext4 ]] || settle_inodes
   dl cold "$rep" "$out/dl-cold.log" --tag "$REGISTRY_HOST/bench-dockless:full" --push
   log "1. cold build (empty caches): buildah"
   reset_buildah
-  [[ ${BENCH_FS:-} == ext4 ]] || settle_inodes
   bh cold "$rep" "$out/bh-cold.log" bench-buildah:full
 
   log "2. warm rebuild after editing $edit_file"
