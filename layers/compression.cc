@@ -38,6 +38,7 @@ namespace {
 constexpr std::size_t kBlockSize = std::size_t{1} << 20;
 // Deflate's window: the most history a block can refer back to.
 constexpr std::size_t kDictSize = std::size_t{32} << 10;
+static_assert(kDictSize == kGzipResumeDictSize, "a resumed layer is primed with one deflate window");
 
 // Content-defined blocks: a gear hash (each byte shifts the hash left and
 // adds the byte's random word, so only the last 64 bytes count) ends a block
