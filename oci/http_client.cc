@@ -223,6 +223,7 @@ class CurlHttpClient : public HttpClient {
     curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
     set_time_limits(curl_, req);
     curl_easy_setopt(curl_, CURLOPT_USERAGENT, "dockless/" DOCKLESS_VERSION);
+    curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, req.fresh_connection ? 1L : 0L);
     curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_body);

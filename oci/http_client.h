@@ -52,6 +52,10 @@ struct HttpRequest {
   /// TLS for this request's host.
   bool verify_tls = true;
   std::string extra_ca_pem;  ///< added to the system's CA bundle
+  /// On a new connection, not one kept from an earlier request: after an
+  /// answer whose body was not the length it said, what is left on that
+  /// connection is not the start of the next answer.
+  bool fresh_connection = false;
 };
 
 struct HttpResponse {

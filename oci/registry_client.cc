@@ -242,9 +242,11 @@ void RegistryClient::download(const std::string& repo, const Descriptor& blob,
   const std::string base = transport_.base_url();
   const auto expected = static_cast<std::uint64_t>(blob.size);
   const int max_attempts = transport_.options().max_attempts;
+  bool short_body = false;
   for (int attempt = 1;; ++attempt) {
     HttpRequest req;
     req.url = base + "/v2/" + repo + "/blobs/" + blob.digest.str();
+    req.fresh_connection = short_body;
     const std::uint64_t have = target.size();
     if (have > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
     req.on_body_start = [&](long status, const HttpHeaders& headers) {
@@ -278,6 +280,7 @@ void RegistryClient::download(const std::string& repo, const Descriptor& blob,
         throw Error("registry " + registry() + ": " + what + ": got " +
                     std::to_string(target.size()) + " of " + std::to_string(expected) + " bytes");
       transport_.wait_before_retry(attempt, what, "short body", nullptr);
+      short_body = true;
       continue;
     }
     if (r.status == 416 && have > 0) {  // our Range is past what it has: start over

@@ -19,7 +19,7 @@ class FakeHttpClient : public HttpClient {
 };
 
 RecordedRequest record_of(const HttpRequest& request) {
-  RecordedRequest r{request.method, request.url, request.headers, request.body};
+  RecordedRequest r{request.method, request.url, request.headers, request.body, request.fresh_connection};
   if (request.body_reader) {
     r.body.clear();
     char buf[4096];

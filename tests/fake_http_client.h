@@ -25,6 +25,7 @@ struct RecordedRequest {
   HttpHeaders headers;
   /// The body as sent: in-memory or drained from body_reader.
   std::string body;
+  bool fresh_connection = false;
   std::optional<std::string> header(std::string_view name) const { return find_header(headers, name); }
 };
 

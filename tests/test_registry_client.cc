@@ -159,6 +159,37 @@ TEST_CASE("a pull cut off by a reset resumes with Range", "[registry_client]") {
   CHECK(h.sleeps.size() == 1);
 }
 
+TEST_CASE("a pull whose answer was shorter than the blob goes on over a new connection", "[registry_client]") {
+  // A body that ends early without a transport error: the server's length
+  // was not the blob's, so what is left on that connection is not the start
+  // of the next answer (a hostile registry's "short-length-blob").
+  RegistryHarness h;
+  const std::string data = std::string(5000, 'a') + std::string(5000, 'b');
+  const Digest d = sha256_of(data);
+  const std::string url = kBase + "/v2/app/blobs/" + d.str();
+  h.http.on("GET", url, [&](const RecordedRequest&) {
+        FakeResponse a;
+        a.body = data.substr(0, 4000);
+        return a;
+      })
+      .times(1);
+  FakeRegistry registry(h.http);
+  registry.add_blob("app", data);
+  RegistryClient client("reg.test", h.options(), h.keychain);
+  BlobStore store(h.dir / "store");
+  Descriptor blob;
+  blob.digest = d;
+  blob.size = static_cast<std::int64_t>(data.size());
+
+  client.fetch_blob("app", blob, store, nullptr);
+  CHECK(store.read(d) == data);
+  auto gets = h.http.requests("GET", url);
+  REQUIRE(gets.size() == 2);
+  CHECK_FALSE(gets[0].fresh_connection);
+  CHECK(gets[1].fresh_connection);
+  CHECK(gets[1].header("Range") == "bytes=4000-");
+}
+
 TEST_CASE("a blob whose bytes do not match its digest is refused and not stored", "[registry_client]") {
   RegistryHarness h;
   const std::string claimed = "the real layer";
