@@ -46,6 +46,14 @@ struct PushSetup : RegistryHarness {
   }
 };
 
+/// A blob's descriptor (digest and size) for `data`.
+Descriptor descriptor_of(const std::string& data) {
+  Descriptor d;
+  d.digest = sha256_of(data);
+  d.size = static_cast<std::int64_t>(data.size());
+  return d;
+}
+
 }  // namespace
 
 TEST_CASE("a chunked upload PATCHes each range to the Location it was given", "[registry_client]") {
@@ -144,9 +152,7 @@ TEST_CASE("a pull cut off by a reset resumes with Range", "[registry_client]") {
   registry.add_blob("app", data);
   RegistryClient client("reg.test", h.options(), h.keychain);
   BlobStore store(h.dir / "store");
-  Descriptor blob;
-  blob.digest = d;
-  blob.size = static_cast<std::int64_t>(data.size());
+  const Descriptor blob = descriptor_of(data);
   std::uint64_t last_progress = 0;
 
   client.fetch_blob("app", blob, store, [&](std::uint64_t done) { last_progress = done; });
@@ -177,9 +183,7 @@ TEST_CASE("a pull whose answer was shorter than the blob goes on over a new conn
   registry.add_blob("app", data);
   RegistryClient client("reg.test", h.options(), h.keychain);
   BlobStore store(h.dir / "store");
-  Descriptor blob;
-  blob.digest = d;
-  blob.size = static_cast<std::int64_t>(data.size());
+  const Descriptor blob = descriptor_of(data);
 
   client.fetch_blob("app", blob, store, nullptr);
   CHECK(store.read(d) == data);
