@@ -81,8 +81,7 @@ void put_point(std::string& out, const GzipBlockReuse::Point& p) {
   put_state(out, p.gzip.tar_hash);
   put_state(out, p.gzip.blob_hash);
   put_le64(out, p.entries);
-  for (std::size_t i = 0; i < 32; ++i)
-    out.push_back(static_cast<char>(std::stoi(p.entries_digest.hex().substr(2 * i, 2), nullptr, 16)));
+  for (unsigned char b : p.entries_digest.sha256_bytes()) out.push_back(static_cast<char>(b));
   put_le64(out, p.start_entry);
   put_le64(out, p.start_offset);
 }

@@ -34,21 +34,31 @@ std::string layer_media_type(Compression c) {
 
 namespace {
 
+/// A layer whose compressor hashed its tar and blob itself (GzipResumable).
+LayerBlob layer_hashed_by(const GzipResumable& r, const CompressionOptions& compression) {
+  if (r.blob_size == 0) throw Error("layer producer ended without finishing its tar stream");
+  LayerBlob layer;
+  layer.descriptor.media_type = layer_media_type(compression.kind);
+  layer.descriptor.size = static_cast<std::int64_t>(r.blob_size);
+  layer.descriptor.digest = r.blob_digest;
+  layer.diff_id = r.tar_digest;
+  layer.uncompressed_size = r.tar_size;
+  return layer;
+}
+
 /// Runs `produce_tar` into the compressor feeding `out`; the layer's
-/// diffID, sizes and media type (its digest is the caller's).
+/// diffID, sizes and media type (its digest is the caller's, unless the
+/// compressor hashed the blob too: GzipResumable).
 LayerBlob compress_tar(const std::function<void(ByteSink&)>& produce_tar, const CompressionOptions& compression,
                        ByteSink& out, GzipBlocking blocking) {
   auto compressor = make_compressor(compression, out, blocking);
+  if (blocking.resumable != nullptr) {
+    // The compressor hashes the tar and the blob itself (to note its resume points).
+    produce_tar(*compressor);
+    return layer_hashed_by(*blocking.resumable, compression);
+  }
   LayerBlob layer;
   layer.descriptor.media_type = layer_media_type(compression.kind);
-  if (GzipResumable* r = blocking.resumable) {
-    // The compressor hashes the tar itself (to note its resume points).
-    produce_tar(*compressor);
-    if (r->blob_size == 0) throw Error("layer producer ended without finishing its tar stream");
-    layer.diff_id = r->tar_digest;
-    layer.uncompressed_size = r->tar_size;
-    return layer;
-  }
   HashingSink tar_hash(compressor.get());
   produce_tar(tar_hash);
   if (!tar_hash.finished()) throw Error("layer producer ended without finishing its tar stream");
@@ -91,9 +101,7 @@ class ResumeSink : public ByteSink {
   void finish() override {
     if (!compressor_) throw Error("the layer's tar ended before the point it was to be taken up from");
     compressor_->finish();
-    finished_ = true;
   }
-  bool finished() const { return finished_; }
 
  private:
   std::uint64_t pos_;
@@ -102,7 +110,6 @@ class ResumeSink : public ByteSink {
   GzipBlocking blocking_;
   std::string dict_;
   std::unique_ptr<ByteSink> compressor_;
-  bool finished_ = false;
 };
 
 }  // namespace
@@ -112,21 +119,17 @@ LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
   BlobWriter blob(store);
   BlobSink blob_sink(blob);
   LayerBlob layer = compress_tar(produce_tar, compression, blob_sink, blocking);
+  const Digest own = layer.descriptor.digest;
   layer.descriptor.size = static_cast<std::int64_t>(blob.size());
   layer.descriptor.digest = blob.commit();
-  if (blocking.resumable != nullptr && blocking.resumable->blob_digest != layer.descriptor.digest)
+  if (blocking.resumable != nullptr && own != layer.descriptor.digest)
     throw Error("internal error: the gzip layer's own digest differs from its blob's");
   return layer;
 }
 
 LayerBlob compress_layer(const std::function<void(ByteSink&)>& produce_tar,
                          const CompressionOptions& compression, ByteSink& out, GzipBlocking blocking) {
-  if (GzipResumable* r = blocking.resumable) {
-    LayerBlob layer = compress_tar(produce_tar, compression, out, blocking);
-    layer.descriptor.size = static_cast<std::int64_t>(r->blob_size);
-    layer.descriptor.digest = r->blob_digest;
-    return layer;
-  }
+  if (blocking.resumable != nullptr) return compress_tar(produce_tar, compression, out, blocking);
   HashingSink blob_hash(&out);
   LayerBlob layer = compress_tar(produce_tar, compression, blob_hash, blocking);
   layer.descriptor.size = static_cast<std::int64_t>(blob_hash.size());
@@ -148,14 +151,7 @@ LayerBlob resume_layer(const std::function<void(ByteSink&)>& produce_tar, std::u
   out.write(blob_prefix.data(), blob_prefix.size());
   ResumeSink sink(tar_start, compression, out, blocking);
   produce_tar(sink);
-  if (!sink.finished()) throw Error("layer producer ended without finishing its tar stream");
-  LayerBlob layer;
-  layer.descriptor.media_type = layer_media_type(compression.kind);
-  layer.diff_id = r->tar_digest;
-  layer.uncompressed_size = r->tar_size;
-  layer.descriptor.size = static_cast<std::int64_t>(r->blob_size);
-  layer.descriptor.digest = r->blob_digest;
-  return layer;
+  return layer_hashed_by(*r, compression);  // an unfinished tar is an Error there
 }
 
 }  // namespace dockless

@@ -264,6 +264,8 @@ TarStats write_walked_tree(const std::filesystem::path& dir, const WalkedTree& w
 
 namespace {
 
+std::int64_t ns_of(const struct timespec& t) { return std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
+
 /// What stat_directory_tree hashes of one entry: its name and stat.
 void stat_record(std::string& record, const std::string& tar_name, const struct stat& st) {
   record.assign(tar_name);
@@ -272,11 +274,12 @@ void stat_record(std::string& record, const std::string& tar_name, const struct 
                  std::uint64_t(st.st_size), std::uint64_t(st.st_ino), std::uint64_t(st.st_dev),
                  std::uint64_t(st.st_nlink), std::uint64_t(st.st_rdev)})
     append_int(record, v);
-  for (const struct timespec& t : {st.st_mtim, st.st_ctim})
-    append_int(record, std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec);
+  for (const struct timespec& t : {st.st_mtim, st.st_ctim}) append_int(record, ns_of(t));
 }
 
 }  // namespace
+
+std::int64_t newest_change_ns(const struct stat& st) { return std::max(ns_of(st.st_mtim), ns_of(st.st_ctim)); }
 
 TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options, WalkedTree* walked) {
   Sha256 hash;
@@ -287,8 +290,7 @@ TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions&
                                   int, const std::string&, std::uint32_t depth) {
     if (walked != nullptr) walked->entries.push_back(WalkedTree::Entry{tar_name, host_path, st, depth});
     stat_record(record, tar_name, st);
-    for (const struct timespec& t : {st.st_mtim, st.st_ctim})
-      out.newest_change_ns = std::max(out.newest_change_ns, std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec);
+    out.newest_change_ns = std::max(out.newest_change_ns, newest_change_ns(st));
     hash.update(record);
     ++out.entries;
   });

@@ -77,6 +77,10 @@ struct WalkedTree {
   std::vector<Entry> entries;
 };
 
+/// The later of a file's mtime and ctime, in ns since the epoch (what
+/// TreeStat::newest_change_ns is the maximum of).
+std::int64_t newest_change_ns(const struct stat& st);
+
 /// `walked`, when given, gets the entries (what an edit's tar is then
 /// written from: one walk of the tree instead of two).
 TreeStat stat_directory_tree(const std::filesystem::path& dir, const TarOptions& options,

@@ -45,6 +45,14 @@ Digest Digest::from_sha256_bytes(const unsigned char* bytes) {
   return d;
 }
 
+std::array<unsigned char, 32> Digest::sha256_bytes() const {
+  auto nibble = [](char c) { return static_cast<unsigned char>(c <= '9' ? c - '0' : c - 'a' + 10); };
+  std::array<unsigned char, 32> out{};
+  for (std::size_t i = 0; i < 32; ++i)
+    out[i] = static_cast<unsigned char>(nibble(hex_[2 * i]) << 4 | nibble(hex_[2 * i + 1]));
+  return out;
+}
+
 Sha256::Sha256() {
   if (SHA256_Init(&ctx_) != 1) throw Error("cannot initialise SHA-256 (OpenSSL)");
 }

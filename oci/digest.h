@@ -19,6 +19,8 @@ class Digest {
   static Digest parse(std::string_view text);
   /// From 32 raw bytes of a SHA-256 result.
   static Digest from_sha256_bytes(const unsigned char* bytes);
+  /// The 32 raw bytes (from_sha256_bytes's inverse).
+  std::array<unsigned char, 32> sha256_bytes() const;
 
   const std::string& hex() const { return hex_; }
   std::string str() const { return "sha256:" + hex_; }

@@ -351,9 +351,20 @@ TEST_CASE("a content-defined gzip layer taken up from any of its points is the l
   // Made from the start, with and without the compressor's own hashes.
   StringSink plain_out;
   LayerBlob plain = dockless::compress_layer(bytes_from(tar, 0), gz, plain_out, GzipBlocking{true, nullptr});
+  // A layer of `stream` with its points: from the start, or from point p
+  // of `first` (the producer starting at `start`).
+  auto make = [&gz](const std::string& stream, GzipResumable& points, StringSink& out) {
+    return dockless::compress_layer(bytes_from(stream, 0), gz, out, GzipBlocking{true, nullptr, &points});
+  };
   GzipResumable first;
   StringSink first_out;
-  LayerBlob made = dockless::compress_layer(bytes_from(tar, 0), gz, first_out, GzipBlocking{true, nullptr, &first});
+  LayerBlob made = make(tar, first, first_out);
+  auto resume = [&gz, &first_out](const std::string& stream, const GzipResumePoint& p, std::uint64_t start,
+                                  GzipResumable& points, StringSink& out) {
+    return dockless::resume_layer(bytes_from(stream, start), start, p,
+                                  std::string_view(first_out.bytes.data(), p.blob_offset), gz, out,
+                                  GzipBlocking{true, nullptr, &points});
+  };
   CHECK(first_out.bytes == plain_out.bytes);
   CHECK(made.descriptor.digest == plain.descriptor.digest);
   CHECK(made.descriptor.digest == sha256_of(first_out.bytes));
@@ -374,14 +385,12 @@ TEST_CASE("a content-defined gzip layer taken up from any of its points is the l
   for (std::size_t i = 0; i < first.points.size(); i += 3) {
     const GzipResumePoint& p = first.points[i];
     INFO("resumed at block " << p.block);
-    const std::string_view prefix(first_out.bytes.data(), p.blob_offset);
     // The producer starts anywhere at or before the dictionary.
     const std::uint64_t start = p.tar_offset - dockless::kGzipResumeDictSize - (i % 2 == 0 ? 0 : 1234);
 
     GzipResumable again;
     StringSink out;
-    LayerBlob resumed = dockless::resume_layer(bytes_from(tar, start), start, p, prefix, gz, out,
-                                               GzipBlocking{true, nullptr, &again});
+    LayerBlob resumed = resume(tar, p, start, again, out);
     CHECK(out.bytes == first_out.bytes);
     CHECK(resumed.descriptor.digest == made.descriptor.digest);
     CHECK(resumed.descriptor.size == made.descriptor.size);
@@ -396,12 +405,10 @@ TEST_CASE("a content-defined gzip layer taken up from any of its points is the l
     edited.insert(std::min<std::size_t>(edited.size(), p.tar_offset + 70000), "an edit\n");
     GzipResumable fresh_points;
     StringSink fresh_out;
-    LayerBlob fresh = dockless::compress_layer(bytes_from(edited, 0), gz, fresh_out,
-                                               GzipBlocking{true, nullptr, &fresh_points});
+    LayerBlob fresh = make(edited, fresh_points, fresh_out);
     GzipResumable edit_points;
     StringSink edit_out;
-    LayerBlob edit = dockless::resume_layer(bytes_from(edited, start), start, p, prefix, gz, edit_out,
-                                            GzipBlocking{true, nullptr, &edit_points});
+    LayerBlob edit = resume(edited, p, start, edit_points, edit_out);
     CHECK(edit_out.bytes == fresh_out.bytes);
     CHECK(edit.descriptor.digest == fresh.descriptor.digest);
     CHECK(edit.diff_id == sha256_of(edited));
@@ -415,8 +422,5 @@ TEST_CASE("a content-defined gzip layer taken up from any of its points is the l
   const std::string cut_short = tar.substr(0, last.tar_offset - 10);
   GzipResumable r;
   StringSink out;
-  CHECK_THROWS_AS(dockless::resume_layer(bytes_from(cut_short, 0), 0, last,
-                                         std::string_view(first_out.bytes.data(), last.blob_offset), gz, out,
-                                         GzipBlocking{true, nullptr, &r}),
-                  Error);
+  CHECK_THROWS_AS(resume(cut_short, last, 0, r, out), Error);
 }

@@ -37,6 +37,19 @@ ProjectSource project_at(const fs::path& tree) {
   return s;
 }
 
+/// Code-like text with random names, `size` bytes or a little more; each
+/// call goes on from where the last one left `seed`.
+std::string code_text(std::uint64_t& seed, std::size_t size) {
+  auto next = [&seed] { return (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
+  std::string text;
+  while (text.size() < size) {
+    std::string name;
+    for (std::uint64_t n = 3 + next() % 12; n > 0; --n) name += static_cast<char>('a' + next() % 26);
+    text += "def " + name + "(a, b):\n    return a * " + std::to_string(next() % 1000) + " + b\n";
+  }
+  return text;
+}
+
 std::size_t files_in(const fs::path& dir, const std::string& suffix = "") {
   if (!fs::exists(dir)) return 0;
   std::size_t n = 0;
@@ -136,17 +149,8 @@ TEST_CASE("an edited tree's layer compresses again only the gzip blocks around t
   const fs::path tree = tmp / "project";
   // ~1.2 MiB of code-like text with random names: about six content-defined
   // blocks (~190 KiB each on average).
-  std::uint64_t x = 12345;
-  auto next = [&x] { return (x = x * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
-  for (int f = 0; f < 60; ++f) {
-    std::string text;
-    while (text.size() < 20000) {
-      std::string name;
-      for (std::uint64_t n = 3 + next() % 12; n > 0; --n) name += static_cast<char>('a' + next() % 26);
-      text += "def " + name + "(a, b):\n    return a * " + std::to_string(next() % 1000) + " + b\n";
-    }
-    write_text(tree / ("pkg/mod" + std::to_string(100 + f) + ".py"), text);
-  }
+  std::uint64_t seed = 12345;
+  for (int f = 0; f < 60; ++f) write_text(tree / ("pkg/mod" + std::to_string(100 + f) + ".py"), code_text(seed, 20000));
   ::usleep(1200000);  // older than the racy margin: a memo may be trusted
   const fs::path memo = tmp / "memo";
   CompressionOptions gzip;
@@ -218,17 +222,8 @@ TEST_CASE("an edited tree's layer taken up from its last version is the layer ma
           "[source_layer]") {
   TempDir tmp;
   const fs::path tree = tmp / "project";
-  std::uint64_t x = 777;
-  auto next = [&x] { return (x = x * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
-  auto code = [&next](std::size_t size) {
-    std::string text;
-    while (text.size() < size) {
-      std::string name;
-      for (std::uint64_t n = 3 + next() % 12; n > 0; --n) name += static_cast<char>('a' + next() % 26);
-      text += "def " + name + "(a, b):\n    return a * " + std::to_string(next() % 1000) + " + b\n";
-    }
-    return text;
-  };
+  std::uint64_t seed = 777;
+  auto code = [&seed](std::size_t size) { return code_text(seed, size); };
   // ~1.6 MiB over three directories; a file early on with a hardlink late
   // (a hardlink after a resume point to a file before it), a symlink, an
   // empty file and a long name (a PAX header).

@@ -233,9 +233,7 @@ const GzipBlockReuse::Point* SourceLayer::resume_point(const GzipBlockReuse& las
   std::int64_t newest = 0;
   std::size_t seen = 0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
-    for (; seen < counts[i]; ++seen)
-      for (const struct timespec& t : {entries[seen].st.st_mtim, entries[seen].st.st_ctim})
-        newest = std::max(newest, std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec);
+    for (; seen < counts[i]; ++seen) newest = std::max(newest, newest_change_ns(entries[seen].st));
     if (digests[i] != points[i].entries_digest || newest >= last.points_walked_ns() - kRacyMarginNs) break;
     if (points[i].start_entry < points[i].entries) best = &points[i];
   }
