@@ -115,8 +115,10 @@ class ResumeSink : public ByteSink {
 }  // namespace
 
 LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
-                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking) {
+                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking,
+                      std::shared_ptr<GrowingFile> follower) {
   BlobWriter blob(store);
+  if (follower) blob.follow(std::move(follower));
   BlobSink blob_sink(blob);
   LayerBlob layer = compress_tar(produce_tar, compression, blob_sink, blocking);
   const Digest own = layer.descriptor.digest;

@@ -27,8 +27,10 @@ std::string layer_media_type(Compression c);
 
 /// Runs `produce_tar`, which must write a whole tar to the sink it is given
 /// and call finish() on it, and stores the compressed result in `store`.
+/// `follower`, when given, reads the blob as it is written (BlobWriter::follow).
 LayerBlob write_layer(const std::function<void(ByteSink&)>& produce_tar,
-                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking = {});
+                      const CompressionOptions& compression, const BlobStore& store, GzipBlocking blocking = {},
+                      std::shared_ptr<GrowingFile> follower = nullptr);
 
 /// The same pipeline into `out` instead of a store (a buffer the caller
 /// stores later): the layer as write_layer would describe it.

@@ -15,7 +15,21 @@ namespace dockless {
 BlobWriter::BlobWriter(const BlobStore& store)
     : store_(store), file_(store.blob_dir() / "blob"), hash_(std::make_unique<Sha256>()) {}
 
+BlobWriter::~BlobWriter() {
+  if (follower_) follower_->abandon();  // no-op once ended
+}
+
+void BlobWriter::follow(std::shared_ptr<GrowingFile> reader) {
+  reader->open(file_.temp_path());
+  reader->grew(size_);
+  follower_ = std::move(reader);
+}
+
 void BlobWriter::reset() {
+  if (follower_) {  // what it read is no longer the blob
+    follower_->abandon();
+    follower_.reset();
+  }
   file_.truncate();
   hash_ = std::make_unique<Sha256>();
   size_ = 0;
@@ -25,6 +39,7 @@ void BlobWriter::write(const void* data, std::size_t size) {
   hash_->update(data, size);
   file_.write(data, size);
   size_ += size;
+  if (follower_) follower_->grew(size_);
 }
 
 Digest BlobWriter::commit(const std::optional<Digest>& expected) {
@@ -32,6 +47,7 @@ Digest BlobWriter::commit(const std::optional<Digest>& expected) {
   if (expected && *expected != actual)
     throw Error("digest mismatch: expected " + expected->str() + ", got " + actual.str() +
                 " (nothing stored)");
+  if (follower_) follower_->ended();  // its upload need not wait for the fsync
   file_.commit_as(store_.path_of(actual));
   return actual;
 }

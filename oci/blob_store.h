@@ -11,6 +11,7 @@
 
 #include "oci/digest.h"
 #include "base/file_util.h"
+#include "base/growing_file.h"
 
 namespace dockless {
 
@@ -24,9 +25,15 @@ class BlobStore;
 class BlobWriter {
  public:
   explicit BlobWriter(const BlobStore& store);
+  /// A follower not ended by commit() is abandoned.
+  ~BlobWriter();
   BlobWriter(const BlobWriter&) = delete;
   BlobWriter& operator=(const BlobWriter&) = delete;
 
+  /// Lets `reader` read the blob as it is written: it is told of each
+  /// write, and ended once commit() has checked the digest (before the
+  /// fsync). Throws Error when the temp file cannot be opened again.
+  void follow(std::shared_ptr<GrowingFile> reader);
   void write(const void* data, std::size_t size);
   std::uint64_t size() const { return size_; }
   /// Drops everything written so far (a download that must start over).
@@ -40,6 +47,7 @@ class BlobWriter {
   AtomicFile file_;
   std::unique_ptr<Sha256> hash_;
   std::uint64_t size_ = 0;
+  std::shared_ptr<GrowingFile> follower_;
 };
 
 class BlobStore {

@@ -16,6 +16,11 @@ StreamedUpload::StreamedUpload(RegistryClient& client, std::string repo, std::si
   thread_ = std::thread([this] { run(); });
 }
 
+StreamedUpload::StreamedUpload(RegistryClient& client, std::string repo, std::shared_ptr<GrowingFile> file)
+    : client_(client), repo_(std::move(repo)), pipe_(0), file_(std::move(file)) {
+  thread_ = std::thread([this] { run(); });
+}
+
 StreamedUpload::~StreamedUpload() {
   abandon();
   thread_.join();
@@ -46,6 +51,10 @@ void StreamedUpload::end() {
 }
 
 void StreamedUpload::abandon() {
+  if (file_) {
+    file_->abandon();  // no-op once whole; else its reader stops waiting
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!ended_ && !gave_up_) give_up();
 }
@@ -56,7 +65,9 @@ void StreamedUpload::run() {
   try {
     session = client_.open_upload(repo_);
     session = client_.stream_into(
-        repo_, session, [this](char* buf, std::size_t cap) { return pipe_.read(buf, cap); }, &received);
+        repo_, session,
+        [this](char* buf, std::size_t cap) { return file_ ? file_->read(buf, cap) : pipe_.read(buf, cap); },
+        &received);
   } catch (const Error&) {
     // Given up, or the registry refused: the caller uploads the usual way.
     received = 0;
@@ -74,6 +85,10 @@ bool StreamedUpload::commit(const Descriptor& blob) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     changed_.wait(lock, [&] { return sent_; });
+    if (file_) {
+      ended_ = file_->whole();
+      fed_ = file_->size();
+    }
     if (gave_up_ || !ended_ || received_ != fed_ || fed_ != static_cast<std::uint64_t>(blob.size)) return false;
   }
   try {

@@ -8,16 +8,22 @@
 // Feeding never waits for the network: when the registry falls behind by
 // more than the bound, or anything fails, the upload gives up, and the
 // caller sends the blob the usual way (commit() returns false).
+//
+// Or the bytes come from a file being written (GrowingFile: a blob going
+// into the store): the upload reads it as it grows, never falls behind by
+// too much (the file is the buffer), and the writer never waits.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "base/byte_pipe.h"
+#include "base/growing_file.h"
 #include "oci/descriptor.h"
 #include "oci/registry_client.h"
 
@@ -27,6 +33,9 @@ class StreamedUpload {
  public:
   /// Opens the session and starts sending on its own thread.
   StreamedUpload(RegistryClient& client, std::string repo, std::size_t bound = std::size_t{32} << 20);
+  /// Opens the session and sends `file` as it is written (no feed()/end():
+  /// the file says when it is whole).
+  StreamedUpload(RegistryClient& client, std::string repo, std::shared_ptr<GrowingFile> file);
   /// Waits for the thread; closes a session not committed (best effort).
   ~StreamedUpload();
   StreamedUpload(const StreamedUpload&) = delete;
@@ -56,6 +65,7 @@ class StreamedUpload {
   RegistryClient& client_;
   const std::string repo_;
   BytePipe pipe_;  ///< fed, not sent yet; its capacity is the bound
+  std::shared_ptr<GrowingFile> file_;  ///< instead of pipe_: the blob's file as it is written
 
   std::mutex mu_;
   std::condition_variable changed_;

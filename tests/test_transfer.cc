@@ -332,6 +332,38 @@ TEST_CASE("a streamed upload sends a blob as it is made and makes it a blob only
     CHECK(s.http.count("PATCH", sessions) == 1);
     CHECK(s.http.count("DELETE", sessions) == 0);
   }
+  SECTION("following a blob as it is stored: sent while written, committed once it is whole") {
+    BlobStore store(s.dir / "store");
+    auto file = std::make_shared<dockless::GrowingFile>();
+    {
+      dockless::StreamedUpload up(client, "app", file);
+      dockless::BlobWriter writer(store);
+      writer.follow(file);
+      writer.write(bytes.data(), 3000);
+      writer.write(bytes.data() + 3000, 4000);
+      CHECK(writer.commit() == blob.digest);
+      CHECK_FALSE(registry.has_blob("app", blob.digest));  // still a session
+      CHECK(up.commit(blob));
+    }
+    CHECK(registry.has_blob("app", blob.digest));
+    CHECK(s.http.count("PATCH", sessions) == 1);
+    CHECK(s.http.count("DELETE", sessions) == 0);
+  }
+  SECTION("following a blob whose writer fails: no blob, the session closed") {
+    BlobStore store(s.dir / "store");
+    auto file = std::make_shared<dockless::GrowingFile>();
+    {
+      dockless::StreamedUpload up(client, "app", file);
+      {
+        dockless::BlobWriter writer(store);
+        writer.follow(file);
+        writer.write(bytes.data(), 3000);
+      }  // never committed
+      CHECK_FALSE(up.commit(blob));
+    }
+    CHECK_FALSE(registry.has_blob("app", blob.digest));
+    CHECK(s.http.count("DELETE", sessions) == 1);
+  }
   SECTION("a descriptor the bytes do not match is not committed") {
     dockless::StreamedUpload up(client, "app");
     up.feed(bytes.data(), 3000);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <mutex>
 #include <map>
 #include <set>
 
@@ -73,9 +74,13 @@ class PlatformBuild::Impl {
 
   Descriptor build(const Platform& platform) {
     choose_platform(platform);
-    // An edited tree's layer streams to the first --push repository as it is
-    // made (its client made here: ImageTransfer's are made on this thread).
-    if (opt().push && !dest_.tags.empty()) stream_client_ = &s_.transfer.client(dest_.tags.front().registry);
+    // An edited tree's layer and the uv cache's large layers stream to the
+    // first --push repository as they are made (its client made here:
+    // ImageTransfer's are made on this thread).
+    if (opt().push && !dest_.tags.empty()) {
+      s_.stream_client = &s_.transfer.client(dest_.tags.front().registry);
+      s_.stream_repo = dest_.tags.front().repository;
+    }
     start_hashing_source();  // reads the tree while the base and the tag come over the network
     select_environments();
     fetch_base();
@@ -270,8 +275,8 @@ class PlatformBuild::Impl {
       auto layer = std::make_unique<SourceLayer>(
           s_.source, s_.clamp, memo_dir, s_.store, opt().compression, [this]() -> std::shared_ptr<StreamedUpload> {
             source_edited_ = true;
-            if (stream_client_ == nullptr) return nullptr;
-            return std::make_shared<StreamedUpload>(*stream_client_, dest_.tags.front().repository);
+            if (s_.stream_client == nullptr) return nullptr;
+            return std::make_shared<StreamedUpload>(*s_.stream_client, s_.stream_repo);
           });
       source_seconds_ = seconds_since(t);
       return layer;
@@ -345,21 +350,30 @@ class PlatformBuild::Impl {
     throw Error("unknown layer slot " + slot.name);
   }
 
+  struct MadeAhead {
+    std::vector<CachedLayer> layers;
+    double seconds = 0;  ///< to make them
+    double at = 0;       ///< when they were made, since the build started
+  };
+
   /// Starts making, on a thread of its own, the layers of the slots from
   /// `from` on of `kinds` that no cache had, each handed to the push as soon
-  /// as it is made; write_layers takes them from there. Waits for the
-  /// previous batch first.
+  /// as it is made; write_layers takes them from there. A batch's thread
+  /// starts on its layers once the previous batch is over (their slots
+  /// share no state); the build itself waits only for the batch of the slot
+  /// it needs: the venvs' layers are made beside the uv cache's, not before.
   void make_layers_ahead(std::size_t from, std::initializer_list<SlotKind> kinds) {
-    finish_layers_ahead();
-    std::vector<std::size_t> todo;
+    std::set<std::size_t> todo;
     for (std::size_t i = from; i < s_.plan.slots.size(); ++i) {
       const LayerSlot& slot = s_.plan.slots[i];
       if (!slot.hit() && !ahead_slots_.count(i) && std::find(kinds.begin(), kinds.end(), slot.kind) != kinds.end())
-        todo.push_back(i);
+        todo.insert(i);
     }
     if (todo.empty()) return;
     ahead_slots_.insert(todo.begin(), todo.end());
-    ahead_ = std::async(std::launch::async, [this, todo] {
+    std::shared_future<void> before = batches_.empty() ? std::shared_future<void>() : batches_.back().done;
+    auto done = std::async(std::launch::async, [this, todo, before] {
+      if (before.valid()) before.wait();  // its Error is the build's when it waits for that batch
       for (std::size_t i : todo) {
         const LayerSlot& slot = s_.plan.slots[i];
         // An edited tree's layer goes from memory while write() stores it.
@@ -372,14 +386,19 @@ class PlatformBuild::Impl {
         made.seconds = seconds_since(t);
         made.at = seconds_since(s_.started);
         for (const auto& l : made.layers) push_layer_ahead(s_, l, /*made_now=*/true);
-        made_ahead_[i] = std::move(made);  // read once the future is ready
+        std::lock_guard<std::mutex> lock(made_ahead_mu_);
+        made_ahead_[i] = std::move(made);
       }
     });
+    batches_.push_back(AheadBatch{std::move(todo), done.share()});
   }
 
-  /// Waits for make_layers_ahead's batch; rethrows its Error.
-  void finish_layers_ahead() {
-    if (ahead_.valid()) ahead_.get();
+  /// Waits for the batch making slot `i`; rethrows its Error. Its layers.
+  MadeAhead made_ahead(std::size_t i) {
+    for (const auto& b : batches_)
+      if (b.slots.count(i)) b.done.get();
+    std::lock_guard<std::mutex> lock(made_ahead_mu_);
+    return made_ahead_.at(i);
   }
 
   /// Makes every layer of slots [from, to) no cache had, in image order.
@@ -387,8 +406,7 @@ class PlatformBuild::Impl {
     for (std::size_t i = from; i < to; ++i) {
       LayerSlot& slot = s_.plan.slots[i];
       if (!slot.hit() && ahead_slots_.count(i)) {
-        finish_layers_ahead();
-        const MadeAhead& made = made_ahead_.at(i);
+        const MadeAhead made = made_ahead(i);
         slot.layers = made.layers;
         s_.cache.put(slot.key, slot.layers);
         s_.slot_seconds[i] += made.seconds;
@@ -424,18 +442,17 @@ class PlatformBuild::Impl {
   Destinations dest_;
   BuildCacheState cache_state_;
   PlanInputs inputs_;
-  struct MadeAhead {
-    std::vector<CachedLayer> layers;
-    double seconds = 0;  ///< to make them
-    double at = 0;       ///< when they were made, since the build started
+  struct AheadBatch {
+    std::set<std::size_t> slots;
+    std::shared_future<void> done;  ///< waited for before s_ goes (std::async's)
   };
   std::set<std::size_t> ahead_slots_;            ///< slots make_layers_ahead makes
+  std::mutex made_ahead_mu_;                     ///< guards made_ahead_
   std::map<std::size_t, MadeAhead> made_ahead_;  ///< by slot index, once made
-  std::future<void> ahead_;                      ///< the batch being made (waited for before s_ goes)
+  std::vector<AheadBatch> batches_;
   std::future<std::unique_ptr<SourceLayer>> source_hashing_;
   double source_seconds_ = 0;  ///< written by the hashing thread, read after get()
   std::atomic<bool> source_edited_{false};  ///< the hashing thread saw an edit (SourceLayer's on_edit)
-  RegistryClient* stream_client_ = nullptr;  ///< where an edited tree's layer streams (--push)
 };
 
 PlatformBuild::PlatformBuild(const BuildOptions& options) : impl_(std::make_unique<Impl>(options)) {}

@@ -191,6 +191,8 @@ void write_report_object(const BuildState& s, const Digest& digest, double secon
     json::write_string_member(w, "digest", u.digest.str());
     json::write_string_member(w, "repository", u.repository);
     json::write_string_member(w, "action", u.action);
+    json::write_key(w, "streamed");  // its bytes went as the layer was made
+    w.Bool(u.streamed);
     json::write_key(w, "start");
     w.Double(u.start);
     json::write_key(w, "end");

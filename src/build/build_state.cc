@@ -53,6 +53,14 @@ LayerBlob BuildState::write_one(const std::function<void(ByteSink&)>& produce) {
   return write_layer(produce, opt.compression, store);
 }
 
+LayerBlob BuildState::write_streamed(const std::function<void(ByteSink&)>& produce,
+                                     std::shared_ptr<StreamedUpload>& upload) {
+  if (stream_client == nullptr) return write_one(produce);
+  auto file = std::make_shared<GrowingFile>();
+  upload = std::make_shared<StreamedUpload>(*stream_client, stream_repo, file);
+  return write_layer(produce, opt.compression, store, {}, file);
+}
+
 BuildCacheIndex BuildState::cache_meta() const {
   BuildCacheIndex meta;
   meta.platform = platform.str();

@@ -67,6 +67,11 @@ struct BuildState {
   TarOptions layer_tar() const;
   /// Compresses a tar that `produce` writes into the store.
   LayerBlob write_one(const std::function<void(ByteSink&)>& produce);
+  /// write_one for a large layer that --push is to send: its blob also goes
+  /// into an upload session as it is written (read back from the store's
+  /// temp file), so the registry takes it in while it is compressed.
+  /// `upload` gets that upload (null without --push), for push_layer_ahead.
+  LayerBlob write_streamed(const std::function<void(ByteSink&)>& produce, std::shared_ptr<StreamedUpload>& upload);
   /// What a registry cache's uv cache layers must match to seed ours.
   BuildCacheIndex cache_meta() const;
 
@@ -108,6 +113,10 @@ struct BuildState {
   /// --push: the uploads running while the build goes on (push_pipeline.h),
   /// then what they pushed (the final push skips it) and when.
   std::unique_ptr<BlobPusher> pusher;
+  /// --push: where a layer streams as it is made (the first tag's registry
+  /// and repository; the client is made on the build's thread).
+  RegistryClient* stream_client = nullptr;
+  std::string stream_repo;
   std::set<std::string> pushed_blobs;
   std::map<std::string, TagContents> tags_read;  ///< what each tag named when the pushes began
   std::vector<UploadTiming> uploads;

@@ -18,6 +18,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// From this size a piece's upload streams (BuildState::write_streamed);
+/// smaller ones go whole, in one request, once made.
+constexpr std::uint64_t kStreamedPieceBytes = std::uint64_t{4} << 20;
+
 /// A readable name for a cache part: its venvs when few, else how many
 /// (the key uses the full list).
 std::string part_label(const CachePart& part) {
@@ -50,7 +54,7 @@ std::uint64_t tree_bytes(const fs::path& root, const std::set<std::string>& path
 /// list), else written and recorded there. Pieces are written on several
 /// threads; `state_mu` guards what is recorded in the build state.
 CachedLayer write_piece(BuildState& s, std::mutex& state_mu, const CachePart& part, const CachePart& piece,
-                        bool is_index) {
+                        bool is_index, bool streamed) {
   std::string name = std::string(is_index ? "uv cache index (" : "uv cache (") + part_label(part) + ")";
   // A piece whose files are unchanged is reused from an earlier build
   // of another uv cache slot (e.g. after a uv.lock edit elsewhere).
@@ -73,21 +77,23 @@ CachedLayer write_piece(BuildState& s, std::mutex& state_mu, const CachePart& pa
   CacheKey k = cache_key(in);
   std::optional<std::vector<CachedLayer>> reused = s.opt.no_cache ? std::nullopt : s.layer_cache.find(k.hex());
   LayerBlob blob;
+  std::shared_ptr<StreamedUpload> upload;
   if (reused) {
     blob = reused->front().blob;
   } else {
-    blob = s.write_one([&](ByteSink& sink) {
+    auto produce = [&](ByteSink& sink) {
       TarOptions t = s.layer_tar();
       t.dest = s.spec().uv.cache_dir;
       t.include = [&piece](const std::string& rel, bool is_dir) { return piece.includes(rel, is_dir); };
       write_directory_tar(s.host_uv_cache, t, sink);
-    });
+    };
+    blob = streamed ? s.write_streamed(produce, upload) : s.write_one(produce);
     s.layer_cache.put(k.hex(), {{name, blob, part.users}});
   }
   // Its upload need not wait for the slot's other parts.
   std::lock_guard<std::mutex> lock(state_mu);
   s.made_at[blob.descriptor.digest.str()] = seconds_since(s.started);
-  push_layer_ahead(s, CachedLayer{name, blob, part.users}, /*made_now=*/!reused);
+  push_layer_ahead(s, CachedLayer{name, blob, part.users}, /*made_now=*/!reused, nullptr, std::move(upload));
   return CachedLayer{name, blob, part.users};
 }
 
@@ -140,7 +146,11 @@ std::vector<CachedLayer> write_uv_cache_layers(BuildState& s, const std::set<std
   std::vector<CachedLayer> out(pieces.size());
   std::mutex state_mu;
   auto write = [&](std::size_t i) {
-    out[i] = write_piece(s, state_mu, pieces[i].part, pieces[i].files, pieces[i].is_index);
+    // A large piece goes to the registry as it is compressed: the
+    // registry's share of the work (receiving, hashing, storing it) runs
+    // beside ours instead of after it.
+    out[i] = write_piece(s, state_mu, pieces[i].part, pieces[i].files, pieces[i].is_index,
+                         bytes[i] >= kStreamedPieceBytes);
   };
   if (!order.empty() && bytes[order.front()] * 2 > total) {
     write(order.front());

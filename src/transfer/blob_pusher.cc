@@ -153,6 +153,7 @@ bool BlobPusher::push_one(const PushItem& item, Destination& d) {
       item.source_registry == d.ref.registry && item.source_repo != d.ref.repository ? item.source_repo : "";
   auto start = Clock::now();
   std::string action;
+  bool streamed = false;
   const bool at_tag = d.at_tag.blobs.count(b.digest.str()) > 0;  // in the repository already: no HEAD
   if (at_tag || item.bytes || (item.store != nullptr && item.store->contains(b.digest))) {
     Progress& progress = transfer_.progress();
@@ -165,6 +166,7 @@ bool BlobPusher::push_one(const PushItem& item, Destination& d) {
     } else if (item.streamed && item.streamed->registry() == d.ref.registry &&
                item.streamed->repository() == d.ref.repository && item.streamed->commit(b)) {
       outcome = BlobPushOutcome::kUploaded;
+      streamed = true;
     } else if (item.bytes) {
       if (unasked || !d.client->blob_exists(d.ref.repository, b.digest)) {
         d.client->upload_bytes(d.ref.repository, b, *item.bytes, update, take_session(d));
@@ -193,7 +195,7 @@ bool BlobPusher::push_one(const PushItem& item, Destination& d) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   timings_.push_back(UploadTiming{item.label, repo, b.digest, action, seconds_between(zero_, start),
-                                  seconds_between(zero_, Clock::now())});
+                                  seconds_between(zero_, Clock::now()), streamed});
   return true;
 }
 

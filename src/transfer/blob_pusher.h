@@ -37,6 +37,7 @@ struct UploadTiming {
   Digest digest;
   std::string action;      ///< transferred, mounted, skipped
   double start = 0, end = 0;
+  bool streamed = false;   ///< transferred as it was made (PushItem::streamed)
 };
 
 /// A blob to push: in `store` (then uploaded from its file unless the

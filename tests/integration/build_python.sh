@@ -19,6 +19,9 @@ echo "uv: $("$UV_BIN" --version)"
 section "fixtures: registry, base image, package index, a Python download server"
 start_registry plain reg
 push_base
+# common_b (every venv's) carries 6 MiB that do not compress: its uv cache
+# layer is large enough to stream to the registry as it is made (--push).
+INDEX_ARGS=(--big-data common_b=6)
 start_index
 ROOTFS=$(fixture_rootfs)
 PYDIST=$T/pydist
@@ -157,7 +160,14 @@ check_eq "every layer of the image was pushed ahead (base layers included)" "yes
   "$(report_get "$T/r7.json" '"yes" if {l["digest"] for l in d["layers"]} <= {u["digest"] for u in d["uploads"]} and len(d["uploads"]) > len(d["layers"]) else d["uploads"]')"
 check_eq "the registry has the image the build made" "$(report_get "$T/r7.json" 'd["digest"]')" \
   "$(remote_digest "$REGISTRY_HOST/pipe:1")"
+check_eq "the uv cache's large layer went to the registry as it was made (report: streamed)" "streamed" \
+  "$(report_get "$T/r7.json" '"streamed" if any(u["streamed"] and u["name"].startswith("uv cache (") and [l for l in d["layers"] if l["digest"] == u["digest"] and l["size"] > 4 << 20] for u in d["uploads"]) else [(u["name"], u["streamed"]) for u in d["uploads"]]')"
 check_podman_42 "podman pulls and runs the pushed image" "$REGISTRY_HOST/pipe:1"
+check_eq "the streamed layer's 6 MiB payload reads back intact in the container" \
+  "$(python3 -c 'import hashlib, sys, zipfile; print(hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read("common_b/payload.bin")).hexdigest())' \
+    "$INDEX_DIR/files/common_b-1.0.0-py3-none-any.whl")" \
+  "$(podman --runtime runc run --rm --network none "$REGISTRY_HOST/pipe:1" /opt/venv/bin/python \
+    -c 'import hashlib, common_b, os; print(hashlib.sha256(open(os.path.join(os.path.dirname(common_b.__file__), "payload.bin"), "rb").read()).hexdigest())' 2>&1 | tail -n 1)"
 check_eq "its main venv runs (links into the uv cache resolve)" "3.11.2" \
   "$(podman --runtime runc run --rm --network none "$REGISTRY_HOST/pipe:1" /opt/venv/bin/python \
     -c 'import sys, common_a; print(sys.version.split()[0])' 2>&1 | tail -n 1)"
