@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "layers/gzip_block_reuse.h"
+#include "layers/stored_deflate.h"
 
 namespace dockless {
 
@@ -134,6 +135,13 @@ class IsalDeflater {
     if (b.index == g_fail_block.load(std::memory_order_relaxed)) {
       throw std::runtime_error("injected failure in block " + std::to_string(b.index));
     }
+    if (bytes_look_random(b.data(), b.data_len) && !trial_shrinks(b.data(), b.data_len)) {
+      b.out_len = 0;
+      b.reserve_out(stored_deflate_size(b.data_len));
+      b.out_len = write_stored_deflate(b.data(), b.data_len, b.last, b.out.get());
+      b.crc = crc32_gzip_refl(0, b.data(), b.data_len);
+      return;
+    }
     isal_zstream& s = *stream_;
     isal_deflate_init(&s);
     s.level = static_cast<std::uint32_t>(level_);
@@ -180,7 +188,33 @@ class IsalDeflater {
   }
 
  private:
+  /// Whether deflate shrinks a 32 KiB slice from the middle of p[0, n) by
+  /// more than 1/64: byte values spread like random ones can still repeat
+  /// (a random chunk written twice), which only deflate's matches find.
+  bool trial_shrinks(const std::uint8_t* p, std::size_t n) {
+    constexpr std::size_t kTrial = std::size_t{32} << 10;
+    const std::uint8_t* slice = p + (n - kTrial) / 2;
+    isal_zstream& s = *stream_;
+    isal_deflate_init(&s);
+    s.level = static_cast<std::uint32_t>(level_);
+    s.level_buf = level_buf_.get();
+    s.level_buf_size = level_buf_size_;
+    s.gzip_flag = IGZIP_DEFLATE;
+    s.flush = NO_FLUSH;
+    s.end_of_stream = 1;
+    s.next_in = const_cast<std::uint8_t*>(slice);
+    s.avail_in = static_cast<std::uint32_t>(kTrial);
+    trial_out_.resize(kTrial);
+    s.next_out = trial_out_.data();
+    s.avail_out = static_cast<std::uint32_t>(trial_out_.size());
+    // Out of room means it did not shrink; any other failure is the block's to find.
+    if (isal_deflate(&s) != COMP_OK) return true;
+    if (s.avail_in > 0 || s.internal_state.state != ZSTATE_END) return false;
+    return s.total_out < kTrial - kTrial / 64;
+  }
+
   int level_;
+  std::vector<std::uint8_t> trial_out_;
   std::unique_ptr<isal_zstream> stream_;
   std::uint32_t level_buf_size_ = 0;
   std::unique_ptr<std::uint8_t[]> level_buf_;

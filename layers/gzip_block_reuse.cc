@@ -14,8 +14,10 @@ namespace dockless {
 namespace {
 
 // An index is only as good as the ISA-L that made its layer: another
-// version may compress the same input to other bytes.
-const std::string kHeader = "dockless gzip blocks 4 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
+// version may compress the same input to other bytes. Format 5: random-
+// looking blocks are stored (layers/stored_deflate.h), where format 4's
+// layers have them deflated.
+const std::string kHeader = "dockless gzip blocks 5 isa-l " + std::to_string(ISAL_MAJOR_VERSION) + "." +
                             std::to_string(ISAL_MINOR_VERSION) + "." + std::to_string(ISAL_PATCH_VERSION) +
                             "\n";
 

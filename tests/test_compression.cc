@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "layers/stored_deflate.h"
 #include "tests/test_support.h"
 
 namespace dockless::detail {
@@ -315,6 +316,59 @@ TEST_CASE("gzip blocks use the previous 32 KiB as dictionary", "[compression]") 
   Bytes gz = compress(gzip(2), data);
   CHECK(diff(gunzip_one_member(gz), data) == "");
   CHECK(gz.size() < kMiB + 8 * 1024);
+}
+
+TEST_CASE("bytes that do not compress go as stored blocks; bytes that do are deflated", "[compression]") {
+  SECTION("random bytes: the layer is their size plus deflate's and gzip's headers, and gunzips back") {
+    const Bytes data = random_bytes(5 * kMiB, 11);
+    for (int level : {1, 2, 3}) {
+      INFO("level " << level);
+      Bytes gz = compress(gzip(2, level), data);
+      CHECK(diff(gunzip_one_member(gz), data) == "");
+      // Each 1 MiB block is 17 stored blocks of 5 header bytes; 18 bytes of gzip header and trailer.
+      CHECK(gz.size() == data.size() + 5 * 17 * 5 + 18);
+      CHECK(diff(compress(gzip(1, level), data, {4097}), gz) == "");  // the same whatever the threads
+    }
+  }
+  SECTION("random bytes repeated within deflate's window: still deflated (the trial finds the matches)") {
+    const Bytes chunk = random_bytes(16 * 1024, 12);
+    Bytes data;
+    for (int i = 0; i < 192; ++i) data.insert(data.end(), chunk.begin(), chunk.end());  // 3 MiB
+    Bytes gz = compress(gzip(2), data);
+    CHECK(diff(gunzip_one_member(gz), data) == "");
+    CHECK(gz.size() < data.size() / 2);
+  }
+  SECTION("text, machine-code-like and mixed bytes are not taken for random") {
+    Bytes text = mixed_data(kMiB, 3);
+    CHECK_FALSE(dockless::bytes_look_random(text.data(), text.size()));
+    Bytes skewed(kMiB);
+    std::mt19937_64 rng(5);
+    for (auto& b : skewed) b = static_cast<std::uint8_t>(rng() % 200);  // 7.6 bits a byte
+    CHECK_FALSE(dockless::bytes_look_random(skewed.data(), skewed.size()));
+    Bytes random = random_bytes(kMiB, 4);
+    CHECK(dockless::bytes_look_random(random.data(), random.size()));
+    CHECK_FALSE(dockless::bytes_look_random(random.data(), dockless::kStoredMinBlock - 1));  // too short to judge
+  }
+  SECTION("stored blocks alone are a valid raw deflate stream, at their announced size") {
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{65535}, std::size_t{65536}, 3 * kMiB + 7}) {
+      INFO("n " << n);
+      const Bytes data = random_bytes(n, n);
+      Bytes raw(dockless::stored_deflate_size(n));
+      CHECK(dockless::write_stored_deflate(data.data(), n, /*final_block=*/true, raw.data()) == raw.size());
+      z_stream zs{};
+      REQUIRE(inflateInit2(&zs, -15) == Z_OK);
+      Bytes out(n + 1);
+      zs.next_in = raw.data();
+      zs.avail_in = static_cast<uInt>(raw.size());
+      zs.next_out = out.data();
+      zs.avail_out = static_cast<uInt>(out.size());
+      const int rc = inflate(&zs, Z_FINISH);
+      out.resize(zs.total_out);
+      inflateEnd(&zs);
+      CHECK(rc == Z_STREAM_END);
+      CHECK(diff(out, data) == "");
+    }
+  }
 }
 
 TEST_CASE("gzip writes downstream only from the calling thread", "[compression]") {

@@ -87,13 +87,21 @@ std::vector<std::string> python_mirror_env_for_key(const std::vector<std::string
   });
 }
 
+namespace {
+/// What, beside its content, decides a layer's bytes.
+void add_format(CacheKey& k, const LayerFormat& f) {
+  k.add("mtime-clamp", std::to_string(f.mtime_clamp))
+      .add("compression", std::string(compression_name(f.compression)))
+      .add("compression-level", std::to_string(f.level));
+  // gzip blocks of random-looking bytes are stored, not deflated
+  // (layers/stored_deflate.h): layers made before that are other bytes.
+  if (f.compression == Compression::kGzip) k.add("gzip-random", "stored");
+}
+}  // namespace
+
 CacheKey cache_key(const KeyInputs& in) {
   CacheKey k(kind_name(in.kind));
-  if (in.kind != KeyKind::kEnvironment) {
-    k.add("mtime-clamp", std::to_string(in.format.mtime_clamp))
-        .add("compression", std::string(compression_name(in.format.compression)))
-        .add("compression-level", std::to_string(in.format.level));
-  }
+  if (in.kind != KeyKind::kEnvironment) add_format(k, in.format);
   switch (in.kind) {
     case KeyKind::kEnvironment: {
       const EnvironmentInputs& e = in.environment;
