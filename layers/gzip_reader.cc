@@ -48,14 +48,31 @@ GzipReader::GzipReader(const std::filesystem::path& file) : file_(file.string())
   worker_ = std::thread([this] { inflate_all(); });
 }
 
+GzipReader::GzipReader(std::shared_ptr<GrowingFile> file, std::string name)
+    : file_(std::move(name)), growing_(std::move(file)) {
+  for (std::size_t i = 0; i < kChunks; ++i)
+    free_.push_back(Chunk{std::make_unique_for_overwrite<unsigned char[]>(kChunkSize), 0});
+  worker_ = std::thread([this] { inflate_all(); });
+}
+
 GzipReader::~GzipReader() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
   changed_.notify_all();
+  if (growing_) growing_->abandon();  // a worker waiting for bytes stops (no-op once whole)
   worker_.join();
-  ::close(fd_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t GzipReader::read_input(unsigned char* buf, std::size_t cap) {
+  if (growing_) return growing_->read(reinterpret_cast<char*>(buf), cap);
+  for (;;) {
+    ssize_t n = ::read(fd_, buf, cap);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) throw_errno("cannot read " + file_);
+  }
 }
 
 bool GzipReader::take_free(Chunk& out) {
@@ -89,9 +106,7 @@ void GzipReader::inflate_all() {
       state->avail_out = static_cast<std::uint32_t>(kChunkSize);
       while (state->avail_out > 0) {
         if (state->avail_in == 0 && !eof) {
-          ssize_t n = ::read(fd_, in.get(), kChunkSize);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) throw_errno("cannot read " + file_);
+          std::size_t n = read_input(in.get(), kChunkSize);
           eof = n == 0;
           state->next_in = in.get();
           state->avail_in = static_cast<std::uint32_t>(n);
@@ -103,11 +118,10 @@ void GzipReader::inflate_all() {
           if (state->avail_in < 2 && !eof) {
             // Keep the partial magic: move it to the front, read more.
             std::memmove(in.get(), state->next_in, state->avail_in);
-            ssize_t n = ::read(fd_, in.get() + state->avail_in, kChunkSize - state->avail_in);
-            if (n < 0 && errno != EINTR) throw_errno("cannot read " + file_);
+            std::size_t n = read_input(in.get() + state->avail_in, kChunkSize - state->avail_in);
             eof = n == 0;
             state->next_in = in.get();
-            state->avail_in += static_cast<std::uint32_t>(std::max<ssize_t>(n, 0));
+            state->avail_in += static_cast<std::uint32_t>(n);
             continue;
           }
           if (state->avail_in < 2 || state->next_in[0] != 0x1f || state->next_in[1] != 0x8b) {

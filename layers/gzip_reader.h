@@ -14,6 +14,8 @@
 #include <string_view>
 #include <thread>
 
+#include "base/growing_file.h"
+
 namespace dockless {
 
 /// True when the file starts with the gzip magic (1f 8b).
@@ -23,6 +25,9 @@ class GzipReader {
  public:
   /// Opens `file` and starts inflating; throws Error when it cannot be read.
   explicit GzipReader(const std::filesystem::path& file);
+  /// Inflates `file` as its writer writes it (a blob being downloaded),
+  /// named `name` in errors. Stopping early abandons it (its reads end).
+  GzipReader(std::shared_ptr<GrowingFile> file, std::string name);
   /// Stops the inflating thread (a reader may stop early).
   ~GzipReader();
   GzipReader(const GzipReader&) = delete;
@@ -41,12 +46,15 @@ class GzipReader {
     std::size_t size = 0;
   };
   void inflate_all();
+  /// Reads the next compressed bytes (0 at the end).
+  std::size_t read_input(unsigned char* buf, std::size_t cap);
   /// Waits for a free chunk; false when the reader is gone.
   bool take_free(Chunk& out);
   void give_full(Chunk chunk);
 
   std::string file_;
   int fd_ = -1;
+  std::shared_ptr<GrowingFile> growing_;  ///< instead of fd_
   std::mutex mu_;
   std::condition_variable changed_;
   std::deque<Chunk> free_, full_;

@@ -120,6 +120,8 @@ class Unpacker {
     if (!root_) throw_errno("layer " + layer_ + ": cannot open target directory " + root.string());
   }
 
+  /// The layer's bytes come from `growing` (gzip) as they are written.
+  void read_as_written(std::shared_ptr<GrowingFile> growing) { growing_ = std::move(growing); }
   UnpackStats run();
 
  private:
@@ -167,6 +169,7 @@ class Unpacker {
   void set_xattrs(int fd, archive_entry* e);
 
   std::string layer_;
+  std::shared_ptr<GrowingFile> growing_;
   UnpackOptions options_;
   bool is_root_;
   UniqueFd root_;
@@ -203,7 +206,10 @@ UnpackStats Unpacker::run() {
   // gzip (most layers) is inflated by ISA-L beside the file writing;
   // zstd and plain tars go through libarchive's own filters.
   std::unique_ptr<GzipReader> gzip;
-  if (is_gzip_file(layer_)) gzip = std::make_unique<GzipReader>(layer_);
+  if (growing_)
+    gzip = std::make_unique<GzipReader>(growing_, layer_);
+  else if (is_gzip_file(layer_))
+    gzip = std::make_unique<GzipReader>(layer_);
   ArchiveReadHandle a(archive_read_new());
   if (!a) throw Error("layer " + layer_ + ": out of memory");
   archive_read_support_filter_all(a.get());
@@ -763,6 +769,13 @@ void Unpacker::finish_dirs() {
 UnpackStats unpack_layer(const std::filesystem::path& layer, const std::filesystem::path& root,
                          const UnpackOptions& options) {
   return Unpacker(layer, root, options).run();
+}
+
+UnpackStats unpack_gzip_layer_as_written(std::shared_ptr<GrowingFile> layer, const std::string& name,
+                                         const std::filesystem::path& root, const UnpackOptions& options) {
+  Unpacker u(name, root, options);
+  u.read_as_written(std::move(layer));
+  return u.run();
 }
 
 }  // namespace dockless

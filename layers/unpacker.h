@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+
+#include "base/growing_file.h"
 
 namespace dockless {
 
@@ -42,5 +45,13 @@ struct UnpackStats {
 /// caller unpacks into a temp directory and renames it when complete).
 UnpackStats unpack_layer(const std::filesystem::path& layer, const std::filesystem::path& root,
                          const UnpackOptions& options = UnpackOptions());
+
+/// unpack_layer for a gzip layer still being written (a blob being
+/// downloaded: BlobWriter::follow): applied as its bytes land, named
+/// `name` in errors. A layer abandoned before its end (a failed or
+/// restarted download) throws Error; what was applied stays applied.
+UnpackStats unpack_gzip_layer_as_written(std::shared_ptr<GrowingFile> layer, const std::string& name,
+                                         const std::filesystem::path& root,
+                                         const UnpackOptions& options = UnpackOptions());
 
 }  // namespace dockless

@@ -193,8 +193,10 @@ bool RegistryClient::blob_exists(const std::string& repo, const Digest& digest) 
 }
 
 void RegistryClient::fetch_blob(const std::string& repo, const Descriptor& blob,
-                                const BlobStore& store, const ProgressFn& progress) {
+                                const BlobStore& store, const ProgressFn& progress,
+                                std::shared_ptr<GrowingFile> follower) {
   BlobWriter writer(store);
+  if (follower) writer.follow(std::move(follower));
   download(repo, blob,
            {[&] { return writer.size(); },
             [&](const char* data, std::size_t n) {

@@ -67,8 +67,10 @@ class RegistryClient {
   /// Downloads a blob into `store`, verified while streaming; an interrupted
   /// download resumes with Range where the registry allows it. On a digest
   /// or size mismatch nothing is stored and Error names both digests.
+  /// `follower`, when given, reads the blob as it lands (BlobWriter::follow;
+  /// a restarted download abandons it).
   void fetch_blob(const std::string& repo, const Descriptor& blob, const BlobStore& store,
-                  const ProgressFn& progress = nullptr);
+                  const ProgressFn& progress = nullptr, std::shared_ptr<GrowingFile> follower = nullptr);
 
   /// Downloads a blob into `sink`, each byte once and in order, verified
   /// while streaming and resumed like fetch_blob. A wrong digest or size

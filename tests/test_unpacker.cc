@@ -13,6 +13,9 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
+#include <memory>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "layers/unpacker.h"
+#include "oci/blob_store.h"
 #include "base/error.h"
 #include "tests/test_support.h"
 
@@ -29,6 +33,7 @@ using dockless::Error;
 using dockless::UnpackOptions;
 using dockless::UnpackStats;
 using dockless::unpack_layer;
+using dockless::unpack_gzip_layer_as_written;
 using dockless::test::TempDir;
 using dockless::test::write_text;
 
@@ -289,20 +294,30 @@ std::string gzip_member(std::string_view data) {
   return out;
 }
 
+/// `n` bytes that barely compress (a linear congruential stream).
+std::string noise(std::size_t n, std::uint32_t seed) {
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>((seed = seed * 1103515245u + 12345u) >> 24);
+  return out;
+}
+
+/// The bytes of a tar holding "big" and "d/small" (= "small").
+std::string big_and_small_tar(const Scratch& s, const std::string& big) {
+  Tar tar;
+  tar.file("big", big).dir("d").file("d/small", "small");
+  fs::path plain = s.layers / "plain.tar";
+  tar.write(plain);
+  return read_text(plain);
+}
+
 }  // namespace
 
 TEST_CASE("unpacker: gzip layers of many MiB, of several members, with trailing bytes", "[unpacker]") {
   Scratch s;
   // Spans several of the reader's 1 MiB chunks, incompressible enough that
   // the compressed stream does too.
-  std::string big(5 * 1024 * 1024 + 123, '\0');
-  std::uint32_t x = 12345;
-  for (char& c : big) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
-  Tar tar;
-  tar.file("big", big).dir("d").file("d/small", "small");
-  fs::path plain = s.layers / "plain.tar";
-  tar.write(plain);
-  const std::string bytes = read_text(plain);
+  const std::string big = noise(5 * 1024 * 1024 + 123, 12345);
+  const std::string bytes = big_and_small_tar(s, big);
   const std::size_t half = bytes.size() / 2;
   auto check_tree = [&] {
     CHECK(read_text(s.root / "big") == big);
@@ -326,6 +341,38 @@ TEST_CASE("unpacker: gzip layers of many MiB, of several members, with trailing 
     write_text(p, gzip_member(bytes) + std::string(1000, '\0') + "junk");
     unpack_layer(p, s.root);
     check_tree();
+  }
+}
+
+TEST_CASE("unpacker: a gzip layer is applied as it is downloaded, and a download that fails stops it",
+          "[unpacker]") {
+  Scratch s;
+  const std::string big = noise(3 * 1024 * 1024 + 7, 777);
+  const std::string gz = gzip_member(big_and_small_tar(s, big));
+  dockless::BlobStore store(s.layers / "store");
+  auto file = std::make_shared<dockless::GrowingFile>();
+  // The "download": the blob lands in the store in pieces while the unpacker reads it.
+  auto download = [&](std::size_t stop_at) {
+    dockless::BlobWriter writer(store);
+    writer.follow(file);
+    for (std::size_t at = 0; at < std::min(stop_at, gz.size()); at += 65536) {
+      writer.write(gz.data() + at, std::min<std::size_t>(65536, gz.size() - at));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (stop_at >= gz.size()) writer.commit();
+  };  // a writer destroyed uncommitted abandons its follower
+  SECTION("whole: the same tree as from the finished file") {
+    std::thread writer(download, gz.size());
+    unpack_gzip_layer_as_written(file, "layer-x", s.root);
+    writer.join();
+    CHECK(read_text(s.root / "big") == big);
+    CHECK(read_text(s.root / "d" / "small") == "small");
+  }
+  SECTION("the download stops half-way: one error naming the layer, no hang") {
+    std::thread writer(download, gz.size() / 2);
+    CHECK_THROWS_WITH(unpack_gzip_layer_as_written(file, "layer-x", s.root),
+                      Catch::Contains("layer-x") && Catch::Contains("abandoned"));
+    writer.join();
   }
 }
 

@@ -65,7 +65,8 @@ bool rootfs_snapshot_ready(const std::filesystem::path& snapshots_dir, const std
 
 std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
                                              const std::vector<LayerBlob>& layers,
-                                             const std::filesystem::path& snapshots_dir) {
+                                             const std::filesystem::path& snapshots_dir,
+                                             const SnapshotFill& fill) {
   std::filesystem::path stamp = stamp_path(snapshots_dir, layers);
   std::filesystem::path dir = stamp.parent_path() / stamp.stem();
   if (rootfs_snapshot_ready(snapshots_dir, layers)) return dir;
@@ -85,7 +86,10 @@ std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
   std::filesystem::create_directories(tmp, ec);
   if (ec) throw Error("cannot create " + tmp.string() + ": " + ec.message());
   try {
-    unpack_layers_as_owners(store, layers, tmp, UnpackOptions());
+    if (fill)
+      fill(tmp);
+    else
+      unpack_layers_as_owners(store, layers, tmp, UnpackOptions());
     if (::rename(tmp.c_str(), dir.c_str()) != 0) throw_errno("cannot rename to " + dir.string());
   } catch (...) {
     remove_tree_as_mapped_root(tmp);

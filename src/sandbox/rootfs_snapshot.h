@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "layers/layer_writer.h"
@@ -32,11 +33,17 @@ void unpack_layers_as_owners(const BlobStore& store, const std::vector<LayerBlob
 /// for a user with /etc/subuid ranges, made with their owners.
 bool rootfs_snapshot_ready(const std::filesystem::path& snapshots_dir, const std::vector<LayerBlob>& layers);
 
+/// Fills a snapshot's (empty, temporary) directory with its layers.
+using SnapshotFill = std::function<void(const std::filesystem::path& dir)>;
+
 /// Returns the snapshot directory for `layers` (blobs in `store`), making
 /// it first if needed: unpacked into a temp dir, then renamed, under a lock,
 /// so a half-made snapshot is never used. Owners: see unpack_layers_as_owners.
+/// `fill`, when given, makes the temp dir's contents instead (the layers as
+/// they are downloaded).
 std::filesystem::path ensure_rootfs_snapshot(const BlobStore& store,
                                              const std::vector<LayerBlob>& layers,
-                                             const std::filesystem::path& snapshots_dir);
+                                             const std::filesystem::path& snapshots_dir,
+                                             const SnapshotFill& fill = nullptr);
 
 }  // namespace dockless

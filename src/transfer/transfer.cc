@@ -1,5 +1,7 @@
 #include "src/transfer/transfer.h"
 
+#include <set>
+
 #include "layers/docker_archive.h"
 #include "base/error.h"
 #include "base/file_util.h"
@@ -68,13 +70,18 @@ RegistryClient& ImageTransfer::client(const std::string& registry) {
 }
 
 void ImageTransfer::fetch_missing(const std::string& registry, const std::string& repo,
-                                  const std::vector<Descriptor>& blobs, const BlobStore& store) {
+                                  const std::vector<Descriptor>& blobs, const BlobStore& store,
+                                  const std::map<std::string, std::shared_ptr<GrowingFile>>& followers) {
   std::vector<Descriptor> missing;
+  std::set<std::string> listed;  // a manifest may list a layer twice: fetched once
   for (const auto& b : blobs)
-    if (!store.contains(b.digest)) missing.push_back(b);
+    if (!store.contains(b.digest) && listed.insert(b.digest.str()).second) missing.push_back(b);
   if (missing.empty()) return;
   RegistryClient& c = client(registry);
-  parallel_for_each(missing, opt_.jobs, [&](const Descriptor& d) { c.fetch_blob(repo, d, store); });
+  parallel_for_each(missing, opt_.jobs, [&](const Descriptor& d) {
+    auto f = followers.find(d.digest.str());
+    c.fetch_blob(repo, d, store, nullptr, f == followers.end() ? nullptr : f->second);
+  });
 }
 
 void ImageTransfer::record(const std::string& direction, const Descriptor& d,

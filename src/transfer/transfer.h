@@ -113,9 +113,11 @@ class ImageTransfer {
   /// The client for one registry (made on first use, with these options).
   RegistryClient& client(const std::string& registry);
   /// Downloads those of `blobs` that `store` lacks from registry/repo, in
-  /// parallel (--jobs), each verified.
+  /// parallel (--jobs), each verified. `followers` (by digest) read those
+  /// blobs as they land (RegistryClient::fetch_blob).
   void fetch_missing(const std::string& registry, const std::string& repo,
-                     const std::vector<Descriptor>& blobs, const BlobStore& store);
+                     const std::vector<Descriptor>& blobs, const BlobStore& store,
+                     const std::map<std::string, std::shared_ptr<GrowingFile>>& followers = {});
   int jobs() const { return opt_.jobs; }
   std::uint64_t chunk_size() const { return opt_.chunk_size; }
   /// The platform picked from an index by later loads.
