@@ -20,7 +20,12 @@ BlobWriter::~BlobWriter() {
 }
 
 void BlobWriter::follow(std::shared_ptr<GrowingFile> reader) {
-  reader->open(file_.temp_path());
+  try {
+    reader->open(file_.temp_path());
+  } catch (...) {
+    reader->abandon();  // its reader must not wait for a blob it cannot read
+    throw;
+  }
   reader->grew(size_);
   follower_ = std::move(reader);
 }

@@ -70,10 +70,19 @@ void fetch_and_unpack(const BaseImage& base, ImageTransfer& transfer, const Blob
   for (const auto& l : base.manifest.layers)
     if (!store.contains(l.digest)) followers.emplace(l.digest.str(), std::make_shared<GrowingFile>());
   transfer.client(base.image.source_registry);  // made on this thread: client() is not thread-safe
-  std::shared_future<void> fetching = std::async(std::launch::async, [&] {
-                                        transfer.fetch_missing(base.image.source_registry, base.image.source_repo,
-                                                               base.manifest.layers, store, followers);
-                                      }).share();
+  auto fetch = [&] {
+    try {
+      transfer.fetch_missing(base.image.source_registry, base.image.source_repo, base.manifest.layers, store,
+                             followers);
+    } catch (...) {
+      for (auto& [digest, f] : followers) f->abandon();  // a reader waiting for a download that never came
+      throw;
+    }
+    // No-op for every blob that came (it ended); wakes the reader of one
+    // another process stored first (never downloaded here): from the store, then.
+    for (auto& [digest, f] : followers) f->abandon();
+  };
+  std::shared_future<void> fetching = std::async(std::launch::async, fetch).share();
   try {
     std::set<std::string> read;
     for (const auto& l : base.manifest.layers) {
